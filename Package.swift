@@ -1,0 +1,72 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "esaylov",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "esaylov-server", targets: ["esaylov-server"]),
+        .executable(name: "esaylov-interop-server", targets: ["esaylov-interop-server"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages.
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+
+        // protoc-c output (generated, committed) for the protos we serve.
+        .target(name: "ESaylovProtoC", dependencies: ["CProtobufC"]),
+        // Message runtime shared by every generated Swift module: arenas, pack/unpack.
+        .target(name: "ProtoRuntime", dependencies: ["CProtobufC"], swiftSettings: strict),
+        // gRPC over nghttp2 on a SwiftNIO socket loop.
+        .target(
+            name: "RPC",
+            dependencies: [
+                "CNghttp2", "ProtoRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Generated Swift messages and service protocols (committed).
+        .target(name: "ESaylovAPI", dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"], swiftSettings: strict),
+        .target(
+            name: "Services",
+            dependencies: ["ESaylovAPI", "RPC", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "esaylov-server",
+            dependencies: ["Services", "RPC", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "esaylov-interop-server",
+            dependencies: ["Services", "RPC", "ESaylovAPI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+
+        // Codec fixture: every field kind, generated like the real contracts.
+        .target(name: "FixtureProtoC", dependencies: ["ESaylovProtoC", "CProtobufC"], path: "Tests/FixtureProtoC"),
+        .target(
+            name: "FixtureAPI", dependencies: ["FixtureProtoC", "ESaylovAPI", "CProtobufC", "ProtoRuntime", "RPC"],
+            path: "Tests/FixtureAPI", swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ESaylovTests",
+            dependencies: ["FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services"],
+            path: "Tests/ESaylovTests",
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

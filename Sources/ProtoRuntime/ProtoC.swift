@@ -1,0 +1,58 @@
+internal import CProtobufC
+
+/// The bridge between generated Swift types and protobuf-c. Pointers are raw so that no C
+/// type crosses a module boundary; generated code binds them to its own struct types.
+package enum ProtoC {
+    /// Unpacks `bytes` with protobuf-c and hands the message tree to `body`, then frees it.
+    package static func unpack<R>(
+        descriptor: UnsafeRawPointer, messageName: String, bytes: UnsafeRawBufferPointer,
+        _ body: (UnsafeRawPointer) -> R
+    ) throws(ProtoDecodingError) -> R {
+        let desc = descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+        // protobuf-c wants a non-NULL pointer even for zero bytes.
+        var empty: UInt8 = 0
+        let message: UnsafeMutablePointer<ProtobufCMessage>? = withUnsafePointer(to: &empty) { emptyPtr in
+            let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPtr
+            return protobuf_c_message_unpack(desc, nil, bytes.count, base)
+        }
+        guard let message else { throw ProtoDecodingError(messageName: messageName) }
+        defer { protobuf_c_message_free_unpacked(message, nil) }
+        return body(UnsafeRawPointer(message))
+    }
+
+    /// Runs `build` to make a C message tree in a fresh arena and packs it.
+    package static func pack(_ build: (ProtoArena) -> UnsafeMutableRawPointer) -> [UInt8] {
+        let arena = ProtoArena()
+        let message = build(arena).assumingMemoryBound(to: ProtobufCMessage.self)
+        let size = protobuf_c_message_get_packed_size(message)
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = size == 0 ? 0 : protobuf_c_message_pack(message, buffer.baseAddress!)
+        }
+    }
+
+    /// Initialises the C struct at `p` with its descriptor's defaults.
+    package static func initMessage(_ p: UnsafeMutableRawPointer, descriptor: UnsafeRawPointer) {
+        protobuf_c_message_init(descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), p)
+    }
+
+    /// Reads a protobuf-c string (NUL-terminated, possibly NULL).
+    @inline(__always)
+    package static func string(_ p: UnsafePointer<CChar>?) -> String {
+        guard let p else { return "" }
+        return String(cString: p)
+    }
+
+    /// Reads a protobuf-c byte array.
+    @inline(__always)
+    package static func bytes(_ data: UnsafePointer<UInt8>?, _ count: Int) -> [UInt8] {
+        guard let data, count > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: data, count: count))
+    }
+
+    /// Reads a protobuf-c repeated scalar field.
+    @inline(__always)
+    package static func array<T>(_ p: UnsafePointer<T>?, _ count: Int) -> [T] {
+        guard let p, count > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: p, count: count))
+    }
+}

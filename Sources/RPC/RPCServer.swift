@@ -1,0 +1,150 @@
+public import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A gRPC server over HTTP/2 cleartext (h2c): nghttp2 for HTTP/2, SwiftNIO for sockets.
+public final class RPCServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host = "127.0.0.1"
+        /// 0 binds any free port; `start()` returns the one bound.
+        public var port = 50051
+        public var eventLoopThreads = System.coreCount
+        /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients.
+        public var maxConcurrentStreams: UInt32 = 100
+        /// Largest request header list accepted, counted as RFC 9113 §6.5.2 does.
+        public var maxHeaderListSize = 32 * 1024
+        /// Largest request message, judged from its length prefix before buffering.
+        public var maxReceiveMessageSize = 4 * 1024 * 1024
+        public var streamWindowSize: UInt32 = 1 << 20
+        public var connectionWindowSize: Int32 = 8 << 20
+        /// Response bytes buffered per stream before a streaming write suspends.
+        public var responseBufferHighWater = 256 * 1024
+        /// Request bytes queued per streaming call before the window stops reopening.
+        public var requestBufferLimit = 256 * 1024
+        /// Threads of the pool for unary handlers placed on `.blockingPool`.
+        public var blockingPoolThreads = 8
+        /// Calls that may wait for the blocking pool before new ones get RESOURCE_EXHAUSTED.
+        public var blockingQueueLimit = 1024
+        /// A connection with no call for this long is sent GOAWAY.
+        public var idleTimeout: Duration = .seconds(300)
+
+        public init() {}
+    }
+
+    let core: ServerCore
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: Mutex<(any Channel)?> = Mutex(nil)
+    private let connections = ConnectionRegistry()
+
+    public init(configuration: Configuration, router: RPCRouter, logger: Logger) {
+        core = ServerCore(configuration: configuration, router: router, logger: logger)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+    }
+
+    /// Binds and starts accepting; returns the port actually bound.
+    @discardableResult
+    public func start() async throws -> Int {
+        core.pool.start()
+        let core = self.core
+        let connections = self.connections
+        let idle = TimeAmount.nanoseconds(Int64(core.configuration.idleTimeout.components.seconds) * 1_000_000_000)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            .childChannelInitializer { channel in
+                connections.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
+                    try channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(core: core))
+                }
+            }
+        let ch = try await bootstrap.bind(host: core.configuration.host, port: core.configuration.port).get()
+        channel.withLock { $0 = ch }
+        return ch.localAddress?.port ?? core.configuration.port
+    }
+
+    /// Completes when the listening socket closes.
+    public func waitUntilClosed() async throws {
+        guard let ch = channel.withLock({ $0 }) else { return }
+        try await ch.closeFuture.get()
+    }
+
+    /// Stops accepting, sends GOAWAY on every connection, lets calls finish for `grace`,
+    /// then closes what is left.
+    public func shutdownGracefully(grace: Duration = .seconds(5)) async {
+        if let ch = channel.withLock({ $0 }) { try? await ch.close() }
+        for c in connections.all { c.pipeline.fireUserInboundEventTriggered(GracefulShutdownEvent()) }
+        let until = ContinuousClock.now + grace
+        while ContinuousClock.now < until, !connections.isEmpty {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for c in connections.all { try? await c.close() }
+        try? await core.pool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+    }
+
+    /// Calls answered so far, by status code.
+    public var statusCounts: [RPCError.Code: Int] { core.statusCounts }
+}
+
+/// What every connection of one server shares.
+final class ServerCore: Sendable {
+    let configuration: RPCServer.Configuration
+    let router: RPCRouter
+    let logger: Logger
+    let nghttp2: NGHTTP2Callbacks
+    let pool: NIOThreadPool
+    private let blockingInFlight = Atomic<Int>(0)
+    private let counts = Mutex([Int](repeating: 0, count: 17))
+
+    init(configuration: RPCServer.Configuration, router: RPCRouter, logger: Logger) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.nghttp2 = NGHTTP2Callbacks(build: installCallbacks, configure: { configureOptions($0, configuration) })
+        self.pool = NIOThreadPool(numberOfThreads: max(1, configuration.blockingPoolThreads))
+    }
+
+    func count(_ code: RPCError.Code) {
+        counts.withLock { c in if c.indices.contains(code.rawValue) { c[code.rawValue] += 1 } }
+    }
+
+    var statusCounts: [RPCError.Code: Int] {
+        var out: [RPCError.Code: Int] = [:]
+        for (i, n) in counts.withLock({ $0 }).enumerated() {
+            if n > 0 { out[RPCError.Code(rawValue: i)] = n }
+        }
+        return out
+    }
+
+    /// Runs `work` on the blocking pool, or returns nil when the pool's queue is full.
+    func runBlocking(
+        on loop: any EventLoop, _ work: @escaping @Sendable () throws(RPCError) -> [UInt8]
+    ) -> EventLoopFuture<[UInt8]>? {
+        let queued = blockingInFlight.add(1, ordering: .relaxed).newValue
+        if queued > configuration.blockingQueueLimit {
+            blockingInFlight.subtract(1, ordering: .relaxed)
+            return nil
+        }
+        let future = pool.runIfActive(eventLoop: loop) { try work() }
+        future.whenComplete { [self] _ in blockingInFlight.subtract(1, ordering: .relaxed) }
+        return future
+    }
+}
+
+/// The open connections, for graceful shutdown.
+final class ConnectionRegistry: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in _ = channels.withLock { $0.removeValue(forKey: id) } }
+    }
+
+    var all: [any Channel] { channels.withLock { Array($0.values) } }
+    var isEmpty: Bool { channels.withLock { $0.isEmpty } }
+}

@@ -1,0 +1,129 @@
+internal import CNghttp2
+import NIOCore
+
+/// One HTTP/2 stream carrying one gRPC call. Lives on its connection's event loop only.
+final class ServerStream {
+    let id: Int32
+    unowned let connection: HTTP2ServerHandler
+
+    // Request headers, gathered by the header callback.
+    var method = ""
+    var path = ""
+    var contentType: String?
+    var timeout: String?
+    var encoding: String?
+    var metadata = Metadata()
+    var headerBytes = 0
+    var badHeader: String?
+
+    var route: RPCRouter.Route?
+    var context: ServerContext?
+    var deframer: MessageDeframer
+    var requestMessage: [UInt8]?
+    var messageCount = 0
+    var requestSource: RawRequestStream?
+    /// Bytes received but not yet returned to the client's window (paused streaming input).
+    var unconsumedBytes = 0
+    var inputPaused = false
+    var inboundEnded = false
+
+    // Response side.
+    var headersSent = false
+    var outbound = CircularBuffer<ByteBuffer>()
+    var outboundBytes = 0
+    var writeWaiters: [EventLoopPromise<Void>] = []
+    var pendingTrailers: [(String, String)]?
+    /// Set once the final status is decided; later writes are refused.
+    var finished = false
+    /// Set when nghttp2 closed the stream.
+    var closed = false
+    var task: Task<Void, Never>?
+    var deadlineTimer: Scheduled<Void>?
+
+    init(id: Int32, connection: HTTP2ServerHandler, maxMessageSize: Int) {
+        self.id = id
+        self.connection = connection
+        self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
+    }
+
+    // MARK: responses
+
+    /// Queues one response message; the future completes when the writer may go on.
+    func enqueueResponse(_ message: [UInt8]) -> EventLoopFuture<Void> {
+        let loop = connection.eventLoop!
+        if finished || closed {
+            return loop.makeFailedFuture(RPCError(code: .cancelled, message: "call already ended"))
+        }
+        var frame = connection.allocator.buffer(capacity: message.count + 5)
+        MessageDeframer.frame(message, into: &frame)
+        outboundBytes += frame.readableBytes
+        outbound.append(frame)
+        if headersSent {
+            connection.resumeData(self)
+        } else {
+            connection.submitHeaders(self, endStream: false)
+        }
+        connection.flushOutput()
+        if outboundBytes <= connection.core.configuration.responseBufferHighWater || finished || closed {
+            return loop.makeSucceededFuture(())
+        }
+        let promise = loop.makePromise(of: Void.self)
+        writeWaiters.append(promise)
+        return promise.futureResult
+    }
+
+    /// Called after the data source drained bytes.
+    func releaseWaitersIfDrained() {
+        guard !writeWaiters.isEmpty, outboundBytes <= connection.core.configuration.responseBufferHighWater / 2 else { return }
+        let waiters = writeWaiters
+        writeWaiters = []
+        for w in waiters { w.succeed(()) }
+    }
+
+    /// Ends the call with `status` (OK included). Idempotent: the first status wins.
+    func finish(_ status: RPCError) {
+        guard !finished else { return }
+        finished = true
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        connection.core.count(status.code)
+        failWaiters()
+        guard !closed else { return }
+        var trailers: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { trailers.append(("grpc-message", GRPCWire.percentEncode(status.message))) }
+        if let context { trailers += context.trailingMetadata.headerFields }
+        trailers += status.metadata.headerFields
+        if headersSent {
+            pendingTrailers = trailers
+            connection.resumeData(self)
+        } else {
+            pendingTrailers = trailers
+            connection.submitHeaders(self, endStream: true)
+        }
+        connection.flushOutput()
+    }
+
+    /// The stream is gone (RST_STREAM from the client, connection closed, or done).
+    func didClose(errorCode: UInt32) {
+        closed = true
+        deadlineTimer?.cancel()
+        deadlineTimer = nil
+        let cancelled = RPCError(code: .cancelled, message: "call cancelled by the client")
+        if !finished {
+            finished = true
+            connection.core.count(.cancelled)
+        }
+        requestSource?.finish(cancelled)
+        context?.cancel()
+        task?.cancel()
+        failWaiters()
+        outbound.removeAll()
+        outboundBytes = 0
+    }
+
+    private func failWaiters() {
+        let waiters = writeWaiters
+        writeWaiters = []
+        for w in waiters { w.fail(RPCError(code: .cancelled, message: "call already ended")) }
+    }
+}

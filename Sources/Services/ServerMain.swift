@@ -1,0 +1,95 @@
+import Dispatch
+import Logging
+public import RPC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a server until SIGTERM or SIGINT: prints `listening on HOST:PORT` once bound (the
+/// line scripts and tests wait for), then on a signal turns health NOT_SERVING, sends
+/// GOAWAY, lets calls finish, and prints the count of answered calls by status.
+public enum ServerMain {
+    public static func run(
+        name: String, arguments: [String], health: HealthService,
+        register: (inout RPCRouter) -> Void
+    ) async -> Int32 {
+        let options: ServerOptions
+        do {
+            options = try ServerOptions(arguments: arguments)
+        } catch {
+            printError("\(name): \(error.message)")
+            return 2
+        }
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: name)
+        logger.logLevel = .info
+        var router = RPCRouter()
+        register(&router)
+        let server = RPCServer(configuration: options.configuration, router: router, logger: logger)
+        let port: Int
+        do {
+            port = try await server.start()
+        } catch {
+            printError("\(name): cannot listen on \(options.configuration.host):\(options.configuration.port): \(error)")
+            return 1
+        }
+        writeLine("\(name): listening on \(options.configuration.host):\(port)", to: 1)
+
+        let signals = SignalWaiter()
+        await signals.wait()
+        health.enterShutdown()
+        await server.shutdownGracefully()
+        let counts = server.statusCounts.sorted { $0.key.rawValue < $1.key.rawValue }
+            .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        writeLine("\(name): stopped; calls by status: \(counts.isEmpty ? "none" : counts)", to: 1)
+        return 0
+    }
+
+    static func printError(_ text: String) {
+        writeLine(text, to: 2)
+    }
+
+    /// Unbuffered, so that a script reading our output through a pipe sees the line at once.
+    static func writeLine(_ text: String, to fd: Int32) {
+        var line = Array((text + "\n").utf8)
+        var offset = 0
+        while offset < line.count {
+            let n = line.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT.
+final class SignalWaiter: Sendable {
+    func wait() async {
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let queue = DispatchQueue(label: "signals")
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let once = OnceFlag()
+            var sources: [any DispatchSourceSignal] = []
+            for sig in [SIGTERM, SIGINT] {
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+                source.setEventHandler { if once.take() { continuation.resume() } }
+                source.resume()
+                sources.append(source)
+            }
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+import Synchronization
+
+private final class OnceFlag: Sendable {
+    private let done = Atomic<Bool>(false)
+    func take() -> Bool { !done.exchange(true, ordering: .relaxed) }
+}
+
+/// Signal sources must stay alive for the life of the process.
+private enum SignalSources {
+    nonisolated(unsafe) static var all: [any DispatchSourceSignal] = []
+    static func keep(_ sources: [any DispatchSourceSignal]) { all += sources }
+}

@@ -1,0 +1,45 @@
+public import RPC
+
+/// Command-line flags shared by the executables: `--host H`, `--port N` (0: any free port),
+/// `--threads N`, `--max-receive-bytes N`, `--max-streams N`.
+public struct ServerOptions: Sendable {
+    public var configuration = RPCServer.Configuration()
+
+    public init(arguments: [String]) throws(OptionError) {
+        var i = 0
+        func value(_ flag: String) throws(OptionError) -> String {
+            i += 1
+            guard i < arguments.count else { throw OptionError(message: "\(flag) needs a value") }
+            return arguments[i]
+        }
+        func number(_ flag: String, _ range: ClosedRange<Int>) throws(OptionError) -> Int {
+            let text = try value(flag)
+            guard let n = Int(text), range.contains(n) else {
+                throw OptionError(message: "\(flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), got \(text)")
+            }
+            return n
+        }
+        while i < arguments.count {
+            let flag = arguments[i]
+            switch flag {
+            case "--host": configuration.host = try value(flag)
+            case "--port": configuration.port = try number(flag, 0...65535)
+            case "--threads": configuration.eventLoopThreads = try number(flag, 1...256)
+            case "--max-receive-bytes": configuration.maxReceiveMessageSize = try number(flag, 1...(64 << 20))
+            case "--max-streams": configuration.maxConcurrentStreams = UInt32(try number(flag, 1...10_000))
+            case "--help", "-h": throw OptionError(message: Self.usage)
+            default: throw OptionError(message: "unknown option \(flag)\n\(Self.usage)")
+            }
+            i += 1
+        }
+    }
+
+    public static let usage = """
+        options: --host ADDR (default 127.0.0.1)  --port N (default 50051; 0 = any free port)
+                 --threads N  --max-receive-bytes N (default 4194304)  --max-streams N (default 100)
+        """
+}
+
+public struct OptionError: Error, Sendable {
+    public var message: String
+}

@@ -1,0 +1,113 @@
+import NIOCore
+@testable import RPC
+import Testing
+
+@Suite("gRPC framing")
+struct FramingTests {
+    func frames(_ messages: [[UInt8]]) -> [UInt8] {
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        for m in messages { MessageDeframer.frame(m, into: &buffer) }
+        return buffer.readBytes(length: buffer.readableBytes)!
+    }
+
+    @Test func prefixIsFlagAndBigEndianLength() {
+        #expect(frames([[7, 8, 9]]) == [0, 0, 0, 0, 3, 7, 8, 9])
+        #expect(frames([[]]) == [0, 0, 0, 0, 0])
+    }
+
+    @Test func messagesSplitAtEveryByteReassemble() throws {
+        let messages: [[UInt8]] = [[], [1], Array(repeating: 0xAB, count: 300), [2, 3]]
+        let wire = frames(messages)
+        for split in 0...wire.count {
+            var d = MessageDeframer(maxMessageSize: 1024)
+            var out: [[UInt8]] = []
+            for part in [wire[..<split], wire[split...]] {
+                Array(part).withUnsafeBytes { d.append($0) }
+                while let m = try d.next() { out.append(m) }
+            }
+            #expect(out == messages)
+            #expect(!d.hasPartialMessage)
+        }
+    }
+
+    @Test func oversizedMessageRejectedFromPrefixAlone() {
+        var d = MessageDeframer(maxMessageSize: 100)
+        ([0, 0, 0, 0, 101] as [UInt8]).withUnsafeBytes { d.append($0) }  // no body yet
+        #expect(throws: RPCError(code: .resourceExhausted, message: "request message of 101 bytes exceeds the limit of 100 bytes")) {
+            try d.next()
+        }
+    }
+
+    @Test func compressedFlagWithoutEncodingIsInternal() {
+        var d = MessageDeframer(maxMessageSize: 100)
+        ([1, 0, 0, 0, 0] as [UInt8]).withUnsafeBytes { d.append($0) }
+        #expect(throws: RPCError.self) { try d.next() }
+        var e = MessageDeframer(maxMessageSize: 100)
+        ([9, 0, 0, 0, 0] as [UInt8]).withUnsafeBytes { e.append($0) }
+        do {
+            _ = try e.next()
+            Issue.record("flag 9 accepted")
+        } catch {
+            #expect(error.code == .internal)
+        }
+    }
+
+    @Test func partialMessageIsVisible() throws {
+        var d = MessageDeframer(maxMessageSize: 100)
+        ([0, 0, 0, 0, 4, 1, 2] as [UInt8]).withUnsafeBytes { d.append($0) }
+        #expect(try d.next() == nil)
+        #expect(d.hasPartialMessage)
+    }
+}
+
+@Suite("grpc-message and grpc-timeout")
+struct HeaderEncodingTests {
+    @Test func percentEncodingFollowsTheSpec() {
+        #expect(GRPCWire.percentEncode("plain text") == "plain text")
+        #expect(GRPCWire.percentEncode("100%") == "100%25")
+        #expect(GRPCWire.percentEncode("a\tb\r\n") == "a%09b%0D%0A")
+        #expect(GRPCWire.percentEncode("☺") == "%E2%98%BA")
+        #expect(GRPCWire.percentEncode("\u{7F}~") == "%7F~")
+    }
+
+    @Test func percentRoundTripsAnyUnicode() {
+        let text = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+        #expect(GRPCWire.percentDecode(GRPCWire.percentEncode(text)) == text)
+        #expect(GRPCWire.percentDecode("%zz%4") == "%zz%4")
+    }
+
+    @Test(arguments: [
+        ("1H", Duration.seconds(3600)), ("2M", .seconds(120)), ("3S", .seconds(3)),
+        ("40m", .milliseconds(40)), ("5u", .microseconds(5)), ("99999999n", .nanoseconds(99_999_999)),
+        ("0S", .zero),
+    ])
+    func timeoutUnits(text: String, expected: Duration) {
+        #expect(GRPCWire.parseTimeout(text) == expected)
+    }
+
+    @Test(arguments: ["", "S", "1", "1s", "123456789S", "-1S", "1.5S", " 1S", "1SS"])
+    func malformedTimeouts(text: String) {
+        #expect(GRPCWire.parseTimeout(text) == nil)
+    }
+}
+
+@Suite("Binary metadata")
+struct Base64Tests {
+    @Test func roundTripsEveryLength() {
+        var rng = SystemRandomNumberGenerator()
+        for n in 0..<64 {
+            let bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+    }
+
+    @Test func knownVectors() {
+        #expect(Base64.encode([0xAB, 0xAB, 0xAB]) == "q6ur")
+        #expect(Base64.encode(Array("fo".utf8)) == "Zm8")  // unpadded on send
+        #expect(Base64.decode("Zm8=") == Array("fo".utf8))  // padded accepted
+        #expect(Base64.decode("Zm8") == Array("fo".utf8))
+        #expect(Base64.decode("***") == nil)
+        #expect(Base64.decode("Zm=8") == nil)
+        #expect(Base64.decode("Z") == nil)
+    }
+}

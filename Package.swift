@@ -63,7 +63,11 @@ let package = Package(
         ),
         .testTarget(
             name: "ESaylovTests",
-            dependencies: ["FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services"],
+            dependencies: [
+                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "CNghttp2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/ESaylovTests",
             swiftSettings: strict
         ),

@@ -36,6 +36,7 @@ public final class RPCServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: Mutex<(any Channel)?> = Mutex(nil)
     private let connections = ConnectionRegistry()
+    private let stopping = Atomic<Bool>(false)
 
     public init(configuration: Configuration, router: RPCRouter, logger: Logger) {
         core = ServerCore(configuration: configuration, router: router, logger: logger)
@@ -73,8 +74,9 @@ public final class RPCServer: Sendable {
     }
 
     /// Stops accepting, sends GOAWAY on every connection, lets calls finish for `grace`,
-    /// then closes what is left.
+    /// then closes what is left. Only the first call does anything.
     public func shutdownGracefully(grace: Duration = .seconds(5)) async {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let ch = channel.withLock({ $0 }) { try? await ch.close() }
         for c in connections.all { c.pipeline.fireUserInboundEventTriggered(GracefulShutdownEvent()) }
         let until = ContinuousClock.now + grace

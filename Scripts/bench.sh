@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Health/Check throughput of esaylov-server against nghttpd serving the same bytes (the
+# ceiling), measured in the same run with the same load:
+#   h2load -c 16 -m 64 -D 10 --warm-up-time=2 on core 1, each server alone on core 0.
+# Fails when the servers do not answer health before and after, or when our count of OK
+# calls differs from h2load's successes (h2load counts any HTTP 200 as a success).
+# `--smoke` (CI): a 2-second run that checks the harness and the counts, no targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=full
+[ "${1:-}" = "--smoke" ] && mode=smoke
+if [ "$mode" = smoke ]; then DURATION=2; WARMUP=1; else DURATION=10; WARMUP=2; fi
+TARGET=0.40
+
+Scripts/setup.sh test >/dev/null
+swift build -c release --product esaylov-server 2>&1 | grep -E "error|warning: " || true
+BIN=.build/release/esaylov-server
+[ -x "$BIN" ] || { echo "bench: build failed" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); else SERVER_CPU=(); CLIENT_CPU=(); fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The request: an empty HealthCheckRequest in a gRPC frame; the reply nghttpd serves: the
+# 7-byte frame of HealthCheckResponse{status: SERVING}.
+printf '\x00\x00\x00\x00\x00' > "$work/request"
+mkdir -p "$work/docroot/grpc.health.v1.Health"
+printf '\x00\x00\x00\x00\x02\x08\x01' > "$work/docroot/grpc.health.v1.Health/Check"
+
+check_health() {
+  python3 - "$1" <<'PY'
+import sys, grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+with grpc.insecure_channel(sys.argv[1]) as ch:
+    r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3)
+    assert r.status == health_pb2.HealthCheckResponse.SERVING, r
+PY
+}
+
+# load NAME PORT: runs h2load, prints "req/s p50 p99 succeeded".
+load() {
+  local name=$1 port=$2
+  "${CLIENT_CPU[@]}" h2load -c 16 -m 64 -D "$DURATION" --warm-up-time="$WARMUP" \
+    --log-file="$work/$name.log" -H 'content-type: application/grpc' -H 'te: trailers' \
+    -d "$work/request" "http://127.0.0.1:$port/grpc.health.v1.Health/Check" > "$work/$name.out" 2>&1 || {
+      cat "$work/$name.out" >&2; echo "bench: h2load failed against $name" >&2; exit 1; }
+  python3 - "$work/$name.out" "$work/$name.log" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", out).group(1))
+succeeded = int(re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out).group(1))
+lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded}")
+PY
+}
+
+# --- nghttpd, the ceiling ---
+port=$(free_port)
+"${SERVER_CPU[@]}" nghttpd --no-tls -a 127.0.0.1 --trailer 'grpc-status: 0' -d "$work/docroot" "$port" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do check_health "127.0.0.1:$port" 2>/dev/null && break; sleep 0.1; done
+check_health "127.0.0.1:$port"
+read -r ng_rps ng_p50 ng_p99 ng_ok < <(load nghttpd "$port")
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+# --- esaylov-server ---
+"${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 > "$work/server.out" 2>&1 &
+spid=$!; pids+=($spid)
+for _ in $(seq 100); do grep -q 'listening on' "$work/server.out" && break; sleep 0.05; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/server.out")
+[ -n "$port" ] || { cat "$work/server.out" >&2; echo "bench: esaylov-server did not start" >&2; exit 1; }
+check_health "127.0.0.1:$port"
+read -r es_rps es_p50 es_p99 es_ok < <(load esaylov "$port")
+check_health "127.0.0.1:$port"
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+served_other=$(sed -n 's/.*calls by status: //p' "$work/server.out" | tr ' ' '\n' | grep -v '^OK=' | grep -v '^none$' || true)
+
+echo
+printf '%-16s %10s %10s %10s\n' server req/s p50_us p99_us
+printf '%-16s %10s %10s %10s\n' nghttpd "$ng_rps" "$ng_p50" "$ng_p99"
+printf '%-16s %10s %10s %10s\n' esaylov-server "$es_rps" "$es_p50" "$es_p99"
+ratio=$(python3 -c "print(f'{$es_rps/$ng_rps:.2f}')")
+echo "ratio esaylov-server / nghttpd: ${ratio}x (target >= ${TARGET}x)"
+if [ -n "$served_other" ]; then echo "bench: esaylov-server answered non-OK statuses: $served_other" >&2; exit 1; fi
+
+# Exact count check: h2load's timed runs leave warm-up and in-flight requests out of its
+# counts, so a fixed number of requests goes to a fresh server, which must answer every
+# one with gRPC OK: its OK count = h2load's successes + the 2 health checks around them.
+if [ "$mode" = smoke ]; then N=20000; else N=200000; fi
+"${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 > "$work/count.out" 2>&1 &
+spid=$!; pids+=($spid)
+for _ in $(seq 100); do grep -q 'listening on' "$work/count.out" && break; sleep 0.05; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/count.out")
+check_health "127.0.0.1:$port"
+"${CLIENT_CPU[@]}" h2load -c 16 -m 64 -n "$N" -H 'content-type: application/grpc' -H 'te: trailers' \
+  -d "$work/request" "http://127.0.0.1:$port/grpc.health.v1.Health/Check" > "$work/count.h2load" 2>&1
+check_health "127.0.0.1:$port"
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+succeeded=$(sed -n 's/.*requests: [0-9]* total, [0-9]* started, [0-9]* done, \([0-9]*\) succeeded.*/\1/p' "$work/count.h2load")
+counted=$(sed -n 's/.*calls by status: //p' "$work/count.out")
+echo "count check: h2load $succeeded of $N succeeded; esaylov-server counted: $counted"
+[ "$succeeded" = "$N" ] || { echo "bench: h2load saw failures" >&2; exit 1; }
+[ "$counted" = "OK=$((N + 2))" ] || { echo "bench: server's OK count is not h2load's successes + 2" >&2; exit 1; }
+
+if [ "$mode" = full ]; then
+  python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "target met" || echo "target NOT met"
+fi

@@ -236,7 +236,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let hd = frame.pointee.hd
         guard hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
         if goingAway { return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
-        streams[hd.stream_id] = ServerStream(id: hd.stream_id, connection: self, maxMessageSize: core.configuration.maxReceiveMessageSize)
+        streams[hd.stream_id] = ServerStream(id: hd.stream_id, connection: self, eventLoop: eventLoop!, maxMessageSize: core.configuration.maxReceiveMessageSize)
         return 0
     }
 
@@ -395,7 +395,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let source = RawRequestStream(limit: core.configuration.requestBufferLimit) {
             loop.execute {
                 let s = bound.value
-                s.connection.resumeInput(s)
+                s.connection?.resumeInput(s)
             }
         }
         stream.requestSource = source

@@ -4,7 +4,9 @@ import NIOCore
 /// One HTTP/2 stream carrying one gRPC call. Lives on its connection's event loop only.
 final class ServerStream {
     let id: Int32
-    unowned let connection: HTTP2ServerHandler
+    let eventLoop: any EventLoop
+    /// Weak: a handler task may outlive its connection and must then find nothing to touch.
+    weak var connection: HTTP2ServerHandler?
 
     // Request headers, gathered by the header callback.
     var method = ""
@@ -40,9 +42,10 @@ final class ServerStream {
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
 
-    init(id: Int32, connection: HTTP2ServerHandler, maxMessageSize: Int) {
+    init(id: Int32, connection: HTTP2ServerHandler, eventLoop: any EventLoop, maxMessageSize: Int) {
         self.id = id
         self.connection = connection
+        self.eventLoop = eventLoop
         self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
     }
 
@@ -50,9 +53,8 @@ final class ServerStream {
 
     /// Queues one response message; the future completes when the writer may go on.
     func enqueueResponse(_ message: [UInt8]) -> EventLoopFuture<Void> {
-        let loop = connection.eventLoop!
-        if finished || closed {
-            return loop.makeFailedFuture(RPCError(code: .cancelled, message: "call already ended"))
+        guard !finished, !closed, let connection else {
+            return eventLoop.makeFailedFuture(RPCError(code: .cancelled, message: "call already ended"))
         }
         var frame = connection.allocator.buffer(capacity: message.count + 5)
         MessageDeframer.frame(message, into: &frame)
@@ -65,16 +67,18 @@ final class ServerStream {
         }
         connection.flushOutput()
         if outboundBytes <= connection.core.configuration.responseBufferHighWater || finished || closed {
-            return loop.makeSucceededFuture(())
+            return eventLoop.makeSucceededFuture(())
         }
-        let promise = loop.makePromise(of: Void.self)
+        let promise = eventLoop.makePromise(of: Void.self)
         writeWaiters.append(promise)
         return promise.futureResult
     }
 
     /// Called after the data source drained bytes.
     func releaseWaitersIfDrained() {
-        guard !writeWaiters.isEmpty, outboundBytes <= connection.core.configuration.responseBufferHighWater / 2 else { return }
+        guard !writeWaiters.isEmpty, let connection,
+            outboundBytes <= connection.core.configuration.responseBufferHighWater / 2
+        else { return }
         let waiters = writeWaiters
         writeWaiters = []
         for w in waiters { w.succeed(()) }
@@ -86,9 +90,9 @@ final class ServerStream {
         finished = true
         deadlineTimer?.cancel()
         deadlineTimer = nil
-        connection.core.count(status.code)
         failWaiters()
-        guard !closed else { return }
+        guard !closed, let connection else { return }
+        connection.core.count(status.code)
         var trailers: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty { trailers.append(("grpc-message", GRPCWire.percentEncode(status.message))) }
         if let context { trailers += context.trailingMetadata.headerFields }
@@ -111,7 +115,7 @@ final class ServerStream {
         let cancelled = RPCError(code: .cancelled, message: "call cancelled by the client")
         if !finished {
             finished = true
-            connection.core.count(.cancelled)
+            connection?.core.count(.cancelled)
         }
         requestSource?.finish(cancelled)
         context?.cancel()

@@ -3,21 +3,31 @@ internal import CProtobufC
 /// The bridge between generated Swift types and protobuf-c. Pointers are raw so that no C
 /// type crosses a module boundary; generated code binds them to its own struct types.
 package enum ProtoC {
-    /// Unpacks `bytes` with protobuf-c and hands the message tree to `body`, then frees it.
+    /// Checks `bytes` with the wire walker, unpacks them with protobuf-c under a memory
+    /// budget, hands the message tree to `body`, then frees it.
     package static func unpack<R>(
         descriptor: UnsafeRawPointer, messageName: String, bytes: UnsafeRawBufferPointer,
         _ body: (UnsafeRawPointer) -> R
     ) throws(ProtoDecodingError) -> R {
         let desc = descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
+        let budget = ProtoLimits.decodeBudget(wireSize: bytes.count)
+        var walker = WireWalker(budget: budget)
+        try walker.walk(desc, bytes, depth: 1)
         // protobuf-c wants a non-NULL pointer even for zero bytes.
         var empty: UInt8 = 0
-        let message: UnsafeMutablePointer<ProtobufCMessage>? = withUnsafePointer(to: &empty) { emptyPtr in
-            let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPtr
-            return protobuf_c_message_unpack(desc, nil, bytes.count, base)
+        let (result, exceeded) = withUnsafePointer(to: &empty) { emptyPtr in
+            ProtoC.withBudgetAllocator(limit: budget) { allocator -> R? in
+                let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? emptyPtr
+                guard let message = protobuf_c_message_unpack(desc, allocator, bytes.count, base) else { return nil }
+                defer { protobuf_c_message_free_unpacked(message, allocator) }
+                return body(UnsafeRawPointer(message))
+            }
         }
-        guard let message else { throw ProtoDecodingError(messageName: messageName) }
-        defer { protobuf_c_message_free_unpacked(message, nil) }
-        return body(UnsafeRawPointer(message))
+        if let result { return result }
+        if exceeded {
+            throw ProtoDecodingError(messageName: messageName, kind: .tooLarge, reason: "decoding needs more memory than allowed")
+        }
+        throw ProtoDecodingError(messageName: messageName, reason: "not a valid message")
     }
 
     /// Runs `build` to make a C message tree in a fresh arena and packs it.

@@ -31,10 +31,32 @@ public protocol ProtoEnum: Sendable, Hashable {
 
 /// Why bytes could not be decoded as a message.
 public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Hashable, Sendable {
+        /// Not a valid message of the expected type.
+        case malformed
+        /// Valid perhaps, but decoding it would take more memory than allowed.
+        case tooLarge
+    }
+
     /// The message type that was expected.
     public var messageName: String
-    public var description: String { "bytes are not a valid \(messageName) message" }
-    public init(messageName: String) { self.messageName = messageName }
+    /// `package.Message.field` where the fault was found, when known.
+    public var fieldPath: String?
+    public var kind: Kind
+    /// What rule the bytes broke; never echoes the bytes.
+    public var reason: String
+
+    public init(messageName: String, fieldPath: String? = nil, kind: Kind = .malformed, reason: String = "not a valid message") {
+        self.messageName = messageName
+        self.fieldPath = fieldPath
+        self.kind = kind
+        self.reason = reason
+    }
+
+    public var description: String {
+        if let fieldPath { return "\(fieldPath): \(reason)" }
+        return "\(messageName): \(reason)"
+    }
 }
 
 /// Holds a singular message field whose type can contain itself, keeping the parent a

@@ -118,6 +118,9 @@ func decodeRequest<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws(RPC
     do {
         return try M(serializedBytes: bytes)
     } catch {
-        throw RPCError(code: .invalidArgument, message: "request is not a valid \(M.protoName) message")
+        switch error.kind {
+        case .tooLarge: throw RPCError(code: .resourceExhausted, message: "request \(error)")
+        case .malformed: throw RPCError(code: .invalidArgument, message: "request is not a valid \(M.protoName) message: \(error)")
+        }
     }
 }

@@ -218,9 +218,14 @@ struct MalformedInputTests {
         }
     }
 
-    @Test func decodingErrorNamesTheMessage() {
-        #expect(throws: ProtoDecodingError(messageName: "esaylov.fixture.Scalars")) {
-            try Esaylov_Fixture_Scalars(serializedBytes: [0x0A, 0x05, 0x01])
+    @Test func decodingErrorNamesTheMessageAndField() {
+        do {
+            _ = try Esaylov_Fixture_Scalars(serializedBytes: [0x72, 0x05, 0x61])  // text: length 5, 1 byte
+            Issue.record("truncated string accepted")
+        } catch {
+            #expect(error.messageName == "esaylov.fixture.Scalars")
+            #expect(error.fieldPath == "esaylov.fixture.Scalars.text")
+            #expect(error.kind == .malformed)
         }
     }
 }

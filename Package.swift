@@ -21,6 +21,8 @@ let package = Package(
         // C libraries from Debian's -dev packages.
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        // zlib (zlib1g-dev) with a shim: its init functions are macros.
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
 
         // protoc-c output (generated, committed) for the protos we serve.
         .target(name: "ESaylovProtoC", dependencies: ["CProtobufC"]),
@@ -30,7 +32,7 @@ let package = Package(
         .target(
             name: "RPC",
             dependencies: [
-                "CNghttp2", "ProtoRuntime",
+                "CNghttp2", "CZlib", "ProtoRuntime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 APT_PACKAGES=(
-  pkg-config libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
+  pkg-config zlib1g-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
   grpc-proto nghttp2-client nghttp2-server python3 python3-pip
 )
 # What test.sh and bench.sh need on top.

@@ -168,7 +168,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     func submitHeaders(_ stream: ServerStream, endStream: Bool) {
         guard let session, !stream.closed else { return }
         stream.headersSent = true
-        var headers: [(String, String)] = [(":status", "200"), ("content-type", "application/grpc")]
+        var headers: [(String, String)] = [
+            (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", MessageEncoding.acceptHeader),
+        ]
+        if !endStream, let encoding = stream.context?.responseEncoding, encoding != .identity {
+            headers.append(("grpc-encoding", encoding.rawValue))
+        }
         if let ctx = stream.context { headers += ctx.initialMetadata.headerFields }
         if endStream {
             headers += stream.pendingTrailers ?? []
@@ -253,7 +258,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         switch n {
         case ":method": stream.method = v
         case ":path": stream.path = v
-        case ":scheme", ":authority", "te", "grpc-accept-encoding", "user-agent": break
+        case ":scheme", ":authority", "te", "user-agent": break
+        case "grpc-accept-encoding": stream.acceptEncoding = v
         case "content-type": stream.contentType = v
         case "grpc-timeout": stream.timeout = v
         case "grpc-encoding": stream.encoding = v
@@ -340,14 +346,25 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
             let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
             deadline = .now() + .nanoseconds(nanos.overflow ? Int64.max / 2 : nanos.partialValue + attoseconds / 1_000_000_000)
         }
-        let context = ServerContext(method: route.method, requestMetadata: stream.metadata, deadline: deadline, peer: peer)
-        stream.context = context
-        if let encoding = stream.encoding, encoding != "identity" {
-            failEarly(stream, RPCError(
-                code: .unimplemented, message: "grpc-encoding \(encoding) is not supported; supported: identity",
-                metadata: acceptEncoding))
-            return
+        if let header = stream.encoding {
+            guard let encoding = MessageEncoding(header: header) else {
+                failEarly(stream, RPCError(
+                    code: .unimplemented,
+                    message: "grpc-encoding \(header) is not supported; supported: \(MessageEncoding.acceptHeader)",
+                    metadata: acceptEncoding))
+                return
+            }
+            stream.requestEncoding = encoding
         }
+        // Responses may use what the client accepts; a client that compressed its request
+        // accepts that encoding by definition.
+        let compressedRequest = stream.requestEncoding != .identity
+        let responseEncoding = MessageEncoding.preferred(fromAccept: stream.acceptEncoding)
+            ?? (compressedRequest ? stream.requestEncoding : nil)
+        let context = ServerContext(
+            method: route.method, requestMetadata: stream.metadata, deadline: deadline, peer: peer,
+            responseEncoding: responseEncoding, compressResponses: compressedRequest)
+        stream.context = context
         if let bad = stream.badHeader {
             failEarly(stream, RPCError(code: .invalidArgument, message: "metadata \(bad) is not valid base64"))
             return
@@ -381,7 +398,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     private var acceptEncoding: Metadata {
         var m = Metadata()
-        m.add("grpc-accept-encoding", "identity")
+        m.add("grpc-accept-encoding", MessageEncoding.acceptHeader)
         return m
     }
 
@@ -414,9 +431,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     private func drainMessages(_ stream: ServerStream) {
         while !stream.finished {
-            let message: [UInt8]?
-            do {
-                message = try stream.deframer.next()
+            let message: [UInt8]
+            let compressed: Bool
+            do throws(RPCError) {
+                guard let frame = try stream.deframer.next() else { return }
+                compressed = frame.compressed
+                if frame.compressed {
+                    guard stream.requestEncoding != .identity else {
+                        throw RPCError(code: .internal, message: "compressed message received without a grpc-encoding")
+                    }
+                    message = try stream.requestEncoding.decompress(frame.bytes, limit: core.configuration.maxReceiveMessageSize)
+                } else {
+                    message = frame.bytes
+                }
             } catch {
                 stream.requestSource?.finish(error)
                 stream.finish(error)
@@ -424,12 +451,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
                 stream.task?.cancel()
                 return
             }
-            guard let message else { return }
             stream.messageCount += 1
             if let source = stream.requestSource {
-                if !source.yield(message) { stream.inputPaused = true }
+                if !source.yield(message, compressed: compressed) { stream.inputPaused = true }
             } else if stream.messageCount == 1 {
                 stream.requestMessage = message
+                stream.context?.requestWasCompressed = compressed
             } else {
                 stream.finish(RPCError(code: .unimplemented, message: "\(stream.path) takes exactly one request message, got more"))
                 return
@@ -460,23 +487,25 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         case .unary(.eventLoop, let handler):
             // Fast path: no hop, the answer leaves with this read's flush.
             do {
-                let response = try handler(request, context)
-                _ = stream.enqueueResponse(response)
+                let (payload, compressed) = try context.prepareResponse(try handler(request, context))
+                _ = stream.enqueueResponse(payload, compressed: compressed)
                 stream.finish(RPCError(code: .ok, message: ""))
             } catch {
                 stream.finish(error)
             }
         case .unary(.blockingPool, let handler):
             let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
-            guard let future = core.runBlocking(on: eventLoop!, { () throws(RPCError) in try handler(request, context) }) else {
+            guard let future = core.runBlocking(on: eventLoop!, { () throws(RPCError) in
+                try context.prepareResponse(try handler(request, context))
+            }) else {
                 stream.finish(RPCError(code: .resourceExhausted, message: "server is busy; retry later"))
                 return
             }
             future.whenComplete { result in
                 let s = bound.value
                 switch result {
-                case .success(let response):
-                    _ = s.enqueueResponse(response)
+                case .success(let (payload, compressed)):
+                    _ = s.enqueueResponse(payload, compressed: compressed)
                     s.finish(RPCError(code: .ok, message: ""))
                 case .failure(let error):
                     s.finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
@@ -493,7 +522,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private func startTask(_ stream: ServerStream, _ body: @escaping @Sendable (RawResponseWriter) async throws -> Void) {
         let loop = eventLoop!
         let bound = NIOLoopBound(stream, eventLoop: loop)
-        let writer = RawResponseWriter(stream: bound)
+        let writer = RawResponseWriter(stream: bound, context: stream.context!)
         let logger = core.logger
         let path = stream.path
         stream.task = Task {

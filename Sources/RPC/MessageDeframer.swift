@@ -6,7 +6,13 @@ public import NIOCore
 public struct MessageDeframer: Sendable {
     public let maxMessageSize: Int
     private var buffer: ByteBuffer
-    private var pendingLength: Int?
+    private var pending: (compressed: Bool, length: Int)?
+
+    /// One length-prefixed message as it came off the wire.
+    public struct Frame: Sendable, Equatable {
+        public var compressed: Bool
+        public var bytes: [UInt8]
+    }
 
     public init(maxMessageSize: Int) {
         self.maxMessageSize = maxMessageSize
@@ -21,17 +27,12 @@ public struct MessageDeframer: Sendable {
     public var hasPartialMessage: Bool { buffer.readableBytes > 0 }
 
     /// The next complete message, `nil` when more bytes are needed.
-    public mutating func next() throws(RPCError) -> [UInt8]? {
-        if pendingLength == nil {
+    public mutating func next() throws(RPCError) -> Frame? {
+        if pending == nil {
             guard buffer.readableBytes >= 5 else { return nil }
             let flag = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self)!
             let length = Int(buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self)!)
-            switch flag {
-            case 0: break
-            case 1:
-                // Compression is not negotiated on this server: identity is all we accept.
-                throw RPCError(code: .internal, message: "compressed message received but no grpc-encoding was negotiated")
-            default:
+            guard flag <= 1 else {
                 throw RPCError(code: .internal, message: "invalid message flag \(flag) in length prefix")
             }
             guard length <= maxMessageSize else {
@@ -40,20 +41,20 @@ public struct MessageDeframer: Sendable {
                     message: "request message of \(length) bytes exceeds the limit of \(maxMessageSize) bytes")
             }
             buffer.moveReaderIndex(forwardBy: 5)
-            pendingLength = length
+            pending = (flag == 1, length)
         }
-        let length = pendingLength!
+        let (compressed, length) = pending!
         guard buffer.readableBytes >= length else { return nil }
         let message = buffer.readBytes(length: length)!
-        pendingLength = nil
+        pending = nil
         if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 65536 { buffer.discardReadBytes() }
-        return message
+        return Frame(compressed: compressed, bytes: message)
     }
 
-    /// Frames `message` with the uncompressed 5-byte prefix.
-    public static func frame(_ message: [UInt8], into buffer: inout ByteBuffer) {
+    /// Frames `message` with the 5-byte prefix; `compressed` says the bytes are compressed.
+    public static func frame(_ message: [UInt8], compressed: Bool = false, into buffer: inout ByteBuffer) {
         buffer.reserveCapacity(minimumWritableBytes: message.count + 5)
-        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt8(compressed ? 1 : 0))
         buffer.writeInteger(UInt32(message.count))
         buffer.writeBytes(message)
     }

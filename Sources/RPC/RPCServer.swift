@@ -123,9 +123,9 @@ final class ServerCore: Sendable {
     }
 
     /// Runs `work` on the blocking pool, or returns nil when the pool's queue is full.
-    func runBlocking(
-        on loop: any EventLoop, _ work: @escaping @Sendable () throws(RPCError) -> [UInt8]
-    ) -> EventLoopFuture<[UInt8]>? {
+    func runBlocking<T: Sendable>(
+        on loop: any EventLoop, _ work: @escaping @Sendable () throws(RPCError) -> T
+    ) -> EventLoopFuture<T>? {
         let queued = blockingInFlight.add(1, ordering: .relaxed).newValue
         if queued > configuration.blockingQueueLimit {
             blockingInFlight.subtract(1, ordering: .relaxed)

@@ -8,6 +8,9 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
     public typealias Element = Message
     let raw: RawRequestStream
 
+    /// Whether the message most recently returned by the iterator arrived compressed.
+    public var lastMessageWasCompressed: Bool { raw.lastMessageWasCompressed }
+
     public struct AsyncIterator: AsyncIteratorProtocol {
         let raw: RawRequestStream
         public mutating func next() async throws -> Message? {
@@ -24,11 +27,12 @@ public struct RequestStream<Message: ProtoMessage>: AsyncSequence, Sendable {
 /// (`onDrained` reopens it), so a fast sender cannot make us buffer without end.
 final class RawRequestStream: Sendable {
     private struct State {
-        var queue = CircularBuffer<[UInt8]>()
+        var queue = CircularBuffer<([UInt8], Bool)>()
         var queuedBytes = 0
         var end: Result<Void, RPCError>?
         var waiter: CheckedContinuation<[UInt8]?, any Error>?
         var producerPaused = false
+        var lastCompressed = false
     }
     private let state = Mutex(State())
     let limit: Int
@@ -39,15 +43,18 @@ final class RawRequestStream: Sendable {
         self.onDrained = onDrained
     }
 
+    var lastMessageWasCompressed: Bool { state.withLock { $0.lastCompressed } }
+
     /// Event-loop side: a new message. Returns false when the producer should pause.
-    func yield(_ message: [UInt8]) -> Bool {
+    func yield(_ message: [UInt8], compressed: Bool) -> Bool {
         let (waiter, keepGoing) = state.withLock { s -> (CheckedContinuation<[UInt8]?, any Error>?, Bool) in
             if s.end != nil { return (nil, true) }
             if let w = s.waiter {
                 s.waiter = nil
+                s.lastCompressed = compressed
                 return (w, true)
             }
-            s.queue.append(message)
+            s.queue.append((message, compressed))
             s.queuedBytes += message.count
             if s.queuedBytes >= limit { s.producerPaused = true }
             return (nil, !s.producerPaused)
@@ -82,7 +89,8 @@ final class RawRequestStream: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8]?, any Error>) in
                 enum Outcome { case message([UInt8], drained: Bool), end(Result<Void, RPCError>), wait }
                 let outcome = state.withLock { s -> Outcome in
-                    if let m = s.queue.popFirst() {
+                    if let (m, compressed) = s.queue.popFirst() {
+                        s.lastCompressed = compressed
                         s.queuedBytes -= m.count
                         var drained = false
                         if s.producerPaused, s.queuedBytes < limit / 2 {

@@ -15,10 +15,13 @@ public struct ResponseWriter<Message: ProtoMessage>: Sendable {
 /// Byte-level writer bound to one stream on its event loop.
 struct RawResponseWriter: Sendable {
     let stream: NIOLoopBound<ServerStream>
+    let context: ServerContext
 
     func write(_ bytes: [UInt8]) async throws {
         if Task.isCancelled { throw RPCError(code: .cancelled, message: "call cancelled") }
+        // Compress here, in the handler's task, not on the event loop.
+        let (payload, compressed) = try context.prepareResponse(bytes)
         let stream = self.stream
-        try await stream.eventLoop.flatSubmit { stream.value.enqueueResponse(bytes) }.get()
+        try await stream.eventLoop.flatSubmit { stream.value.enqueueResponse(payload, compressed: compressed) }.get()
     }
 }

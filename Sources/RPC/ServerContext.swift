@@ -17,14 +17,44 @@ public final class ServerContext: Sendable {
         var cancelHandlers: [@Sendable () -> Void] = []
         var initialMetadata = Metadata()
         var trailingMetadata = Metadata()
+        var compressResponses = false
+        var requestWasCompressed = false
     }
     private let state = Mutex(State())
 
-    init(method: MethodDescriptor, requestMetadata: Metadata, deadline: NIODeadline?, peer: String) {
+    /// The encoding response messages are compressed with when `compressResponses` is on;
+    /// `nil` when the client accepts none of ours.
+    public let responseEncoding: MessageEncoding?
+
+    init(method: MethodDescriptor, requestMetadata: Metadata, deadline: NIODeadline?, peer: String,
+         responseEncoding: MessageEncoding?, compressResponses: Bool) {
         self.method = method
         self.requestMetadata = requestMetadata
         self.deadline = deadline
         self.peer = peer
+        self.responseEncoding = responseEncoding
+        state.withLock { $0.compressResponses = compressResponses }
+    }
+
+    /// Whether the next response messages are compressed (when the client accepts an
+    /// encoding of ours). On by default when the request itself came compressed. Read at each
+    /// message, so a streaming handler may change it between writes.
+    public var compressResponses: Bool {
+        get { state.withLock { $0.compressResponses } }
+        set { state.withLock { $0.compressResponses = newValue } }
+    }
+
+    /// Whether the (single) request message of a unary or server-streaming call arrived
+    /// compressed. Streaming requests tell it per message: `RequestStream.lastMessageWasCompressed`.
+    public internal(set) var requestWasCompressed: Bool {
+        get { state.withLock { $0.requestWasCompressed } }
+        set { state.withLock { $0.requestWasCompressed = newValue } }
+    }
+
+    /// A response message ready for framing: compressed when asked and possible.
+    func prepareResponse(_ bytes: [UInt8]) throws(RPCError) -> (bytes: [UInt8], compressed: Bool) {
+        guard let encoding = responseEncoding, encoding != .identity, compressResponses else { return (bytes, false) }
+        return (try encoding.compress(bytes), true)
     }
 
     /// Time left before the deadline; `nil` when there is none.

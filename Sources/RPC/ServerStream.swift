@@ -14,6 +14,8 @@ final class ServerStream {
     var contentType: String?
     var timeout: String?
     var encoding: String?
+    var acceptEncoding: String?
+    var requestEncoding = MessageEncoding.identity
     var metadata = Metadata()
     var headerBytes = 0
     var badHeader: String?
@@ -51,13 +53,14 @@ final class ServerStream {
 
     // MARK: responses
 
-    /// Queues one response message; the future completes when the writer may go on.
-    func enqueueResponse(_ message: [UInt8]) -> EventLoopFuture<Void> {
+    /// Queues one response message (already compressed when `compressed`); the future
+    /// completes when the writer may go on.
+    func enqueueResponse(_ message: [UInt8], compressed: Bool) -> EventLoopFuture<Void> {
         guard !finished, !closed, let connection else {
             return eventLoop.makeFailedFuture(RPCError(code: .cancelled, message: "call already ended"))
         }
         var frame = connection.allocator.buffer(capacity: message.count + 5)
-        MessageDeframer.frame(message, into: &frame)
+        MessageDeframer.frame(message, compressed: compressed, into: &frame)
         outboundBytes += frame.readableBytes
         outbound.append(frame)
         if headersSent {

@@ -13,7 +13,8 @@ public struct InteropService: Grpc_Testing_TestService {
 
     public func unaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) throws(RPCError) -> Grpc_Testing_SimpleResponse {
         echoMetadata(context)
-        try checkNotExpectingCompression(request.expectCompressed)
+        try checkCompression(expected: request.expectCompressed, arrivedCompressed: context.requestWasCompressed)
+        if let compress = request.responseCompressed { context.compressResponses = compress.value }
         if let status = request.responseStatus, status.code != 0 {
             throw RPCError(code: .init(rawValue: Int(status.code)), message: status.message)
         }
@@ -32,7 +33,7 @@ public struct InteropService: Grpc_Testing_TestService {
         responses: ResponseWriter<Grpc_Testing_StreamingOutputCallResponse>, context: ServerContext
     ) async throws {
         echoMetadata(context)
-        try await respond(to: request, with: responses)
+        try await respond(to: request, with: responses, context: context)
     }
 
     public func streamingInputCall(
@@ -41,7 +42,7 @@ public struct InteropService: Grpc_Testing_TestService {
         echoMetadata(context)
         var total: Int32 = 0
         for try await request in requests {
-            try checkNotExpectingCompression(request.expectCompressed)
+            try checkCompression(expected: request.expectCompressed, arrivedCompressed: requests.lastMessageWasCompressed)
             let (sum, overflow) = total.addingReportingOverflow(Int32(clamping: request.payload?.body.count ?? 0))
             guard !overflow else { throw RPCError(code: .outOfRange, message: "aggregated_payload_size overflows int32") }
             total = sum
@@ -57,7 +58,7 @@ public struct InteropService: Grpc_Testing_TestService {
     ) async throws {
         echoMetadata(context)
         for try await request in requests {
-            try await respond(to: request, with: responses)
+            try await respond(to: request, with: responses, context: context)
         }
     }
 
@@ -76,7 +77,7 @@ public struct InteropService: Grpc_Testing_TestService {
             }
             received.append(request)
         }
-        for request in received { try await respond(to: request, with: responses) }
+        for request in received { try await respond(to: request, with: responses, context: context) }
     }
 
     public func unimplementedCall(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty {
@@ -101,23 +102,24 @@ public struct InteropService: Grpc_Testing_TestService {
     }
 
     private func respond(
-        to request: Grpc_Testing_StreamingOutputCallRequest, with responses: ResponseWriter<Grpc_Testing_StreamingOutputCallResponse>
+        to request: Grpc_Testing_StreamingOutputCallRequest, with responses: ResponseWriter<Grpc_Testing_StreamingOutputCallResponse>,
+        context: ServerContext
     ) async throws {
         if let status = request.responseStatus, status.code != 0 {
             throw RPCError(code: .init(rawValue: Int(status.code)), message: status.message)
         }
         for parameters in request.responseParameters {
             if parameters.intervalUs > 0 { try await Task.sleep(for: .microseconds(parameters.intervalUs)) }
+            context.compressResponses = parameters.compressed?.value ?? false
             var response = Grpc_Testing_StreamingOutputCallResponse()
             response.payload = try payload(size: parameters.size)
             try await responses.write(response)
         }
     }
 
-    /// Compression is not negotiated by this server yet, so every message arrives plain:
-    /// a client that expects compression must be told so.
-    private func checkNotExpectingCompression(_ flag: Grpc_Testing_BoolValue?) throws(RPCError) {
-        if flag?.value == true {
+    /// A client that says its message is compressed must have sent it compressed.
+    private func checkCompression(expected: Grpc_Testing_BoolValue?, arrivedCompressed: Bool) throws(RPCError) {
+        if expected?.value == true, !arrivedCompressed {
             throw RPCError(code: .invalidArgument, message: "expect_compressed is set but the message arrived uncompressed")
         }
     }

@@ -23,7 +23,7 @@ struct FramingTests {
             var out: [[UInt8]] = []
             for part in [wire[..<split], wire[split...]] {
                 Array(part).withUnsafeBytes { d.append($0) }
-                while let m = try d.next() { out.append(m) }
+                while let m = try d.next() { out.append(m.bytes) }
             }
             #expect(out == messages)
             #expect(!d.hasPartialMessage)
@@ -38,10 +38,13 @@ struct FramingTests {
         }
     }
 
-    @Test func compressedFlagWithoutEncodingIsInternal() {
+    @Test func compressedFlagIsReported() throws {
         var d = MessageDeframer(maxMessageSize: 100)
-        ([1, 0, 0, 0, 0] as [UInt8]).withUnsafeBytes { d.append($0) }
-        #expect(throws: RPCError.self) { try d.next() }
+        ([1, 0, 0, 0, 1, 42] as [UInt8]).withUnsafeBytes { d.append($0) }
+        #expect(try d.next() == MessageDeframer.Frame(compressed: true, bytes: [42]))
+    }
+
+    @Test func invalidFlagIsInternal() {
         var e = MessageDeframer(maxMessageSize: 100)
         ([9, 0, 0, 0, 0] as [UInt8]).withUnsafeBytes { e.append($0) }
         do {

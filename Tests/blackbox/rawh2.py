@@ -59,11 +59,21 @@ class RawH2:
         if content_type is not None:
             headers.append(("content-type", content_type))
         headers += list(extra)
-        self.conn.send_headers(sid, headers, end_stream=(end_stream and not body))
-        if body:
-            self.conn.send_data(sid, body, end_stream=end_stream)
-        self.flush()
         self.responses[sid] = Response()
+        self.conn.send_headers(sid, headers, end_stream=(end_stream and not body))
+        self.flush()
+        # Body within the peer's flow-control windows, waiting for WINDOW_UPDATE as needed.
+        view = memoryview(body)
+        deadline = time.monotonic() + 10
+        while view:
+            window = min(self.conn.local_flow_control_window(sid), self.conn.max_outbound_frame_size)
+            if window <= 0:
+                if time.monotonic() > deadline or not self.pump(0.1):
+                    raise TimeoutError("peer's flow-control window stayed closed")
+                continue
+            chunk, view = view[:window], view[window:]
+            self.conn.send_data(sid, bytes(chunk), end_stream=(end_stream and not view))
+            self.flush()
         return sid
 
     def pump(self, timeout=0.2):

@@ -1,0 +1,115 @@
+internal import CZlib
+
+/// Message compression of gRPC (`grpc-encoding`), per message, through zlib.
+public enum MessageEncoding: String, Sendable, CaseIterable {
+    case identity
+    case gzip
+    /// The zlib format (RFC 1950), as gRPC's `deflate` is.
+    case deflate
+
+    /// What we advertise in `grpc-accept-encoding`.
+    static let acceptHeader = "identity,deflate,gzip"
+
+    /// Parses one `grpc-encoding` value; nil for what we do not support.
+    init?(header: String) {
+        self.init(rawValue: header.trimmingASCIISpaces.lowercased())
+    }
+
+    /// The first encoding we support from a `grpc-accept-encoding` list, preferring gzip.
+    static func preferred(fromAccept header: String?) -> MessageEncoding? {
+        guard let header else { return nil }
+        let offered = Set(header.split(separator: ",").compactMap { MessageEncoding(header: String($0)) })
+        if offered.contains(.gzip) { return .gzip }
+        if offered.contains(.deflate) { return .deflate }
+        return nil
+    }
+
+    private var windowBits: Int32 {
+        switch self {
+        case .gzip: 15 + 16
+        case .deflate, .identity: 15
+        }
+    }
+
+    /// Compresses one message.
+    func compress(_ input: [UInt8]) throws(RPCError) -> [UInt8] {
+        guard self != .identity else { return input }
+        var stream = z_stream()
+        guard esaylov_deflate_init(&stream, Z_DEFAULT_COMPRESSION, windowBits) == Z_OK else {
+            throw RPCError(code: .internal, message: "cannot start \(rawValue) compression")
+        }
+        defer { deflateEnd(&stream) }
+        let bound = Int(deflateBound(&stream, uLong(input.count)))
+        var output = [UInt8](repeating: 0, count: bound)
+        var input = input
+        let rv: Int32 = input.withUnsafeMutableBufferPointer { inBuf in
+            output.withUnsafeMutableBufferPointer { outBuf in
+                stream.next_in = inBuf.baseAddress
+                stream.avail_in = uInt(inBuf.count)
+                stream.next_out = outBuf.baseAddress
+                stream.avail_out = uInt(outBuf.count)
+                return CZlib.deflate(&stream, Z_FINISH)
+            }
+        }
+        guard rv == Z_STREAM_END else { throw RPCError(code: .internal, message: "\(rawValue) compression failed") }
+        output.removeSubrange(Int(stream.total_out)...)
+        return output
+    }
+
+    /// Decompresses one message, giving up as soon as the output passes `limit` bytes: the
+    /// limit is judged on what the message becomes, so a small bomb costs nothing.
+    func decompress(_ input: [UInt8], limit: Int) throws(RPCError) -> [UInt8] {
+        guard self != .identity else { return input }
+        var stream = z_stream()
+        guard esaylov_inflate_init(&stream, windowBits) == Z_OK else {
+            throw RPCError(code: .internal, message: "cannot start \(rawValue) decompression")
+        }
+        defer { inflateEnd(&stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 1024), 256 * 1024))
+        var input = input
+        var done = false
+        try input.withUnsafeMutableBufferPointer { (inBuf) throws(RPCError) in
+            stream.next_in = inBuf.baseAddress
+            stream.avail_in = uInt(inBuf.count)
+            while !done {
+                let (rv, produced) = chunk.withUnsafeMutableBufferPointer { outBuf -> (Int32, Int) in
+                    stream.next_out = outBuf.baseAddress
+                    stream.avail_out = uInt(outBuf.count)
+                    let rv = inflate(&stream, Z_NO_FLUSH)
+                    return (rv, outBuf.count - Int(stream.avail_out))
+                }
+                switch rv {
+                case Z_STREAM_END: done = true
+                case Z_OK: break
+                case Z_BUF_ERROR where produced == 0:
+                    throw RPCError(code: .internal, message: "\(rawValue)-compressed message is truncated")
+                case Z_BUF_ERROR: break
+                default: throw RPCError(code: .internal, message: "\(rawValue)-compressed message is corrupt")
+                }
+                guard output.count + produced <= limit else {
+                    throw RPCError(
+                        code: .resourceExhausted,
+                        message: "decompressed request message exceeds the limit of \(limit) bytes")
+                }
+                output += chunk[..<produced]
+                if !done, produced == 0, stream.avail_in == 0 {
+                    throw RPCError(code: .internal, message: "\(rawValue)-compressed message is truncated")
+                }
+            }
+        }
+        if stream.avail_in != 0 {
+            throw RPCError(code: .internal, message: "bytes after the end of a \(rawValue)-compressed message")
+        }
+        return output
+    }
+}
+
+extension String {
+    var trimmingASCIISpaces: String {
+        var s = Substring(self)
+        while s.first == " " { s.removeFirst() }
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
+}

@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "ESaylovAPI", dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"], swiftSettings: strict),
         .target(
             name: "Services",
-            dependencies: ["ESaylovAPI", "RPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ESaylovAPI", "ESaylovProtoC", "RPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -25,6 +25,17 @@ public enum ServerMain {
         logger.logLevel = .info
         var router = RPCRouter()
         register(&router)
+        // Reflection describes everything registered, itself included.
+        let reflected = router.registeredServices + [ReflectionV1Service.serviceName, ReflectionV1AlphaService.serviceName]
+        do {
+            let index = try ReflectionIndex(services: reflected)
+            router.register(ReflectionV1Service(index: index))
+            router.register(ReflectionV1AlphaService(index: index))
+        } catch {
+            printError("\(name): the built-in descriptor set does not decode: \(error)")
+            return 1
+        }
+        for service in router.registeredServices { health.setStatus(.serving, for: service) }
         let server = RPCServer(configuration: options.configuration, router: router, logger: logger)
         let port: Int
         do {

@@ -20,9 +20,15 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private var receiving = false
     private var closing = false
     private var goingAway = false
+    private var handshakeTimer: Scheduled<Void>?
+    private var resets: TokenBucket
+    private var controlFrames: TokenBucket
 
     init(core: ServerCore) {
         self.core = core
+        let c = core.configuration
+        resets = TokenBucket(burst: c.resetBurst, perSecond: c.resetsPerSecond)
+        controlFrames = TokenBucket(burst: c.controlFrameBurst, perSecond: c.controlFramesPerSecond)
     }
 
     // MARK: channel events
@@ -52,6 +58,13 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let timeout = core.configuration.handshakeTimeout
+        handshakeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
+            let me = loopBoundSelf.value
+            me.core.logger.debug("client did not complete the HTTP/2 handshake in time", metadata: ["peer": "\(me.peer)"])
+            me.closeConnection()
+        }
         flushOutput()
         context.fireChannelActive()
     }
@@ -86,6 +99,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        handshakeTimer?.cancel()
         let open = streams
         streams = [:]
         for (_, s) in open { s.didClose(errorCode: UInt32(NGHTTP2_CANCEL.rawValue)) }
@@ -114,6 +128,16 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let last = nghttp2_session_get_last_proc_stream_id(session.raw)
         _ = nghttp2_submit_goaway(session.raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, UInt32(NGHTTP2_NO_ERROR.rawValue), nil, 0)
         flushOutput()
+    }
+
+    /// Ends the connection at once with GOAWAY(ENHANCE_YOUR_CALM): the peer is abusive.
+    private func calmDown(_ reason: String) -> Int32 {
+        core.logger.info("closing abusive connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+        if let session {
+            _ = nghttp2_session_terminate_session(session.raw, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        }
+        goingAway = true
+        return 0
     }
 
     private func closeConnection() {
@@ -250,8 +274,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         // Header list size, counted as RFC 9113 §6.5.2 does; nghttp2 does not enforce ours.
         stream.headerBytes += name.count + value.count + 32
         if stream.headerBytes > core.configuration.maxHeaderListSize {
-            return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+            // Far past the advertised limit, the peer ignores our SETTINGS: end the connection.
+            if stream.headerBytes > 4 * core.configuration.maxHeaderListSize {
+                return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+            }
+            stream.headersTooLarge = true
+            return 0  // keep reading the block (HPACK state must stay in sync), store nothing
         }
+        if stream.headersTooLarge { return 0 }
         guard frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }  // request trailers: ignored
         let n = String(decoding: name, as: UTF8.self)
         let v = String(decoding: value, as: UTF8.self)
@@ -276,6 +306,18 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
+        let isAck = hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
+        switch hd.type {
+        case UInt8(NGHTTP2_SETTINGS.rawValue) where !isAck:
+            handshakeTimer?.cancel()
+            handshakeTimer = nil
+            if !controlFrames.take() { return calmDown("SETTINGS flood") }
+        case UInt8(NGHTTP2_PING.rawValue) where !isAck:
+            if !controlFrames.take() { return calmDown("PING flood") }
+        case UInt8(NGHTTP2_RST_STREAM.rawValue):
+            if !resets.take() { return calmDown("rapid reset") }
+        default: break
+        }
         guard let stream = streams[hd.stream_id] else { return 0 }
         let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
         if hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
@@ -305,6 +347,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         return 0
     }
 
+    /// Counts the resets we send: a client can provoke them with bad frames (MadeYouReset).
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        if frame.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue), !goingAway, !resets.take() {
+            return calmDown("too many streams reset")
+        }
+        return 0
+    }
+
     fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
         if let stream = streams.removeValue(forKey: streamID) {
             stream.didClose(errorCode: errorCode)
@@ -315,6 +365,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     // MARK: calls
 
     private func dispatch(_ stream: ServerStream) {
+        if stream.headersTooLarge {
+            failEarly(stream, RPCError(
+                code: .resourceExhausted,
+                message: "request headers exceed the limit of \(core.configuration.maxHeaderListSize) bytes"))
+            return
+        }
         guard stream.method == "POST" else {
             submitHTTPStatus(stream, status: 405)
             return
@@ -575,10 +631,21 @@ func installCallbacks(_ cbs: OpaquePointer) {
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs) { _, streamID, errorCode, userData in
         handler(userData).streamClosed(streamID, errorCode: errorCode)
     }
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs) { _, frame, userData in
+        handler(userData).frameSent(frame!)
+    }
 }
 
 func configureOptions(_ opt: OpaquePointer, _ configuration: RPCServer.Configuration) {
     // We return window as the application takes data, so input is bounded per stream.
     nghttp2_option_set_no_auto_window_update(opt, 1)
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096)
+    // Floods nghttp2 itself can stop: CONTINUATION runs, RST_STREAM bursts from the client,
+    // a peer that sends PING/SETTINGS and never reads the ACKs, oversized SETTINGS frames.
+    nghttp2_option_set_max_continuations(opt, configuration.maxContinuations)
+    nghttp2_option_set_stream_reset_rate_limit(opt, UInt64(configuration.resetBurst), UInt64(configuration.resetsPerSecond))
+    nghttp2_option_set_max_outbound_ack(opt, 1000)
+    nghttp2_option_set_max_settings(opt, 32)
+    // Closed streams are kept (nghttp2 bounds them by the concurrent-stream limit), so a
+    // frame on one gets the STREAM_CLOSED answer RFC 9113 §5.1 requires.
 }

@@ -28,6 +28,19 @@ public final class RPCServer: Sendable {
         public var blockingQueueLimit = 1024
         /// A connection with no call for this long is sent GOAWAY.
         public var idleTimeout: Duration = .seconds(300)
+        /// A client must send its preface and SETTINGS within this time.
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// Open connections accepted at once; more are closed on accept.
+        public var maxConnections = 4096
+        /// RST_STREAM frames a client may cause us to send (MadeYouReset, CVE-2025-8671), and
+        /// may send itself (rapid reset, CVE-2023-44487): a burst, then a rate per second.
+        public var resetBurst = 200
+        public var resetsPerSecond = 50
+        /// PING and SETTINGS frames a client may send: a burst, then a rate per second.
+        public var controlFrameBurst = 100
+        public var controlFramesPerSecond = 20
+        /// CONTINUATION frames allowed after one HEADERS frame (CVE-2024-28182).
+        public var maxContinuations = 8
 
         public init() {}
     }
@@ -56,6 +69,10 @@ public final class RPCServer: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .childChannelInitializer { channel in
+                guard connections.count < core.configuration.maxConnections else {
+                    core.logger.warning("connection limit reached; refusing a connection")
+                    return channel.close()
+                }
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
@@ -148,5 +165,6 @@ final class ConnectionRegistry: Sendable {
     }
 
     var all: [any Channel] { channels.withLock { Array($0.values) } }
+    var count: Int { channels.withLock { $0.count } }
     var isEmpty: Bool { channels.withLock { $0.isEmpty } }
 }

@@ -18,6 +18,7 @@ final class ServerStream {
     var requestEncoding = MessageEncoding.identity
     var metadata = Metadata()
     var headerBytes = 0
+    var headersTooLarge = false
     var badHeader: String?
 
     var route: RPCRouter.Route?

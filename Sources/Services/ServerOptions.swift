@@ -27,6 +27,9 @@ public struct ServerOptions: Sendable {
             case "--threads": configuration.eventLoopThreads = try number(flag, 1...256)
             case "--max-receive-bytes": configuration.maxReceiveMessageSize = try number(flag, 1...(64 << 20))
             case "--max-streams": configuration.maxConcurrentStreams = UInt32(try number(flag, 1...10_000))
+            case "--max-connections": configuration.maxConnections = try number(flag, 1...1_000_000)
+            case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
+            case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
             case "--help", "-h": throw OptionError(message: Self.usage)
             default: throw OptionError(message: "unknown option \(flag)\n\(Self.usage)")
             }
@@ -37,6 +40,8 @@ public struct ServerOptions: Sendable {
     public static let usage = """
         options: --host ADDR (default 127.0.0.1)  --port N (default 50051; 0 = any free port)
                  --threads N  --max-receive-bytes N (default 4194304)  --max-streams N (default 100)
+                 --max-connections N (default 4096)  --handshake-timeout-ms N (default 10000)
+                 --idle-timeout-s N (default 300)
         """
 }
 

@@ -109,6 +109,75 @@ echo "count check: h2load $succeeded of $N succeeded; esaylov-server counted: $c
 [ "$succeeded" = "$N" ] || { echo "bench: h2load saw failures" >&2; exit 1; }
 [ "$counted" = "OK=$((N + 2))" ] || { echo "bench: server's OK count is not h2load's successes + 2" >&2; exit 1; }
 
+# --- 64 KiB unary: grpc.testing UnaryCall against nghttpd serving the same response bytes ---
+swift build -c release --product esaylov-interop-server 2>&1 | grep -E "error|warning: " || true
+python3 - "$work" <<'PY'
+import sys, struct
+sys.path.insert(0, "Tests/blackbox")
+from conftest import Testing
+t = Testing()
+work = sys.argv[1]
+req = t.message("grpc.testing.SimpleRequest")(response_size=65536).SerializeToString()
+resp = t.message("grpc.testing.SimpleResponse")(payload=t.message("grpc.testing.Payload")(body=b"\0" * 65536)).SerializeToString()
+open(f"{work}/request64k", "wb").write(struct.pack(">BI", 0, len(req)) + req)
+import os
+os.makedirs(f"{work}/docroot/grpc.testing.TestService", exist_ok=True)
+open(f"{work}/docroot/grpc.testing.TestService/UnaryCall", "wb").write(struct.pack(">BI", 0, len(resp)) + resp)
+PY
+load64() {
+  local name=$1 port=$2
+  "${CLIENT_CPU[@]}" h2load -c 16 -m 16 -D "$DURATION" --warm-up-time="$WARMUP" \
+    -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/request64k" \
+    "http://127.0.0.1:$port/grpc.testing.TestService/UnaryCall" > "$work/$name.64k" 2>&1
+  sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s, \([0-9.]*[KMG]*B\)\/s.*/\1 \2/p' "$work/$name.64k"
+}
+port=$(free_port)
+"${SERVER_CPU[@]}" nghttpd --no-tls -a 127.0.0.1 --trailer 'grpc-status: 0' -d "$work/docroot" "$port" >/dev/null 2>&1 &
+pids+=($!)
+sleep 0.5
+read -r ng64 ng64bw < <(load64 nghttpd64 "$port")
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+"${SERVER_CPU[@]}" .build/release/esaylov-interop-server --port 0 --threads 1 > "$work/interop.out" 2>&1 &
+ipid=$!; pids+=($ipid)
+for _ in $(seq 100); do grep -q 'listening on' "$work/interop.out" && break; sleep 0.05; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/interop.out")
+read -r es64 es64bw < <(load64 esaylov64 "$port")
+kill -TERM "$ipid"; wait "$ipid" 2>/dev/null || true
+grep -q "calls by status: OK=[0-9]*$" "$work/interop.out" || { echo "bench: 64 KiB run had non-OK calls: $(tail -1 "$work/interop.out")" >&2; exit 1; }
+echo "64 KiB unary: nghttpd $ng64 req/s ($ng64bw/s), esaylov-interop-server $es64 req/s ($es64bw/s): $(python3 -c "print(f'{$es64/$ng64:.2f}')")x"
+
+# --- memory per idle connection ---
+if [ "$mode" = smoke ]; then CONNS=200; else CONNS=1000; fi
+ulimit -n 8192 2>/dev/null || true
+"$BIN" --port 0 > "$work/idle.out" 2>&1 &
+spid=$!; pids+=($spid)
+for _ in $(seq 100); do grep -q 'listening on' "$work/idle.out" && break; sleep 0.05; done
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/idle.out")
+python3 - "$port" "$spid" "$CONNS" <<'PY'
+import socket, sys, time
+port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+rss = lambda: int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")))
+preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00"
+warm = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+for s in warm: s.sendall(preface + ack)
+time.sleep(0.5)
+for s in warm: s.close()
+time.sleep(0.5)
+before = rss()
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(preface + ack)
+    socks.append(s)
+time.sleep(1.0)
+after = rss()
+per = (after - before) * 1024 / n
+print(f"idle connections: {n} held; RSS {before} KiB -> {after} KiB, {per / 1024:.1f} KiB per connection (target <= 16 KiB)")
+for s in socks: s.close()
+PY
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+
 if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "target met" || echo "target NOT met"
 fi

@@ -16,6 +16,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private var streams: [Int32: ServerStream] = [:]
     private var peer = ""
     private var flushing = false
+    private var flushAgain = false
     /// True inside `nghttp2_session_mem_recv`: nghttp2 must not be re-entered to send.
     private var receiving = false
     private var closing = false
@@ -148,33 +149,39 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     // MARK: output
 
-    /// Moves everything nghttp2 has to send into the channel, in one flush, unless the
-    /// socket is backed up (then `channelWritabilityChanged` resumes it).
+    /// Moves everything nghttp2 has to send into the channel, unless the socket is backed up
+    /// (then `channelWritabilityChanged` resumes it). A writability change that arrives while
+    /// we are flushing (NIO can report it from inside `flush`) makes the loop run again
+    /// rather than being lost, or the connection would stall with data still in nghttp2.
     func flushOutput() {
-        guard let session, let context, !flushing, !receiving, !closing else { return }
+        guard let session, let context, !receiving, !closing else { return }
+        if flushing {
+            flushAgain = true
+            return
+        }
         flushing = true
         defer { flushing = false }
-        var wrote = false
-        while context.channel.isWritable {
-            var out = allocator.buffer(capacity: 0)
-            while out.readableBytes < 1 << 20 {
-                var data: UnsafePointer<UInt8>?
-                let n = nghttp2_session_mem_send(session.raw, &data)
-                if n < 0 {
-                    core.logger.debug("nghttp2 send failed", metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(n))))"])
-                    closing = true
-                    context.close(promise: nil)
-                    return
+        repeat {
+            flushAgain = false
+            while context.channel.isWritable {
+                var out = allocator.buffer(capacity: 0)
+                while out.readableBytes < 1 << 20 {
+                    var data: UnsafePointer<UInt8>?
+                    let n = nghttp2_session_mem_send(session.raw, &data)
+                    if n < 0 {
+                        core.logger.debug("nghttp2 send failed", metadata: ["error": "\(String(cString: nghttp2_strerror(Int32(n))))"])
+                        closing = true
+                        context.close(promise: nil)
+                        return
+                    }
+                    if n == 0 { break }
+                    // Valid only until the next mem_send: copy now.
+                    out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
                 }
-                if n == 0 { break }
-                // Valid only until the next mem_send: copy now.
-                out.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+                if out.readableBytes == 0 { break }
+                context.writeAndFlush(wrapOutboundOut(out), promise: nil)
             }
-            if out.readableBytes == 0 { break }
-            context.write(wrapOutboundOut(out), promise: nil)
-            wrote = true
-        }
-        if wrote { context.flush() }
+        } while flushAgain && context.channel.isWritable && !closing
         if nghttp2_session_want_read(session.raw) == 0, nghttp2_session_want_write(session.raw) == 0 {
             closeConnection()
         } else if goingAway, streams.isEmpty, nghttp2_session_want_write(session.raw) == 0 {

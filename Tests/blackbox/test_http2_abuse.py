@@ -241,3 +241,16 @@ def test_connection_limit():
         assert_health_within_a_second(s)
     finally:
         s.stop()
+
+
+def test_idle_connection_gets_goaway():
+    s = Server("esaylov-server", "--idle-timeout-s", "1")
+    try:
+        c = Conn(s.port)
+        start = time.monotonic()
+        assert c.goaway(5) == NO_ERROR
+        assert 0.8 < time.monotonic() - start < 4
+        assert c.wait_closed()
+        c.close()
+    finally:
+        s.stop()

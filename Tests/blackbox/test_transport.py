@@ -275,3 +275,18 @@ def test_many_streams_in_parallel(channel, testing):
     futures = [call.future(testing.message("grpc.testing.SimpleRequest")(response_size=i), timeout=10)
                for i in range(300)]
     assert [len(f.result().payload.body) for f in futures] == list(range(300))
+
+
+def test_many_large_responses_at_once_all_complete(fresh_interop_server, testing):
+    # Far more response bytes than the socket buffers hold, on one connection: output must
+    # resume each time the socket drains, or calls stall with data still queued.
+    ch = grpc.insecure_channel(fresh_interop_server.address, options=[("grpc.max_receive_message_length", 8 << 20)])
+    call = testing.method(ch, TS + "UnaryCall", "unary_unary")
+    futures = [call.future(testing.message("grpc.testing.SimpleRequest")(response_size=1 << 20), timeout=30)
+               for _ in range(64)]
+    assert all(len(f.result().payload.body) == 1 << 20 for f in futures)
+    stream = testing.method(ch, TS + "StreamingOutputCall", "unary_stream")
+    P = testing.message("grpc.testing.ResponseParameters")
+    r = testing.message("grpc.testing.StreamingOutputCallRequest")(response_parameters=[P(size=256 * 1024)] * 100)
+    assert sum(1 for _ in stream(r, timeout=30)) == 100
+    ch.close()

@@ -21,7 +21,10 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private var receiving = false
     private var closing = false
     private var goingAway = false
-    private var handshakeTimer: Scheduled<Void>?
+    /// One timer per connection: first the handshake deadline, then the idle check.
+    private var timer: Scheduled<Void>?
+    private var handshakeDone = false
+    private var lastActivity = NIODeadline.now()
     private var resets: TokenBucket
     private var controlFrames: TokenBucket
 
@@ -59,20 +62,43 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let timeout = core.configuration.handshakeTimeout
-        handshakeTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)) {
-            let me = loopBoundSelf.value
-            me.core.logger.debug("client did not complete the HTTP/2 handshake in time", metadata: ["peer": "\(me.peer)"])
-            me.closeConnection()
-        }
+        armTimer(in: core.configuration.handshakeTimeout)
         flushOutput()
         context.fireChannelActive()
+    }
+
+    private func armTimer(in delay: Duration) {
+        guard let loop = eventLoop else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let (seconds, attoseconds) = delay.components
+        timer = loop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) {
+            bound.value.timerFired()
+        }
+    }
+
+    /// Ends a connection that never completed its handshake, and sends GOAWAY on one that
+    /// has had no call and no traffic for the idle timeout.
+    private func timerFired() {
+        timer = nil
+        guard !closing else { return }
+        guard handshakeDone else {
+            core.logger.debug("client did not complete the HTTP/2 handshake in time", metadata: ["peer": "\(peer)"])
+            closeConnection()
+            return
+        }
+        let idleTimeout = core.configuration.idleTimeout
+        let idleFor = Duration.nanoseconds((NIODeadline.now() - lastActivity).nanoseconds)
+        if streams.isEmpty, idleFor >= idleTimeout {
+            startGracefulShutdown()
+        } else if !goingAway {
+            armTimer(in: streams.isEmpty ? idleTimeout - idleFor : idleTimeout)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let session, !closing else { return }
         let buffer = unwrapInboundIn(data)
+        lastActivity = .now()
         receiving = true
         defer { receiving = false }
         let rv = buffer.withUnsafeReadableBytes { bytes -> Int in
@@ -100,7 +126,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        handshakeTimer?.cancel()
+        timer?.cancel()
+        timer = nil
         let open = streams
         streams = [:]
         for (_, s) in open { s.didClose(errorCode: UInt32(NGHTTP2_CANCEL.rawValue)) }
@@ -110,8 +137,6 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdownEvent {
-            startGracefulShutdown()
-        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .all, streams.isEmpty {
             startGracefulShutdown()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -316,8 +341,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let isAck = hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0
         switch hd.type {
         case UInt8(NGHTTP2_SETTINGS.rawValue) where !isAck:
-            handshakeTimer?.cancel()
-            handshakeTimer = nil
+            if !handshakeDone {
+                handshakeDone = true
+                timer?.cancel()
+                armTimer(in: core.configuration.idleTimeout)
+            }
             if !controlFrames.take() { return calmDown("SETTINGS flood") }
         case UInt8(NGHTTP2_PING.rawValue) where !isAck:
             if !controlFrames.take() { return calmDown("PING flood") }

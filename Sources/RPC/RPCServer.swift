@@ -62,12 +62,14 @@ public final class RPCServer: Sendable {
         core.pool.start()
         let core = self.core
         let connections = self.connections
-        let idle = TimeAmount.nanoseconds(Int64(core.configuration.idleTimeout.components.seconds) * 1_000_000_000)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
+            // Start reads small: an idle connection holds its receive buffer, and one that
+            // carries traffic grows it (up to 64 KiB) within a few reads.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
             .childChannelInitializer { channel in
                 guard connections.count < core.configuration.maxConnections else {
                     core.logger.warning("connection limit reached; refusing a connection")
@@ -75,7 +77,6 @@ public final class RPCServer: Sendable {
                 }
                 connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
                     try channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(core: core))
                 }
             }

@@ -25,6 +25,17 @@ trap cleanup EXIT
 
 if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 1); else SERVER_CPU=(); CLIENT_CPU=(); fi
 
+# start_server OUT CMD...: starts CMD (which prints "listening on 127.0.0.1:PORT"), sets
+# $spid and $port.
+start_server() {
+  local out=$1; shift
+  "$@" > "$out" 2>&1 &
+  spid=$!; pids+=($spid)
+  for _ in $(seq 100); do grep -q 'listening on' "$out" && break; sleep 0.05; done
+  port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
+  [ -n "$port" ] || { cat "$out" >&2; echo "bench: $* did not start" >&2; exit 1; }
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The request: an empty HealthCheckRequest in a gRPC frame; the reply nghttpd serves: the
@@ -71,11 +82,7 @@ read -r ng_rps ng_p50 ng_p99 ng_ok < <(load nghttpd "$port")
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # --- esaylov-server ---
-"${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 > "$work/server.out" 2>&1 &
-spid=$!; pids+=($spid)
-for _ in $(seq 100); do grep -q 'listening on' "$work/server.out" && break; sleep 0.05; done
-port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/server.out")
-[ -n "$port" ] || { cat "$work/server.out" >&2; echo "bench: esaylov-server did not start" >&2; exit 1; }
+start_server "$work/server.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
 check_health "127.0.0.1:$port"
 read -r es_rps es_p50 es_p99 es_ok < <(load esaylov "$port")
 check_health "127.0.0.1:$port"
@@ -94,10 +101,7 @@ if [ -n "$served_other" ]; then echo "bench: esaylov-server answered non-OK stat
 # counts, so a fixed number of requests goes to a fresh server, which must answer every
 # one with gRPC OK: its OK count = h2load's successes + the 2 health checks around them.
 if [ "$mode" = smoke ]; then N=20000; else N=200000; fi
-"${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 > "$work/count.out" 2>&1 &
-spid=$!; pids+=($spid)
-for _ in $(seq 100); do grep -q 'listening on' "$work/count.out" && break; sleep 0.05; done
-port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/count.out")
+start_server "$work/count.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
 check_health "127.0.0.1:$port"
 "${CLIENT_CPU[@]}" h2load -c 16 -m 64 -n "$N" -H 'content-type: application/grpc' -H 'te: trailers' \
   -d "$work/request" "http://127.0.0.1:$port/grpc.health.v1.Health/Check" > "$work/count.h2load" 2>&1
@@ -137,22 +141,16 @@ pids+=($!)
 sleep 0.5
 read -r ng64 ng64bw < <(load64 nghttpd64 "$port")
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-"${SERVER_CPU[@]}" .build/release/esaylov-interop-server --port 0 --threads 1 > "$work/interop.out" 2>&1 &
-ipid=$!; pids+=($ipid)
-for _ in $(seq 100); do grep -q 'listening on' "$work/interop.out" && break; sleep 0.05; done
-port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/interop.out")
+start_server "$work/interop.out" "${SERVER_CPU[@]}" .build/release/esaylov-interop-server --port 0 --threads 1
 read -r es64 es64bw < <(load64 esaylov64 "$port")
-kill -TERM "$ipid"; wait "$ipid" 2>/dev/null || true
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 grep -q "calls by status: OK=[0-9]*$" "$work/interop.out" || { echo "bench: 64 KiB run had non-OK calls: $(tail -1 "$work/interop.out")" >&2; exit 1; }
 echo "64 KiB unary: nghttpd $ng64 req/s ($ng64bw/s), esaylov-interop-server $es64 req/s ($es64bw/s): $(python3 -c "print(f'{$es64/$ng64:.2f}')")x"
 
 # --- memory per idle connection ---
 if [ "$mode" = smoke ]; then CONNS=200; else CONNS=1000; fi
 ulimit -n 8192 2>/dev/null || true
-"$BIN" --port 0 > "$work/idle.out" 2>&1 &
-spid=$!; pids+=($spid)
-for _ in $(seq 100); do grep -q 'listening on' "$work/idle.out" && break; sleep 0.05; done
-port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/idle.out")
+start_server "$work/idle.out" "$BIN" --port 0
 python3 - "$port" "$spid" "$CONNS" <<'PY'
 import socket, sys, time
 port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

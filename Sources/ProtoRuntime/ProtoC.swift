@@ -11,7 +11,7 @@ package enum ProtoC {
     ) throws(ProtoDecodingError) -> R {
         let desc = descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
         let budget = ProtoLimits.decodeBudget(wireSize: bytes.count)
-        var walker = WireWalker(budget: budget)
+        var walker = WireWalker(budget: budget, root: messageName)
         try walker.walk(desc, bytes, depth: 1)
         // protobuf-c wants a non-NULL pointer even for zero bytes.
         var empty: UInt8 = 0

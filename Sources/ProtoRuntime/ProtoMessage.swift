@@ -40,7 +40,7 @@ public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvert
 
     /// The message type that was expected.
     public var messageName: String
-    /// `package.Message.field` where the fault was found, when known.
+    /// Dotted path from the message to the field at fault, e.g. `response_status.message`.
     public var fieldPath: String?
     public var kind: Kind
     /// What rule the bytes broke; never echoes the bytes.
@@ -54,7 +54,7 @@ public struct ProtoDecodingError: Error, Hashable, Sendable, CustomStringConvert
     }
 
     public var description: String {
-        if let fieldPath { return "\(fieldPath): \(reason)" }
+        if let fieldPath { return "\(messageName) field \(fieldPath): \(reason)" }
         return "\(messageName): \(reason)"
     }
 }

@@ -19,80 +19,86 @@ public enum ProtoLimits {
 /// Walks protobuf wire bytes against a protobuf-c message descriptor.
 struct WireWalker {
     let budget: Int
+    /// The message being decoded, named in every error.
+    let root: String
     /// Estimate of what unpack will allocate, in bytes.
     private(set) var estimated = 0
 
-    init(budget: Int) { self.budget = budget }
+    init(budget: Int, root: String) {
+        self.budget = budget
+        self.root = root
+    }
 
     // protobuf-c's own accounting: a scanned-member record per field occurrence while a
     // message is unpacked, an unknown-field record per field it does not know.
     private static let scannedMemberCost = 32
     private static let unknownFieldCost = 32
 
+    /// `path` is the dotted field path from the root to this message ("" at the root).
     mutating func walk(
-        _ desc: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, depth: Int
+        _ desc: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: UnsafeRawBufferPointer, depth: Int, path: String = ""
     ) throws(ProtoDecodingError) {
         guard depth <= ProtoLimits.maxDepth else {
-            throw .malformed(message: desc, "messages nested deeper than \(ProtoLimits.maxDepth) levels")
+            throw malformed(path, "messages nested deeper than \(ProtoLimits.maxDepth) levels")
         }
-        try charge(desc.pointee.sizeof_message, desc)
+        try charge(desc.pointee.sizeof_message)
         var i = 0
         let n = bytes.count
         while i < n {
-            guard let key = readVarint(bytes, &i) else { throw .malformed(message: desc, "truncated field tag") }
+            guard let key = readVarint(bytes, &i) else { throw malformed(path, "truncated field tag") }
             let number = key >> 3
             let wireType = Int(key & 7)
             guard number >= 1, number <= 536_870_911 else {
-                throw .malformed(message: desc, "invalid field number \(number)")
+                throw malformed(path, "invalid field number \(number)")
             }
-            try charge(Self.scannedMemberCost, desc)
+            try charge(Self.scannedMemberCost)
             let field = Self.field(desc, UInt32(number))
+            let fieldPath = field.map { path.isEmpty ? String(cString: $0.pointee.name) : path + "." + String(cString: $0.pointee.name) } ?? path
             let start = i
             switch wireType {
             case 0:
-                guard readVarint(bytes, &i) != nil else { throw .malformed(message: desc, field, "truncated varint") }
+                guard readVarint(bytes, &i) != nil else { throw malformed(fieldPath, "truncated varint") }
             case 1:
-                guard n - i >= 8 else { throw .malformed(message: desc, field, "truncated 64-bit value") }
+                guard n - i >= 8 else { throw malformed(fieldPath, "truncated 64-bit value") }
                 i += 8
             case 5:
-                guard n - i >= 4 else { throw .malformed(message: desc, field, "truncated 32-bit value") }
+                guard n - i >= 4 else { throw malformed(fieldPath, "truncated 32-bit value") }
                 i += 4
             case 2:
                 guard let length = readVarint(bytes, &i), length <= UInt64(n - i) else {
-                    throw .malformed(message: desc, field, "length runs past the end of the message")
+                    throw malformed(fieldPath, "length runs past the end of the message")
                 }
                 let body = UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(length))])
                 i += Int(length)
-                if let field { try checkLengthDelimited(desc, field, body, depth: depth) }
+                if let field { try checkLengthDelimited(field, body, depth: depth, path: fieldPath) }
             default:
                 // Groups (3, 4) do not exist in proto3; 6 and 7 are not wire types.
-                throw .malformed(message: desc, field, "unsupported wire type \(wireType)")
+                throw malformed(fieldPath, "unsupported wire type \(wireType)")
             }
             if let field {
                 if field.pointee.label == PROTOBUF_C_LABEL_REPEATED, wireType != 2 {
-                    try charge(Self.elementSize(field.pointee.type), desc)
+                    try charge(Self.elementSize(field.pointee.type))
                 }
             } else {
-                try charge(Self.unknownFieldCost + (i - start), desc)
+                try charge(Self.unknownFieldCost + (i - start))
             }
         }
     }
 
     private mutating func checkLengthDelimited(
-        _ desc: UnsafePointer<ProtobufCMessageDescriptor>, _ field: UnsafePointer<ProtobufCFieldDescriptor>,
-        _ body: UnsafeRawBufferPointer, depth: Int
+        _ field: UnsafePointer<ProtobufCFieldDescriptor>, _ body: UnsafeRawBufferPointer, depth: Int, path: String
     ) throws(ProtoDecodingError) {
         let repeated = field.pointee.label == PROTOBUF_C_LABEL_REPEATED
         switch field.pointee.type {
         case PROTOBUF_C_TYPE_STRING:
-            try Self.checkText(desc, field, body)
-            try charge(body.count + 1 + (repeated ? 8 : 0), desc)
+            try checkText(body, path: path)
+            try charge(body.count + 1 + (repeated ? 8 : 0))
         case PROTOBUF_C_TYPE_BYTES:
-            try charge(body.count + (repeated ? 16 : 0), desc)
+            try charge(body.count + (repeated ? 16 : 0))
         case PROTOBUF_C_TYPE_MESSAGE:
-            try charge(repeated ? 8 : 0, desc)
+            try charge(repeated ? 8 : 0)
             let sub = field.pointee.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-            try walk(sub, body, depth: depth + 1)
+            try walk(sub, body, depth: depth + 1, path: path)
         default:
             // A packed run of scalars: protobuf-c allocates one array slot per element.
             let size = Self.elementSize(field.pointee.type)
@@ -102,30 +108,30 @@ struct WireWalker {
             case PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_TYPE_SFIXED64, PROTOBUF_C_TYPE_DOUBLE: count = body.count / 8
             default: count = body.reduce(0) { $0 + ($1 & 0x80 == 0 ? 1 : 0) }
             }
-            try charge(count * size, desc)
+            try charge(count * size)
         }
     }
 
-    private mutating func charge(_ bytes: Int, _ desc: UnsafePointer<ProtobufCMessageDescriptor>) throws(ProtoDecodingError) {
+    private mutating func charge(_ bytes: Int) throws(ProtoDecodingError) {
         estimated += bytes
         if estimated > budget {
             throw ProtoDecodingError(
-                messageName: String(cString: desc.pointee.name), kind: .tooLarge,
-                reason: "decoding would need more than \(budget) bytes of memory")
+                messageName: root, kind: .tooLarge, reason: "decoding would need more than \(budget) bytes of memory")
         }
     }
 
-    private static func checkText(
-        _ desc: UnsafePointer<ProtobufCMessageDescriptor>, _ field: UnsafePointer<ProtobufCFieldDescriptor>,
-        _ body: UnsafeRawBufferPointer
-    ) throws(ProtoDecodingError) {
+    private func malformed(_ path: String, _ reason: String) -> ProtoDecodingError {
+        ProtoDecodingError(messageName: root, fieldPath: path.isEmpty ? nil : path, kind: .malformed, reason: reason)
+    }
+
+    private func checkText(_ body: UnsafeRawBufferPointer, path: String) throws(ProtoDecodingError) {
         var ascii = true
         for b in body {
-            if b == 0 { throw .malformed(message: desc, field, "string contains U+0000, which is not accepted") }
+            if b == 0 { throw malformed(path, "string contains U+0000, which is not accepted") }
             if b >= 0x80 { ascii = false }
         }
         if !ascii, String(validating: body, as: UTF8.self) == nil {
-            throw .malformed(message: desc, field, "string is not valid UTF-8")
+            throw malformed(path, "string is not valid UTF-8")
         }
     }
 
@@ -167,18 +173,3 @@ struct WireWalker {
     }
 }
 
-extension ProtoDecodingError {
-    static func malformed(message desc: UnsafePointer<ProtobufCMessageDescriptor>, _ reason: String) -> ProtoDecodingError {
-        malformed(message: desc, nil, reason)
-    }
-
-    static func malformed(
-        message desc: UnsafePointer<ProtobufCMessageDescriptor>, _ field: UnsafePointer<ProtobufCFieldDescriptor>?,
-        _ reason: String
-    ) -> ProtoDecodingError {
-        let name = String(cString: desc.pointee.name)
-        return ProtoDecodingError(
-            messageName: name, fieldPath: field.map { "\(name).\(String(cString: $0.pointee.name))" },
-            kind: .malformed, reason: reason)
-    }
-}

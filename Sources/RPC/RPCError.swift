@@ -39,6 +39,8 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// Extra trailing metadata sent with the status.
     public var metadata: Metadata
+    /// Structured details, sent as `grpc-status-details-bin`.
+    public var details: [ErrorDetail] = []
 
     public init(code: Code, message: String, metadata: Metadata = Metadata()) {
         self.code = code

@@ -120,7 +120,10 @@ func decodeRequest<M: ProtoMessage>(_ type: M.Type, _ bytes: [UInt8]) throws(RPC
     } catch {
         switch error.kind {
         case .tooLarge: throw RPCError(code: .resourceExhausted, message: "request \(error)")
-        case .malformed: throw RPCError(code: .invalidArgument, message: "request is not a valid \(M.protoName) message: \(error)")
+        case .malformed:
+            throw RPCError(
+                code: .invalidArgument, message: "request is not a valid \(M.protoName) message: \(error)",
+                details: [.fieldViolation(field: error.fieldPath ?? "", description: error.reason, reason: "MALFORMED_MESSAGE")])
         }
     }
 }

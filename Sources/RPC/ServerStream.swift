@@ -101,6 +101,9 @@ final class ServerStream {
         if !status.message.isEmpty { trailers.append(("grpc-message", GRPCWire.percentEncode(status.message))) }
         if let context { trailers += context.trailingMetadata.headerFields }
         trailers += status.metadata.headerFields
+        if let details = status.statusDetailsBytes() {
+            trailers.append(("grpc-status-details-bin", Base64.encode(details)))
+        }
         if headersSent {
             pendingTrailers = trailers
             connection.resumeData(self)

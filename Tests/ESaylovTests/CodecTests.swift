@@ -224,7 +224,7 @@ struct MalformedInputTests {
             Issue.record("truncated string accepted")
         } catch {
             #expect(error.messageName == "esaylov.fixture.Scalars")
-            #expect(error.fieldPath == "esaylov.fixture.Scalars.text")
+            #expect(error.fieldPath == "text")
             #expect(error.kind == .malformed)
         }
     }

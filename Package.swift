@@ -10,6 +10,7 @@ let package = Package(
     name: "esaylov",
     platforms: [.macOS(.v15)],
     products: [
+        .executable(name: "esaylovctl", targets: ["esaylovctl"]),
         .executable(name: "esaylov-server", targets: ["esaylov-server"]),
         .executable(name: "esaylov-interop-server", targets: ["esaylov-interop-server"]),
     ],
@@ -21,6 +22,8 @@ let package = Package(
         // C libraries from Debian's -dev packages.
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // zlib (zlib1g-dev) with a shim: its init functions are macros.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
 
@@ -46,16 +49,22 @@ let package = Package(
         .target(name: "ESaylovAPI", dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"], swiftSettings: strict),
         // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
         .target(name: "Domain", swiftSettings: strict),
+        // PostgreSQL through libpq: pool, transactions, migrations, directory queries.
+        .target(
+            name: "Store", dependencies: ["CLibPQ", "COpenSSL", "Domain"],
+            resources: [.copy("Migrations"), .copy("Seed")], swiftSettings: strict),
         .target(
             name: "Services",
-            dependencies: ["Domain", "ESaylovAPI", "ESaylovProtoC", "RPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Domain", "Store", "ESaylovAPI", "ESaylovProtoC", "RPC", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "esaylov-server",
-            dependencies: ["Services", "RPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Services", "RPC", "Store", "ESaylovAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "esaylovctl", dependencies: ["Store", "Domain", "Services"], swiftSettings: strict),
         .executableTarget(
             name: "esaylov-interop-server",
             dependencies: ["Services", "RPC", "ESaylovAPI", .product(name: "Logging", package: "swift-log")],

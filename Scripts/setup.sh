@@ -6,6 +6,7 @@ set -euo pipefail
 APT_PACKAGES=(
   pkg-config zlib1g-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
   grpc-proto nghttp2-client nghttp2-server python3 python3-pip
+  libpq-dev libssl-dev postgresql-15
 )
 # What test.sh and bench.sh need on top.
 APT_TEST_PACKAGES=(procps util-linux golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev)

@@ -355,13 +355,24 @@ public protocol Esaylov_V1_AuditService: RPCService {
 extension Esaylov_V1_AuditService {
     public static var serviceName: String { "esaylov.v1.AuditService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Esaylov_V1_AuditServiceMethod.listEvents, placement: placement(of: Esaylov_V1_AuditServiceMethod.listEvents)) { (request, context) throws(RPCError) in
-            try self.listEvents(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuditServiceMethod.listEvents) {
+            router.addUnary(Esaylov_V1_AuditServiceMethod.listEvents, placement: placement(of: Esaylov_V1_AuditServiceMethod.listEvents)) { (request, context) throws(RPCError) in
+                try self.listEvents(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_AuditServiceMethod.verifyChain, placement: placement(of: Esaylov_V1_AuditServiceMethod.verifyChain)) { (request, context) throws(RPCError) in
-            try self.verifyChain(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuditServiceMethod.verifyChain) {
+            router.addUnary(Esaylov_V1_AuditServiceMethod.verifyChain, placement: placement(of: Esaylov_V1_AuditServiceMethod.verifyChain)) { (request, context) throws(RPCError) in
+                try self.verifyChain(request: request, context: context)
+            }
         }
     }
+}
+
+extension Esaylov_V1_AuditService {
+    public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListEventsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuditService/ListEvents is not implemented") }
+    public func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_VerifyChainResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuditService/VerifyChain is not implemented") }
 }
 

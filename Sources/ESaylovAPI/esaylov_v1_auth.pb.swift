@@ -495,25 +495,48 @@ public protocol Esaylov_V1_AuthService: RPCService {
 extension Esaylov_V1_AuthService {
     public static var serviceName: String { "esaylov.v1.AuthService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Esaylov_V1_AuthServiceMethod.startSignatureLogin, placement: placement(of: Esaylov_V1_AuthServiceMethod.startSignatureLogin)) { (request, context) throws(RPCError) in
-            try self.startSignatureLogin(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuthServiceMethod.startSignatureLogin) {
+            router.addUnary(Esaylov_V1_AuthServiceMethod.startSignatureLogin, placement: placement(of: Esaylov_V1_AuthServiceMethod.startSignatureLogin)) { (request, context) throws(RPCError) in
+                try self.startSignatureLogin(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_AuthServiceMethod.finishSignatureLogin, placement: placement(of: Esaylov_V1_AuthServiceMethod.finishSignatureLogin)) { (request, context) throws(RPCError) in
-            try self.finishSignatureLogin(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuthServiceMethod.finishSignatureLogin) {
+            router.addUnary(Esaylov_V1_AuthServiceMethod.finishSignatureLogin, placement: placement(of: Esaylov_V1_AuthServiceMethod.finishSignatureLogin)) { (request, context) throws(RPCError) in
+                try self.finishSignatureLogin(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_AuthServiceMethod.requestSmsCode, placement: placement(of: Esaylov_V1_AuthServiceMethod.requestSmsCode)) { (request, context) throws(RPCError) in
-            try self.requestSmsCode(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuthServiceMethod.requestSmsCode) {
+            router.addUnary(Esaylov_V1_AuthServiceMethod.requestSmsCode, placement: placement(of: Esaylov_V1_AuthServiceMethod.requestSmsCode)) { (request, context) throws(RPCError) in
+                try self.requestSmsCode(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_AuthServiceMethod.verifySmsCode, placement: placement(of: Esaylov_V1_AuthServiceMethod.verifySmsCode)) { (request, context) throws(RPCError) in
-            try self.verifySmsCode(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuthServiceMethod.verifySmsCode) {
+            router.addUnary(Esaylov_V1_AuthServiceMethod.verifySmsCode, placement: placement(of: Esaylov_V1_AuthServiceMethod.verifySmsCode)) { (request, context) throws(RPCError) in
+                try self.verifySmsCode(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_AuthServiceMethod.logout, placement: placement(of: Esaylov_V1_AuthServiceMethod.logout)) { (request, context) throws(RPCError) in
-            try self.logout(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuthServiceMethod.logout) {
+            router.addUnary(Esaylov_V1_AuthServiceMethod.logout, placement: placement(of: Esaylov_V1_AuthServiceMethod.logout)) { (request, context) throws(RPCError) in
+                try self.logout(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_AuthServiceMethod.whoAmI, placement: placement(of: Esaylov_V1_AuthServiceMethod.whoAmI)) { (request, context) throws(RPCError) in
-            try self.whoAmI(request: request, context: context)
+        if isImplemented(Esaylov_V1_AuthServiceMethod.whoAmI) {
+            router.addUnary(Esaylov_V1_AuthServiceMethod.whoAmI, placement: placement(of: Esaylov_V1_AuthServiceMethod.whoAmI)) { (request, context) throws(RPCError) in
+                try self.whoAmI(request: request, context: context)
+            }
         }
     }
+}
+
+extension Esaylov_V1_AuthService {
+    public func startSignatureLogin(request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_StartSignatureLoginResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/StartSignatureLogin is not implemented") }
+    public func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Session { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/FinishSignatureLogin is not implemented") }
+    public func requestSmsCode(request: Esaylov_V1_RequestSmsCodeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_RequestSmsCodeResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/RequestSmsCode is not implemented") }
+    public func verifySmsCode(request: Esaylov_V1_VerifySmsCodeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Session { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/VerifySmsCode is not implemented") }
+    public func logout(request: Esaylov_V1_LogoutRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_LogoutResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/Logout is not implemented") }
+    public func whoAmI(request: Esaylov_V1_WhoAmIRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Principal { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/WhoAmI is not implemented") }
 }
 

@@ -773,28 +773,54 @@ public protocol Esaylov_V1_DecisionService: RPCService {
 extension Esaylov_V1_DecisionService {
     public static var serviceName: String { "esaylov.v1.DecisionService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.startReview, placement: placement(of: Esaylov_V1_DecisionServiceMethod.startReview)) { (request, context) throws(RPCError) in
-            try self.startReview(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.startReview) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.startReview, placement: placement(of: Esaylov_V1_DecisionServiceMethod.startReview)) { (request, context) throws(RPCError) in
+                try self.startReview(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.draftDecision, placement: placement(of: Esaylov_V1_DecisionServiceMethod.draftDecision)) { (request, context) throws(RPCError) in
-            try self.draftDecision(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.draftDecision) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.draftDecision, placement: placement(of: Esaylov_V1_DecisionServiceMethod.draftDecision)) { (request, context) throws(RPCError) in
+                try self.draftDecision(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.returnDraft, placement: placement(of: Esaylov_V1_DecisionServiceMethod.returnDraft)) { (request, context) throws(RPCError) in
-            try self.returnDraft(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.returnDraft) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.returnDraft, placement: placement(of: Esaylov_V1_DecisionServiceMethod.returnDraft)) { (request, context) throws(RPCError) in
+                try self.returnDraft(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.getApprovalPayload, placement: placement(of: Esaylov_V1_DecisionServiceMethod.getApprovalPayload)) { (request, context) throws(RPCError) in
-            try self.getApprovalPayload(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.getApprovalPayload) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.getApprovalPayload, placement: placement(of: Esaylov_V1_DecisionServiceMethod.getApprovalPayload)) { (request, context) throws(RPCError) in
+                try self.getApprovalPayload(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.approveDecision, placement: placement(of: Esaylov_V1_DecisionServiceMethod.approveDecision)) { (request, context) throws(RPCError) in
-            try self.approveDecision(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.approveDecision) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.approveDecision, placement: placement(of: Esaylov_V1_DecisionServiceMethod.approveDecision)) { (request, context) throws(RPCError) in
+                try self.approveDecision(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.getDecision, placement: placement(of: Esaylov_V1_DecisionServiceMethod.getDecision)) { (request, context) throws(RPCError) in
-            try self.getDecision(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.getDecision) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.getDecision, placement: placement(of: Esaylov_V1_DecisionServiceMethod.getDecision)) { (request, context) throws(RPCError) in
+                try self.getDecision(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DecisionServiceMethod.listDecisions, placement: placement(of: Esaylov_V1_DecisionServiceMethod.listDecisions)) { (request, context) throws(RPCError) in
-            try self.listDecisions(request: request, context: context)
+        if isImplemented(Esaylov_V1_DecisionServiceMethod.listDecisions) {
+            router.addUnary(Esaylov_V1_DecisionServiceMethod.listDecisions, placement: placement(of: Esaylov_V1_DecisionServiceMethod.listDecisions)) { (request, context) throws(RPCError) in
+                try self.listDecisions(request: request, context: context)
+            }
         }
     }
+}
+
+extension Esaylov_V1_DecisionService {
+    public func startReview(request: Esaylov_V1_StartReviewRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_StartReviewResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/StartReview is not implemented") }
+    public func draftDecision(request: Esaylov_V1_DraftDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DecisionDraft { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/DraftDecision is not implemented") }
+    public func returnDraft(request: Esaylov_V1_ReturnDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DecisionDraft { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/ReturnDraft is not implemented") }
+    public func getApprovalPayload(request: Esaylov_V1_GetApprovalPayloadRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_SigningPayload { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/GetApprovalPayload is not implemented") }
+    public func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Decision { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/ApproveDecision is not implemented") }
+    public func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Decision { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/GetDecision is not implemented") }
+    public func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListDecisionsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/ListDecisions is not implemented") }
 }
 

@@ -1259,37 +1259,72 @@ public protocol Esaylov_V1_DirectoryService: RPCService {
 extension Esaylov_V1_DirectoryService {
     public static var serviceName: String { "esaylov.v1.DirectoryService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getOrganisation, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getOrganisation)) { (request, context) throws(RPCError) in
-            try self.getOrganisation(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getOrganisation) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.getOrganisation, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getOrganisation)) { (request, context) throws(RPCError) in
+                try self.getOrganisation(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listOrganisations, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listOrganisations)) { (request, context) throws(RPCError) in
-            try self.listOrganisations(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listOrganisations) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.listOrganisations, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listOrganisations)) { (request, context) throws(RPCError) in
+                try self.listOrganisations(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCommissionTree, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getCommissionTree)) { (request, context) throws(RPCError) in
-            try self.getCommissionTree(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getCommissionTree) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCommissionTree, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getCommissionTree)) { (request, context) throws(RPCError) in
+                try self.getCommissionTree(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listMembers, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listMembers)) { (request, context) throws(RPCError) in
-            try self.listMembers(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listMembers) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.listMembers, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listMembers)) { (request, context) throws(RPCError) in
+                try self.listMembers(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getPerson, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getPerson)) { (request, context) throws(RPCError) in
-            try self.getPerson(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getPerson) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.getPerson, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getPerson)) { (request, context) throws(RPCError) in
+                try self.getPerson(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCertificates, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listCertificates)) { (request, context) throws(RPCError) in
-            try self.listCertificates(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listCertificates) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCertificates, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listCertificates)) { (request, context) throws(RPCError) in
+                try self.listCertificates(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCandidates, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listCandidates)) { (request, context) throws(RPCError) in
-            try self.listCandidates(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listCandidates) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCandidates, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listCandidates)) { (request, context) throws(RPCError) in
+                try self.listCandidates(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCandidate, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getCandidate)) { (request, context) throws(RPCError) in
-            try self.getCandidate(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getCandidate) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCandidate, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.getCandidate)) { (request, context) throws(RPCError) in
+                try self.getCandidate(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listProxies, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listProxies)) { (request, context) throws(RPCError) in
-            try self.listProxies(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listProxies) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.listProxies, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listProxies)) { (request, context) throws(RPCError) in
+                try self.listProxies(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listTerritories, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listTerritories)) { (request, context) throws(RPCError) in
-            try self.listTerritories(request: request, context: context)
+        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listTerritories) {
+            router.addUnary(Esaylov_V1_DirectoryServiceMethod.listTerritories, placement: placement(of: Esaylov_V1_DirectoryServiceMethod.listTerritories)) { (request, context) throws(RPCError) in
+                try self.listTerritories(request: request, context: context)
+            }
         }
     }
+}
+
+extension Esaylov_V1_DirectoryService {
+    public func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Organisation { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetOrganisation is not implemented") }
+    public func listOrganisations(request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListOrganisationsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListOrganisations is not implemented") }
+    public func getCommissionTree(request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_CommissionTree { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetCommissionTree is not implemented") }
+    public func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListMembersResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListMembers is not implemented") }
+    public func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Person { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetPerson is not implemented") }
+    public func listCertificates(request: Esaylov_V1_ListCertificatesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCertificatesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCertificates is not implemented") }
+    public func listCandidates(request: Esaylov_V1_ListCandidatesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCandidatesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCandidates is not implemented") }
+    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Candidate { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetCandidate is not implemented") }
+    public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListProxiesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListProxies is not implemented") }
+    public func listTerritories(request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListTerritoriesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListTerritories is not implemented") }
 }
 

@@ -1687,49 +1687,96 @@ public protocol Esaylov_V1_RequestService: RPCService {
 extension Esaylov_V1_RequestService {
     public static var serviceName: String { "esaylov.v1.RequestService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Esaylov_V1_RequestServiceMethod.listCampaigns, placement: placement(of: Esaylov_V1_RequestServiceMethod.listCampaigns)) { (request, context) throws(RPCError) in
-            try self.listCampaigns(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.listCampaigns) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.listCampaigns, placement: placement(of: Esaylov_V1_RequestServiceMethod.listCampaigns)) { (request, context) throws(RPCError) in
+                try self.listCampaigns(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.listRequestTypes, placement: placement(of: Esaylov_V1_RequestServiceMethod.listRequestTypes)) { (request, context) throws(RPCError) in
-            try self.listRequestTypes(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.listRequestTypes) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.listRequestTypes, placement: placement(of: Esaylov_V1_RequestServiceMethod.listRequestTypes)) { (request, context) throws(RPCError) in
+                try self.listRequestTypes(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.createDraft, placement: placement(of: Esaylov_V1_RequestServiceMethod.createDraft)) { (request, context) throws(RPCError) in
-            try self.createDraft(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.createDraft) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.createDraft, placement: placement(of: Esaylov_V1_RequestServiceMethod.createDraft)) { (request, context) throws(RPCError) in
+                try self.createDraft(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.updateDraft, placement: placement(of: Esaylov_V1_RequestServiceMethod.updateDraft)) { (request, context) throws(RPCError) in
-            try self.updateDraft(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.updateDraft) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.updateDraft, placement: placement(of: Esaylov_V1_RequestServiceMethod.updateDraft)) { (request, context) throws(RPCError) in
+                try self.updateDraft(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.deleteDraft, placement: placement(of: Esaylov_V1_RequestServiceMethod.deleteDraft)) { (request, context) throws(RPCError) in
-            try self.deleteDraft(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.deleteDraft) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.deleteDraft, placement: placement(of: Esaylov_V1_RequestServiceMethod.deleteDraft)) { (request, context) throws(RPCError) in
+                try self.deleteDraft(request: request, context: context)
+            }
         }
-        router.addClientStreaming(Esaylov_V1_RequestServiceMethod.uploadAttachment) { requests, context in
-            try await self.uploadAttachment(requests: requests, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.uploadAttachment) {
+            router.addClientStreaming(Esaylov_V1_RequestServiceMethod.uploadAttachment) { requests, context in
+                try await self.uploadAttachment(requests: requests, context: context)
+            }
         }
-        router.addServerStreaming(Esaylov_V1_RequestServiceMethod.downloadAttachment) { request, responses, context in
-            try await self.downloadAttachment(request: request, responses: responses, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.downloadAttachment) {
+            router.addServerStreaming(Esaylov_V1_RequestServiceMethod.downloadAttachment) { request, responses, context in
+                try await self.downloadAttachment(request: request, responses: responses, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.getSigningPayload, placement: placement(of: Esaylov_V1_RequestServiceMethod.getSigningPayload)) { (request, context) throws(RPCError) in
-            try self.getSigningPayload(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.getSigningPayload) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.getSigningPayload, placement: placement(of: Esaylov_V1_RequestServiceMethod.getSigningPayload)) { (request, context) throws(RPCError) in
+                try self.getSigningPayload(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.submitRequest, placement: placement(of: Esaylov_V1_RequestServiceMethod.submitRequest)) { (request, context) throws(RPCError) in
-            try self.submitRequest(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.submitRequest) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.submitRequest, placement: placement(of: Esaylov_V1_RequestServiceMethod.submitRequest)) { (request, context) throws(RPCError) in
+                try self.submitRequest(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.getRequest, placement: placement(of: Esaylov_V1_RequestServiceMethod.getRequest)) { (request, context) throws(RPCError) in
-            try self.getRequest(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.getRequest) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.getRequest, placement: placement(of: Esaylov_V1_RequestServiceMethod.getRequest)) { (request, context) throws(RPCError) in
+                try self.getRequest(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.listOutgoing, placement: placement(of: Esaylov_V1_RequestServiceMethod.listOutgoing)) { (request, context) throws(RPCError) in
-            try self.listOutgoing(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.listOutgoing) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.listOutgoing, placement: placement(of: Esaylov_V1_RequestServiceMethod.listOutgoing)) { (request, context) throws(RPCError) in
+                try self.listOutgoing(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.listIncoming, placement: placement(of: Esaylov_V1_RequestServiceMethod.listIncoming)) { (request, context) throws(RPCError) in
-            try self.listIncoming(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.listIncoming) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.listIncoming, placement: placement(of: Esaylov_V1_RequestServiceMethod.listIncoming)) { (request, context) throws(RPCError) in
+                try self.listIncoming(request: request, context: context)
+            }
         }
-        router.addUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest, placement: placement(of: Esaylov_V1_RequestServiceMethod.withdrawRequest)) { (request, context) throws(RPCError) in
-            try self.withdrawRequest(request: request, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.withdrawRequest) {
+            router.addUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest, placement: placement(of: Esaylov_V1_RequestServiceMethod.withdrawRequest)) { (request, context) throws(RPCError) in
+                try self.withdrawRequest(request: request, context: context)
+            }
         }
-        router.addServerStreaming(Esaylov_V1_RequestServiceMethod.watchRequests) { request, responses, context in
-            try await self.watchRequests(request: request, responses: responses, context: context)
+        if isImplemented(Esaylov_V1_RequestServiceMethod.watchRequests) {
+            router.addServerStreaming(Esaylov_V1_RequestServiceMethod.watchRequests) { request, responses, context in
+                try await self.watchRequests(request: request, responses: responses, context: context)
+            }
         }
     }
+}
+
+extension Esaylov_V1_RequestService {
+    public func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCampaignsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListCampaigns is not implemented") }
+    public func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestTypesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListRequestTypes is not implemented") }
+    public func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/CreateDraft is not implemented") }
+    public func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/UpdateDraft is not implemented") }
+    public func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DeleteDraftResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/DeleteDraft is not implemented") }
+    public func uploadAttachment(requests: RequestStream<Esaylov_V1_UploadAttachmentRequest>, context: ServerContext) async throws -> Esaylov_V1_Attachment { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/UploadAttachment is not implemented") }
+    public func downloadAttachment(request: Esaylov_V1_DownloadAttachmentRequest, responses: ResponseWriter<Esaylov_V1_AttachmentChunk>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/DownloadAttachment is not implemented") }
+    public func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_SigningPayload { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/GetSigningPayload is not implemented") }
+    public func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/SubmitRequest is not implemented") }
+    public func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/GetRequest is not implemented") }
+    public func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListOutgoing is not implemented") }
+    public func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListIncoming is not implemented") }
+    public func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/WithdrawRequest is not implemented") }
+    public func watchRequests(request: Esaylov_V1_WatchRequestsRequest, responses: ResponseWriter<Esaylov_V1_RequestEvent>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/WatchRequests is not implemented") }
 }
 

@@ -131,13 +131,24 @@ public protocol Grpc_Health_V1_HealthService: RPCService {
 extension Grpc_Health_V1_HealthService {
     public static var serviceName: String { "grpc.health.v1.Health" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Health_V1_HealthMethod.check, placement: placement(of: Grpc_Health_V1_HealthMethod.check)) { (request, context) throws(RPCError) in
-            try self.check(request: request, context: context)
+        if isImplemented(Grpc_Health_V1_HealthMethod.check) {
+            router.addUnary(Grpc_Health_V1_HealthMethod.check, placement: placement(of: Grpc_Health_V1_HealthMethod.check)) { (request, context) throws(RPCError) in
+                try self.check(request: request, context: context)
+            }
         }
-        router.addServerStreaming(Grpc_Health_V1_HealthMethod.watch) { request, responses, context in
-            try await self.watch(request: request, responses: responses, context: context)
+        if isImplemented(Grpc_Health_V1_HealthMethod.watch) {
+            router.addServerStreaming(Grpc_Health_V1_HealthMethod.watch) { request, responses, context in
+                try await self.watch(request: request, responses: responses, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Health_V1_HealthService {
+    public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) throws(RPCError) -> Grpc_Health_V1_HealthCheckResponse { throw RPCError(code: .unimplemented, message: "grpc.health.v1.Health/Check is not implemented") }
+    public func watch(request: Grpc_Health_V1_HealthCheckRequest, responses: ResponseWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.health.v1.Health/Watch is not implemented") }
 }
 

@@ -391,10 +391,18 @@ public protocol Grpc_Reflection_V1alpha_ServerReflectionService: RPCService {
 extension Grpc_Reflection_V1alpha_ServerReflectionService {
     public static var serviceName: String { "grpc.reflection.v1alpha.ServerReflection" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addBidirectionalStreaming(Grpc_Reflection_V1alpha_ServerReflectionMethod.serverReflectionInfo) { requests, responses, context in
-            try await self.serverReflectionInfo(requests: requests, responses: responses, context: context)
+        if isImplemented(Grpc_Reflection_V1alpha_ServerReflectionMethod.serverReflectionInfo) {
+            router.addBidirectionalStreaming(Grpc_Reflection_V1alpha_ServerReflectionMethod.serverReflectionInfo) { requests, responses, context in
+                try await self.serverReflectionInfo(requests: requests, responses: responses, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Reflection_V1alpha_ServerReflectionService {
+    public func serverReflectionInfo(requests: RequestStream<Grpc_Reflection_V1alpha_ServerReflectionRequest>, responses: ResponseWriter<Grpc_Reflection_V1alpha_ServerReflectionResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo is not implemented") }
 }
 

@@ -32,32 +32,61 @@ public protocol Grpc_Testing_TestService: RPCService {
 extension Grpc_Testing_TestService {
     public static var serviceName: String { "grpc.testing.TestService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Testing_TestServiceMethod.emptyCall, placement: placement(of: Grpc_Testing_TestServiceMethod.emptyCall)) { (request, context) throws(RPCError) in
-            try self.emptyCall(request: request, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.emptyCall) {
+            router.addUnary(Grpc_Testing_TestServiceMethod.emptyCall, placement: placement(of: Grpc_Testing_TestServiceMethod.emptyCall)) { (request, context) throws(RPCError) in
+                try self.emptyCall(request: request, context: context)
+            }
         }
-        router.addUnary(Grpc_Testing_TestServiceMethod.unaryCall, placement: placement(of: Grpc_Testing_TestServiceMethod.unaryCall)) { (request, context) throws(RPCError) in
-            try self.unaryCall(request: request, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.unaryCall) {
+            router.addUnary(Grpc_Testing_TestServiceMethod.unaryCall, placement: placement(of: Grpc_Testing_TestServiceMethod.unaryCall)) { (request, context) throws(RPCError) in
+                try self.unaryCall(request: request, context: context)
+            }
         }
-        router.addUnary(Grpc_Testing_TestServiceMethod.cacheableUnaryCall, placement: placement(of: Grpc_Testing_TestServiceMethod.cacheableUnaryCall)) { (request, context) throws(RPCError) in
-            try self.cacheableUnaryCall(request: request, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.cacheableUnaryCall) {
+            router.addUnary(Grpc_Testing_TestServiceMethod.cacheableUnaryCall, placement: placement(of: Grpc_Testing_TestServiceMethod.cacheableUnaryCall)) { (request, context) throws(RPCError) in
+                try self.cacheableUnaryCall(request: request, context: context)
+            }
         }
-        router.addServerStreaming(Grpc_Testing_TestServiceMethod.streamingOutputCall) { request, responses, context in
-            try await self.streamingOutputCall(request: request, responses: responses, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.streamingOutputCall) {
+            router.addServerStreaming(Grpc_Testing_TestServiceMethod.streamingOutputCall) { request, responses, context in
+                try await self.streamingOutputCall(request: request, responses: responses, context: context)
+            }
         }
-        router.addClientStreaming(Grpc_Testing_TestServiceMethod.streamingInputCall) { requests, context in
-            try await self.streamingInputCall(requests: requests, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.streamingInputCall) {
+            router.addClientStreaming(Grpc_Testing_TestServiceMethod.streamingInputCall) { requests, context in
+                try await self.streamingInputCall(requests: requests, context: context)
+            }
         }
-        router.addBidirectionalStreaming(Grpc_Testing_TestServiceMethod.fullDuplexCall) { requests, responses, context in
-            try await self.fullDuplexCall(requests: requests, responses: responses, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.fullDuplexCall) {
+            router.addBidirectionalStreaming(Grpc_Testing_TestServiceMethod.fullDuplexCall) { requests, responses, context in
+                try await self.fullDuplexCall(requests: requests, responses: responses, context: context)
+            }
         }
-        router.addBidirectionalStreaming(Grpc_Testing_TestServiceMethod.halfDuplexCall) { requests, responses, context in
-            try await self.halfDuplexCall(requests: requests, responses: responses, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.halfDuplexCall) {
+            router.addBidirectionalStreaming(Grpc_Testing_TestServiceMethod.halfDuplexCall) { requests, responses, context in
+                try await self.halfDuplexCall(requests: requests, responses: responses, context: context)
+            }
         }
-        router.addUnary(Grpc_Testing_TestServiceMethod.unimplementedCall, placement: placement(of: Grpc_Testing_TestServiceMethod.unimplementedCall)) { (request, context) throws(RPCError) in
-            try self.unimplementedCall(request: request, context: context)
+        if isImplemented(Grpc_Testing_TestServiceMethod.unimplementedCall) {
+            router.addUnary(Grpc_Testing_TestServiceMethod.unimplementedCall, placement: placement(of: Grpc_Testing_TestServiceMethod.unimplementedCall)) { (request, context) throws(RPCError) in
+                try self.unimplementedCall(request: request, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Testing_TestService {
+    public func emptyCall(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/EmptyCall is not implemented") }
+    public func unaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) throws(RPCError) -> Grpc_Testing_SimpleResponse { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/UnaryCall is not implemented") }
+    public func cacheableUnaryCall(request: Grpc_Testing_SimpleRequest, context: ServerContext) throws(RPCError) -> Grpc_Testing_SimpleResponse { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/CacheableUnaryCall is not implemented") }
+    public func streamingOutputCall(request: Grpc_Testing_StreamingOutputCallRequest, responses: ResponseWriter<Grpc_Testing_StreamingOutputCallResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/StreamingOutputCall is not implemented") }
+    public func streamingInputCall(requests: RequestStream<Grpc_Testing_StreamingInputCallRequest>, context: ServerContext) async throws -> Grpc_Testing_StreamingInputCallResponse { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/StreamingInputCall is not implemented") }
+    public func fullDuplexCall(requests: RequestStream<Grpc_Testing_StreamingOutputCallRequest>, responses: ResponseWriter<Grpc_Testing_StreamingOutputCallResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/FullDuplexCall is not implemented") }
+    public func halfDuplexCall(requests: RequestStream<Grpc_Testing_StreamingOutputCallRequest>, responses: ResponseWriter<Grpc_Testing_StreamingOutputCallResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/HalfDuplexCall is not implemented") }
+    public func unimplementedCall(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty { throw RPCError(code: .unimplemented, message: "grpc.testing.TestService/UnimplementedCall is not implemented") }
 }
 
 /// The methods of `grpc.testing.UnimplementedService`.
@@ -75,11 +104,19 @@ public protocol Grpc_Testing_UnimplementedService: RPCService {
 extension Grpc_Testing_UnimplementedService {
     public static var serviceName: String { "grpc.testing.UnimplementedService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Testing_UnimplementedServiceMethod.unimplementedCall, placement: placement(of: Grpc_Testing_UnimplementedServiceMethod.unimplementedCall)) { (request, context) throws(RPCError) in
-            try self.unimplementedCall(request: request, context: context)
+        if isImplemented(Grpc_Testing_UnimplementedServiceMethod.unimplementedCall) {
+            router.addUnary(Grpc_Testing_UnimplementedServiceMethod.unimplementedCall, placement: placement(of: Grpc_Testing_UnimplementedServiceMethod.unimplementedCall)) { (request, context) throws(RPCError) in
+                try self.unimplementedCall(request: request, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Testing_UnimplementedService {
+    public func unimplementedCall(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty { throw RPCError(code: .unimplemented, message: "grpc.testing.UnimplementedService/UnimplementedCall is not implemented") }
 }
 
 /// The methods of `grpc.testing.ReconnectService`.
@@ -99,14 +136,25 @@ public protocol Grpc_Testing_ReconnectService: RPCService {
 extension Grpc_Testing_ReconnectService {
     public static var serviceName: String { "grpc.testing.ReconnectService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Testing_ReconnectServiceMethod.start, placement: placement(of: Grpc_Testing_ReconnectServiceMethod.start)) { (request, context) throws(RPCError) in
-            try self.start(request: request, context: context)
+        if isImplemented(Grpc_Testing_ReconnectServiceMethod.start) {
+            router.addUnary(Grpc_Testing_ReconnectServiceMethod.start, placement: placement(of: Grpc_Testing_ReconnectServiceMethod.start)) { (request, context) throws(RPCError) in
+                try self.start(request: request, context: context)
+            }
         }
-        router.addUnary(Grpc_Testing_ReconnectServiceMethod.stop, placement: placement(of: Grpc_Testing_ReconnectServiceMethod.stop)) { (request, context) throws(RPCError) in
-            try self.stop(request: request, context: context)
+        if isImplemented(Grpc_Testing_ReconnectServiceMethod.stop) {
+            router.addUnary(Grpc_Testing_ReconnectServiceMethod.stop, placement: placement(of: Grpc_Testing_ReconnectServiceMethod.stop)) { (request, context) throws(RPCError) in
+                try self.stop(request: request, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Testing_ReconnectService {
+    public func start(request: Grpc_Testing_ReconnectParams, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty { throw RPCError(code: .unimplemented, message: "grpc.testing.ReconnectService/Start is not implemented") }
+    public func stop(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_ReconnectInfo { throw RPCError(code: .unimplemented, message: "grpc.testing.ReconnectService/Stop is not implemented") }
 }
 
 /// The methods of `grpc.testing.LoadBalancerStatsService`.
@@ -126,14 +174,25 @@ public protocol Grpc_Testing_LoadBalancerStatsService: RPCService {
 extension Grpc_Testing_LoadBalancerStatsService {
     public static var serviceName: String { "grpc.testing.LoadBalancerStatsService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Testing_LoadBalancerStatsServiceMethod.getClientStats, placement: placement(of: Grpc_Testing_LoadBalancerStatsServiceMethod.getClientStats)) { (request, context) throws(RPCError) in
-            try self.getClientStats(request: request, context: context)
+        if isImplemented(Grpc_Testing_LoadBalancerStatsServiceMethod.getClientStats) {
+            router.addUnary(Grpc_Testing_LoadBalancerStatsServiceMethod.getClientStats, placement: placement(of: Grpc_Testing_LoadBalancerStatsServiceMethod.getClientStats)) { (request, context) throws(RPCError) in
+                try self.getClientStats(request: request, context: context)
+            }
         }
-        router.addUnary(Grpc_Testing_LoadBalancerStatsServiceMethod.getClientAccumulatedStats, placement: placement(of: Grpc_Testing_LoadBalancerStatsServiceMethod.getClientAccumulatedStats)) { (request, context) throws(RPCError) in
-            try self.getClientAccumulatedStats(request: request, context: context)
+        if isImplemented(Grpc_Testing_LoadBalancerStatsServiceMethod.getClientAccumulatedStats) {
+            router.addUnary(Grpc_Testing_LoadBalancerStatsServiceMethod.getClientAccumulatedStats, placement: placement(of: Grpc_Testing_LoadBalancerStatsServiceMethod.getClientAccumulatedStats)) { (request, context) throws(RPCError) in
+                try self.getClientAccumulatedStats(request: request, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Testing_LoadBalancerStatsService {
+    public func getClientStats(request: Grpc_Testing_LoadBalancerStatsRequest, context: ServerContext) throws(RPCError) -> Grpc_Testing_LoadBalancerStatsResponse { throw RPCError(code: .unimplemented, message: "grpc.testing.LoadBalancerStatsService/GetClientStats is not implemented") }
+    public func getClientAccumulatedStats(request: Grpc_Testing_LoadBalancerAccumulatedStatsRequest, context: ServerContext) throws(RPCError) -> Grpc_Testing_LoadBalancerAccumulatedStatsResponse { throw RPCError(code: .unimplemented, message: "grpc.testing.LoadBalancerStatsService/GetClientAccumulatedStats is not implemented") }
 }
 
 /// The methods of `grpc.testing.XdsUpdateHealthService`.
@@ -153,14 +212,25 @@ public protocol Grpc_Testing_XdsUpdateHealthService: RPCService {
 extension Grpc_Testing_XdsUpdateHealthService {
     public static var serviceName: String { "grpc.testing.XdsUpdateHealthService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Testing_XdsUpdateHealthServiceMethod.setServing, placement: placement(of: Grpc_Testing_XdsUpdateHealthServiceMethod.setServing)) { (request, context) throws(RPCError) in
-            try self.setServing(request: request, context: context)
+        if isImplemented(Grpc_Testing_XdsUpdateHealthServiceMethod.setServing) {
+            router.addUnary(Grpc_Testing_XdsUpdateHealthServiceMethod.setServing, placement: placement(of: Grpc_Testing_XdsUpdateHealthServiceMethod.setServing)) { (request, context) throws(RPCError) in
+                try self.setServing(request: request, context: context)
+            }
         }
-        router.addUnary(Grpc_Testing_XdsUpdateHealthServiceMethod.setNotServing, placement: placement(of: Grpc_Testing_XdsUpdateHealthServiceMethod.setNotServing)) { (request, context) throws(RPCError) in
-            try self.setNotServing(request: request, context: context)
+        if isImplemented(Grpc_Testing_XdsUpdateHealthServiceMethod.setNotServing) {
+            router.addUnary(Grpc_Testing_XdsUpdateHealthServiceMethod.setNotServing, placement: placement(of: Grpc_Testing_XdsUpdateHealthServiceMethod.setNotServing)) { (request, context) throws(RPCError) in
+                try self.setNotServing(request: request, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Testing_XdsUpdateHealthService {
+    public func setServing(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty { throw RPCError(code: .unimplemented, message: "grpc.testing.XdsUpdateHealthService/SetServing is not implemented") }
+    public func setNotServing(request: Grpc_Testing_Empty, context: ServerContext) throws(RPCError) -> Grpc_Testing_Empty { throw RPCError(code: .unimplemented, message: "grpc.testing.XdsUpdateHealthService/SetNotServing is not implemented") }
 }
 
 /// The methods of `grpc.testing.XdsUpdateClientConfigureService`.
@@ -178,10 +248,18 @@ public protocol Grpc_Testing_XdsUpdateClientConfigureService: RPCService {
 extension Grpc_Testing_XdsUpdateClientConfigureService {
     public static var serviceName: String { "grpc.testing.XdsUpdateClientConfigureService" }
 
+    /// Registers the methods this implementation provides (`isImplemented`); the others are not
+    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        router.addUnary(Grpc_Testing_XdsUpdateClientConfigureServiceMethod.configure, placement: placement(of: Grpc_Testing_XdsUpdateClientConfigureServiceMethod.configure)) { (request, context) throws(RPCError) in
-            try self.configure(request: request, context: context)
+        if isImplemented(Grpc_Testing_XdsUpdateClientConfigureServiceMethod.configure) {
+            router.addUnary(Grpc_Testing_XdsUpdateClientConfigureServiceMethod.configure, placement: placement(of: Grpc_Testing_XdsUpdateClientConfigureServiceMethod.configure)) { (request, context) throws(RPCError) in
+                try self.configure(request: request, context: context)
+            }
         }
     }
+}
+
+extension Grpc_Testing_XdsUpdateClientConfigureService {
+    public func configure(request: Grpc_Testing_ClientConfigureRequest, context: ServerContext) throws(RPCError) -> Grpc_Testing_ClientConfigureResponse { throw RPCError(code: .unimplemented, message: "grpc.testing.XdsUpdateClientConfigureService/Configure is not implemented") }
 }
 

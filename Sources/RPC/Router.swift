@@ -35,10 +35,13 @@ public protocol RPCService: Sendable {
     func register(in router: inout RPCRouter)
     /// Where a unary method runs; `.eventLoop` unless the service says otherwise.
     func placement(of method: MethodDescriptor) -> HandlerPlacement
+    /// Whether this implementation provides `method`; methods it does not are not routed.
+    func isImplemented(_ method: MethodDescriptor) -> Bool
 }
 
 extension RPCService {
     public func placement(of method: MethodDescriptor) -> HandlerPlacement { .eventLoop }
+    public func isImplemented(_ method: MethodDescriptor) -> Bool { true }
 }
 
 /// Handlers with the message types erased to bytes, ready for the transport.

@@ -11,7 +11,7 @@ import Glibc
 public enum ServerMain {
     public static func run(
         name: String, arguments: [String], health: HealthService,
-        register: (inout RPCRouter) -> Void
+        register: (inout RPCRouter) throws(OptionError) -> Void
     ) async -> Int32 {
         let options: ServerOptions
         do {
@@ -24,7 +24,12 @@ public enum ServerMain {
         var logger = Logger(label: name)
         logger.logLevel = .info
         var router = RPCRouter()
-        register(&router)
+        do {
+            try register(&router)
+        } catch {
+            printError("\(name): \(error.message)")
+            return 1
+        }
         // Reflection describes everything registered, itself included.
         let reflected = router.registeredServices + [ReflectionV1Service.serviceName, ReflectionV1AlphaService.serviceName]
         do {
@@ -56,7 +61,7 @@ public enum ServerMain {
         return 0
     }
 
-    static func printError(_ text: String) {
+    public static func printError(_ text: String) {
         writeLine(text, to: 2)
     }
 

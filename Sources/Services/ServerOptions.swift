@@ -47,4 +47,5 @@ public struct ServerOptions: Sendable {
 
 public struct OptionError: Error, Sendable {
     public var message: String
+    public init(message: String) { self.message = message }
 }

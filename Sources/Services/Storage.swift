@@ -1,0 +1,42 @@
+public import Store
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Opens the database the server runs on (`ESAYLOV_DATABASE_URL`), migrates it, and ties
+/// health to its readiness.
+public enum Storage {
+    /// The URL from the environment; nil when none is set.
+    public static var urlFromEnvironment: String? {
+        guard let p = getenv("ESAYLOV_DATABASE_URL"), p.pointee != 0 else { return nil }
+        return String(cString: p)
+    }
+
+    /// Connects and migrates, retrying for up to `patience` while the database starts.
+    public static func open(url: String, poolSize: Int, patience: Duration = .seconds(30)) throws(OptionError) -> Database {
+        var configuration = Database.Configuration(url: url)
+        configuration.poolSize = poolSize
+        let database = Database(configuration: configuration)
+        let until = ContinuousClock.now + patience
+        while true {
+            do {
+                try Migrations.migrate(database)
+                return database
+            } catch where error.kind == .unavailable && ContinuousClock.now < until {
+                usleep(500_000)
+            } catch {
+                throw OptionError(message: "cannot prepare the database: \(error)")
+            }
+        }
+    }
+
+    /// Health follows the database: NOT_SERVING for the whole server and for `services`
+    /// while it is unreachable, SERVING again when it is back.
+    public static func reportReadiness(of database: Database, to health: HealthService, services: [String]) {
+        database.onReadinessChange { ready in
+            for name in [""] + services { health.setStatus(ready ? .serving : .notServing, for: name) }
+        }
+        database.startMonitoring()
+    }
+}

@@ -1,0 +1,34 @@
+public import RPC
+public import Store
+
+/// The one place where storage failures become gRPC statuses. Messages name the rule or the
+/// state, never the data or the SQL.
+extension RPCError {
+    public init(_ error: StoreError, fieldsByConstraint: [String: String] = [:]) {
+        let field = error.constraint.flatMap { fieldsByConstraint[$0] }
+        switch error.kind {
+        case .unavailable:
+            self.init(code: .unavailable, message: "the database is unavailable; retry with backoff")
+        case .poolExhausted:
+            self.init(code: .unavailable, message: "the server is busy; retry with backoff")
+        case .timeout:
+            self.init(code: .deadlineExceeded, message: "the deadline passed while the database was working")
+        case .conflict:
+            self.init(code: .aborted, message: "a concurrent change conflicted; retry")
+        case .uniqueViolation:
+            self.init(
+                code: .alreadyExists, message: "\(field ?? "a unique value") is already taken",
+                details: [.fieldViolation(field: field ?? "", description: "must be unique", reason: "ALREADY_EXISTS")])
+        case .foreignKeyViolation:
+            self.init(
+                code: .failedPrecondition, message: "\(field ?? "a reference") names something that does not exist or is still in use",
+                details: [.preconditionViolation(type: "REFERENCE", subject: field ?? "", description: "referenced record must exist")])
+        case .checkViolation:
+            self.init(
+                code: .invalidArgument, message: "\(field ?? "a value") breaks a rule of the directory",
+                details: [.fieldViolation(field: field ?? "", description: "breaks constraint \(error.constraint ?? "")", reason: "CONSTRAINT")])
+        case .decoding, .other:
+            self.init(code: .internal, message: "storage error")
+        }
+    }
+}

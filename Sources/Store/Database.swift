@@ -1,0 +1,155 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A bounded pool of libpq connections. Every call blocks its thread (the server runs storage
+/// work on its blocking pool, never on an event loop) and always gives the connection back.
+public final class Database: Sendable {
+    public struct Configuration: Sendable {
+        /// libpq connection URL, e.g. postgresql://user:pass@127.0.0.1:5432/esaylov.
+        public var url: String
+        /// Connections at most; as many calls run at once.
+        public var poolSize = 8
+        /// How long a call waits for a free connection before RESOURCE_EXHAUSTED.
+        public var acquireTimeout: Duration = .seconds(5)
+        /// statement_timeout when the RPC has no deadline.
+        public var defaultStatementTimeout: Duration = .seconds(30)
+        /// Retries of a transaction that hit a serialization failure or deadlock.
+        public var maxRetries = 3
+
+        public init(url: String) { self.url = url }
+    }
+
+    public let configuration: Configuration
+    /// A connection is used by one thread at a time: it moves between threads only through
+    /// this lock.
+    private let idle = Mutex<[ConnectionBox]>([])
+    private let slots: DispatchSemaphore
+    private let ready = Atomic<Bool>(false)
+    private let readinessHandlers = Mutex<[@Sendable (Bool) -> Void]>([])
+    private let monitor = Mutex<TimerBox?>(nil)
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        slots = DispatchSemaphore(value: configuration.poolSize)
+    }
+
+    deinit { monitor.withLock { $0?.timer.cancel() } }
+
+    /// Whether the last contact with PostgreSQL succeeded.
+    public var isReady: Bool { ready.load(ordering: .acquiring) }
+
+    /// Calls `handler` on every readiness change (health reports it).
+    public func onReadinessChange(_ handler: @escaping @Sendable (Bool) -> Void) {
+        readinessHandlers.withLock { $0.append(handler) }
+    }
+
+    private func setReady(_ value: Bool) {
+        let old = ready.exchange(value, ordering: .acquiringAndReleasing)
+        guard old != value else { return }
+        for h in readinessHandlers.withLock({ $0 }) { h(value) }
+    }
+
+    /// Checks the database every `interval`, so readiness follows a database that goes away
+    /// or comes back even when no call touches it. Broken connections are dropped on the way.
+    public func startMonitoring(interval: Duration = .seconds(1)) {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "esaylov.database.monitor"))
+        let ms = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
+        timer.schedule(deadline: .now(), repeating: .milliseconds(ms))
+        timer.setEventHandler { [weak self] in
+            guard let self else { return }
+            _ = try? self.withConnection(timeout: .seconds(2)) { (c) throws(StoreError) in try c.execute("SELECT 1") }
+        }
+        timer.resume()
+        let box = TimerBox(timer)
+        monitor.withLock { $0 = box }
+    }
+
+    /// Runs `body` with a connection. `timeout` (what is left of the RPC's deadline) becomes
+    /// the statement_timeout.
+    public func withConnection<T>(
+        timeout: Duration? = nil, _ body: (Connection) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
+        let acquire = configuration.acquireTimeout
+        let waitMs = Int(acquire.components.seconds * 1000 + acquire.components.attoseconds / 1_000_000_000_000_000)
+        guard slots.wait(timeout: .now() + .milliseconds(waitMs)) == .success else {
+            throw StoreError(.poolExhausted, reason: "no database connection free within \(waitMs) ms")
+        }
+        defer { slots.signal() }
+        let connection: Connection
+        if let box = idle.withLock({ $0.popLast() }) {
+            connection = box.connection
+        } else {
+            do {
+                connection = try Connection(url: configuration.url, defaultStatementTimeoutMs: milliseconds(configuration.defaultStatementTimeout))
+            } catch {
+                setReady(false)
+                throw error
+            }
+        }
+        var healthy = true
+        defer {
+            if healthy, connection.isHealthy { idle.withLock { $0.append(ConnectionBox(connection)) } }
+        }
+        do {
+            if let timeout {
+                try connection.setStatementTimeout(ms: milliseconds(timeout))
+            } else {
+                try connection.resetStatementTimeout()
+            }
+            let result = try body(connection)
+            setReady(true)
+            return result
+        } catch {
+            if error.kind == .unavailable || !connection.isHealthy {
+                healthy = false
+                setReady(false)
+            }
+            throw error
+        }
+    }
+
+    /// Runs `body` in a transaction; commits when it returns, rolls back when it throws.
+    /// Serialization failures and deadlocks are retried up to `maxRetries` times.
+    public func withTransaction<T>(
+        timeout: Duration? = nil, isolation: String = "READ COMMITTED", _ body: (Connection) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
+        precondition(["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"].contains(isolation))
+        var attempt = 0
+        while true {
+            do throws(StoreError) {
+                return try withConnection(timeout: timeout) { (c) throws(StoreError) -> T in
+                    try c.execute("BEGIN ISOLATION LEVEL \(isolation)")
+                    do throws(StoreError) {
+                        let result = try body(c)
+                        try c.execute("COMMIT")
+                        return result
+                    } catch {
+                        try? c.execute("ROLLBACK")
+                        throw error
+                    }
+                }
+            } catch where error.kind == .conflict && attempt < configuration.maxRetries {
+                attempt += 1
+                usleep(UInt32(5_000 * attempt * attempt))
+            }
+        }
+    }
+}
+
+private func milliseconds(_ d: Duration) -> Int {
+    let (s, a) = d.components
+    return Int(s) * 1000 + Int((a + 999_999_999_999_999) / 1_000_000_000_000_000)
+}
+
+/// Keeps the monitor's timer; a dispatch source is safe to cancel from any thread.
+private final class TimerBox: @unchecked Sendable {
+    let timer: any DispatchSourceTimer
+    init(_ timer: any DispatchSourceTimer) { self.timer = timer }
+}
+
+/// Hands a connection between threads through the pool's lock.
+private final class ConnectionBox: @unchecked Sendable {  // only ever held by the lock or one thread
+    let connection: Connection
+    init(_ connection: Connection) { self.connection = connection }
+}

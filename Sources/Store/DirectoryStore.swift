@@ -1,0 +1,371 @@
+public import Domain
+
+/// How a domain enum is spelled in the database: snake_case of its name.
+extension OrganisationKind {
+    public var databaseName: String { snakeCase(rawValue) }
+    public init?(databaseName: String) { self.init(rawValue: camelCase(databaseName)) }
+    /// Position in the listing order (the contract's enum order).
+    public var order: Int { Self.allCases.firstIndex(of: self)! + 1 }
+}
+
+extension Role {
+    public var databaseName: String { snakeCase(rawValue) }
+    public init?(databaseName: String) { self.init(rawValue: camelCase(databaseName)) }
+}
+
+extension ElectionKind {
+    public var databaseName: String { snakeCase(rawValue) }
+    public init?(databaseName: String) { self.init(rawValue: camelCase(databaseName)) }
+}
+
+func snakeCase(_ s: String) -> String {
+    var out = ""
+    for ch in s {
+        if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+    }
+    return out
+}
+
+func camelCase(_ s: String) -> String {
+    var out = ""
+    var upper = false
+    for ch in s {
+        if ch == "_" { upper = true; continue }
+        out += upper ? ch.uppercased() : String(ch)
+        upper = false
+    }
+    return out
+}
+
+/// A territorial unit.
+public struct TerritoryRecord: Sendable, Hashable {
+    public var soato: String
+    public var level: String
+    public var parentSoato: String?
+    public var nameUz: String
+    public var nameEn: String
+}
+
+/// An organisation with its territory.
+public struct OrganisationRecord: Sendable, Hashable {
+    public var id: String
+    public var kind: OrganisationKind
+    public var nameUz: String
+    public var nameEn: String
+    public var tin: String?
+    public var territory: TerritoryRecord
+    public var parentId: String?
+    public var active: Bool
+    public var createdAt: Double
+}
+
+/// A person's public face: name and role.
+public struct MemberRecord: Sendable, Hashable {
+    public var personId: String
+    public var lastName: String
+    public var firstName: String
+    public var patronymic: String
+    public var role: Role
+    public var since: Double
+    public var until: Double?
+}
+
+/// A candidate (public: name, election, commission, status).
+public struct CandidateRecord: Sendable, Hashable {
+    public var id: String
+    public var personId: String
+    public var lastName: String
+    public var firstName: String
+    public var patronymic: String
+    public var electionKind: ElectionKind
+    public var registeringCommissionId: String
+    public var constituencyNumber: Int
+    public var partyId: String?
+    public var listPosition: Int
+    public var status: String
+    public var campaignId: String
+    public var decisionId: String?
+}
+
+/// A proxy (public: name and status).
+public struct ProxyRecord: Sendable, Hashable {
+    public var id: String
+    public var personId: String
+    public var lastName: String
+    public var firstName: String
+    public var patronymic: String
+    public var candidateId: String
+    public var status: String
+    public var decisionId: String?
+}
+
+/// Filters of `listOrganisations`; unset ones match everything.
+public struct OrganisationFilter: Sendable, Hashable {
+    public var kinds: [OrganisationKind] = []
+    public var territoryPrefix = ""
+    public var parentId = ""
+    public var nameContains = ""
+    public var includeInactive = false
+
+    public init() {}
+
+    /// A canonical text of the filter, which page tokens are bound to.
+    public var canonical: String {
+        "k=\(kinds.map(\.databaseName).sorted().joined(separator: ","));t=\(territoryPrefix);p=\(parentId);n=\(nameContains);i=\(includeInactive)"
+    }
+}
+
+/// The keyset position after which a page starts: the listing order's columns.
+public struct OrganisationCursor: Sendable, Hashable {
+    public var kindOrder: Int
+    public var territorySoato: String
+    public var nameUz: String
+    public var id: String
+
+    public init(kindOrder: Int, territorySoato: String, nameUz: String, id: String) {
+        self.kindOrder = kindOrder
+        self.territorySoato = territorySoato
+        self.nameUz = nameUz
+        self.id = id
+    }
+
+    public init(after o: OrganisationRecord) {
+        self.init(kindOrder: o.kind.order, territorySoato: o.territory.soato, nameUz: o.nameUz, id: o.id)
+    }
+
+    public var fields: [String] { [String(kindOrder), territorySoato, nameUz, id] }
+
+    public init?(fields: [String]) {
+        guard fields.count == 4, let k = Int(fields[0]) else { return nil }
+        self.init(kindOrder: k, territorySoato: fields[1], nameUz: fields[2], id: fields[3])
+    }
+}
+
+/// Reads of the directory. Every query is a prepared statement with bound parameters.
+public struct DirectoryStore: Sendable {
+    private static let organisationColumns = """
+        o.id, o.kind, o.name_uz, o.name_en, o.tin, o.parent_id, o.active,
+        extract(epoch FROM o.created_at) AS created_at,
+        t.soato, t.level, t.parent_soato, t.name_uz AS territory_name_uz, t.name_en AS territory_name_en
+        """
+
+    public init() {}
+
+    public func organisation(_ c: Connection, id: String) throws(StoreError) -> OrganisationRecord? {
+        let rows = try c.query(
+            "SELECT \(Self.organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.id = $1",
+            [id])
+        return rows.count == 0 ? nil : try organisation(rows, 0)
+    }
+
+    public func organisations(
+        _ c: Connection, filter: OrganisationFilter, after: OrganisationCursor?, limit: Int
+    ) throws(StoreError) -> [OrganisationRecord] {
+        let kinds = filter.kinds.isEmpty ? nil : "{" + filter.kinds.map(\.databaseName).joined(separator: ",") + "}"
+        let rows = try c.query(
+            """
+            SELECT \(Self.organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato
+            WHERE ($1::text[] IS NULL OR o.kind = ANY($1::text[]))
+              AND ($2 = '' OR o.territory_soato LIKE $2 || '%')
+              AND ($3 = '' OR o.parent_id = $3)
+              AND ($4 = '' OR o.name_uz ILIKE '%' || $4 || '%' ESCAPE '\\' OR o.name_en ILIKE '%' || $4 || '%' ESCAPE '\\')
+              AND ($5::boolean OR o.active)
+              AND ($6::int IS NULL OR (o.kind_order, o.territory_soato, o.name_uz, o.id) > ($6::int, $7, $8, $9))
+            ORDER BY o.kind_order, o.territory_soato, o.name_uz, o.id
+            LIMIT $10::int
+            """,
+            [
+                kinds, filter.territoryPrefix, filter.parentId, escapeLike(filter.nameContains),
+                filter.includeInactive ? "true" : "false",
+                after.map { String($0.kindOrder) }, after?.territorySoato ?? "", after?.nameUz ?? "", after?.id ?? "",
+                String(limit),
+            ])
+        return try (0..<rows.count).map { (i) throws(StoreError) in try organisation(rows, i) }
+    }
+
+    /// Every election commission, for building the tree.
+    public func commissions(_ c: Connection) throws(StoreError) -> [OrganisationRecord] {
+        var filter = OrganisationFilter()
+        filter.kinds = OrganisationKind.allCases.filter(\.isElectionCommission)
+        return try organisations(c, filter: filter, after: nil, limit: 10_000)
+    }
+
+    /// Current officers (chairperson, deputy chairpersons, secretary) of every commission.
+    public func officers(_ c: Connection) throws(StoreError) -> [String: [MemberRecord]] {
+        let rows = try c.query(
+            """
+            SELECT m.organisation_id, \(Self.memberColumns)
+            FROM memberships m JOIN people p ON p.id = m.person_id
+            JOIN organisations o ON o.id = m.organisation_id
+            WHERE m.until IS NULL AND m.role IN ('chairperson', 'deputy_chairperson', 'secretary')
+              AND o.kind IN ('central_election_commission', 'karakalpakstan_election_commission',
+                             'territorial_election_commission', 'district_election_commission')
+            ORDER BY m.organisation_id, array_position(ARRAY['chairperson', 'deputy_chairperson', 'secretary'], m.role), p.last_name, p.id
+            """)
+        var out: [String: [MemberRecord]] = [:]
+        for i in 0..<rows.count { out[try rows.string(i, "organisation_id"), default: []].append(try member(rows, i)) }
+        return out
+    }
+
+    private static let memberColumns = """
+        m.person_id, p.last_name, p.first_name, p.patronymic, m.role,
+        extract(epoch FROM m.since) AS since, extract(epoch FROM m.until) AS until
+        """
+
+    public func members(
+        _ c: Connection, organisationId: String, roles: [Role], includePast: Bool, after: (Int, String, String)?, limit: Int
+    ) throws(StoreError) -> [MemberRecord] {
+        let roleList = roles.isEmpty ? nil : "{" + roles.map(\.databaseName).joined(separator: ",") + "}"
+        let rows = try c.query(
+            """
+            SELECT \(Self.memberColumns),
+                   array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role) AS role_order
+            FROM memberships m JOIN people p ON p.id = m.person_id
+            WHERE m.organisation_id = $1
+              AND ($2::text[] IS NULL OR m.role = ANY($2::text[]))
+              AND ($3::boolean OR m.until IS NULL)
+              AND ($4::int IS NULL OR (array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role), p.last_name, m.person_id) > ($4::int, $5, $6))
+            ORDER BY role_order, p.last_name, m.person_id
+            LIMIT $7::int
+            """,
+            [organisationId, roleList, includePast ? "true" : "false", after.map { String($0.0) }, after?.1 ?? "", after?.2 ?? "", String(limit)])
+        return try (0..<rows.count).map { (i) throws(StoreError) in try member(rows, i) }
+    }
+
+    public func territories(_ c: Connection, parent: String?) throws(StoreError) -> [TerritoryRecord] {
+        let rows = try c.query(
+            """
+            SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories
+            WHERE ($1::text IS NULL AND level = 'region') OR parent_soato = $1
+            ORDER BY soato
+            """, [parent])
+        return try (0..<rows.count).map { (i) throws(StoreError) in try territory(rows, i) }
+    }
+
+    public func territory(_ c: Connection, soato: String) throws(StoreError) -> TerritoryRecord? {
+        let rows = try c.query(
+            "SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories WHERE soato = $1",
+            [soato])
+        return rows.count == 0 ? nil : try territory(rows, 0)
+    }
+
+    private static let candidateColumns = """
+        c.id, c.person_id, p.last_name, p.first_name, p.patronymic, c.election_kind, c.registering_commission_id,
+        c.constituency_number, c.party_id, c.list_position, c.status, c.campaign_id, c.decision_id
+        """
+
+    public func candidates(
+        _ c: Connection, commissionId: String, partyId: String, statuses: [String], after: String?, limit: Int
+    ) throws(StoreError) -> [CandidateRecord] {
+        let statusList = statuses.isEmpty ? nil : "{" + statuses.joined(separator: ",") + "}"
+        let rows = try c.query(
+            """
+            SELECT \(Self.candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id
+            WHERE ($1 = '' OR c.registering_commission_id = $1) AND ($2 = '' OR c.party_id = $2)
+              AND ($3::text[] IS NULL OR c.status = ANY($3::text[])) AND ($4::text IS NULL OR c.id > $4)
+            ORDER BY c.id LIMIT $5::int
+            """, [commissionId, partyId, statusList, after, String(limit)])
+        return try (0..<rows.count).map { (i) throws(StoreError) in try candidate(rows, i) }
+    }
+
+    public func candidate(_ c: Connection, id: String) throws(StoreError) -> CandidateRecord? {
+        let rows = try c.query("SELECT \(Self.candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id WHERE c.id = $1", [id])
+        return rows.count == 0 ? nil : try candidate(rows, 0)
+    }
+
+    public func proxies(_ c: Connection, candidateId: String, includeInactive: Bool) throws(StoreError) -> [ProxyRecord] {
+        let rows = try c.query(
+            """
+            SELECT x.id, x.person_id, p.last_name, p.first_name, p.patronymic, x.candidate_id, x.status, x.decision_id
+            FROM proxies x JOIN people p ON p.id = x.person_id
+            WHERE x.candidate_id = $1 AND ($2::boolean OR x.status IN ('proposed', 'registered'))
+            ORDER BY x.id
+            """, [candidateId, includeInactive ? "true" : "false"])
+        return try (0..<rows.count).map { (i) throws(StoreError) in
+            ProxyRecord(
+                id: try rows.string(i, "id"), personId: try rows.string(i, "person_id"), lastName: try rows.string(i, "last_name"),
+                firstName: try rows.string(i, "first_name"), patronymic: try rows.string(i, "patronymic"),
+                candidateId: try rows.string(i, "candidate_id"), status: try rows.string(i, "status"),
+                decisionId: try rows.optionalString(i, "decision_id"))
+        }
+    }
+
+    // MARK: rows
+
+    private func territory(_ rows: Rows, _ i: Int) throws(StoreError) -> TerritoryRecord {
+        TerritoryRecord(
+            soato: try rows.string(i, "soato"), level: try rows.string(i, "level"), parentSoato: try rows.optionalString(i, "parent_soato"),
+            nameUz: try rows.string(i, "territory_name_uz"), nameEn: try rows.string(i, "territory_name_en"))
+    }
+
+    private func organisation(_ rows: Rows, _ i: Int) throws(StoreError) -> OrganisationRecord {
+        guard let kind = OrganisationKind(databaseName: try rows.string(i, "kind")) else {
+            throw StoreError(.decoding, reason: "unknown organisation kind")
+        }
+        return OrganisationRecord(
+            id: try rows.string(i, "id"), kind: kind, nameUz: try rows.string(i, "name_uz"), nameEn: try rows.string(i, "name_en"),
+            tin: try rows.optionalString(i, "tin"), territory: try territory(rows, i), parentId: try rows.optionalString(i, "parent_id"),
+            active: try rows.bool(i, "active"), createdAt: try rows.epoch(i, "created_at") ?? 0)
+    }
+
+    private func member(_ rows: Rows, _ i: Int) throws(StoreError) -> MemberRecord {
+        guard let role = Role(databaseName: try rows.string(i, "role")) else { throw StoreError(.decoding, reason: "unknown role") }
+        return MemberRecord(
+            personId: try rows.string(i, "person_id"), lastName: try rows.string(i, "last_name"), firstName: try rows.string(i, "first_name"),
+            patronymic: try rows.string(i, "patronymic"), role: role, since: try rows.epoch(i, "since") ?? 0, until: try rows.epoch(i, "until"))
+    }
+
+    private func candidate(_ rows: Rows, _ i: Int) throws(StoreError) -> CandidateRecord {
+        guard let kind = ElectionKind(databaseName: try rows.string(i, "election_kind")) else {
+            throw StoreError(.decoding, reason: "unknown election kind")
+        }
+        return CandidateRecord(
+            id: try rows.string(i, "id"), personId: try rows.string(i, "person_id"), lastName: try rows.string(i, "last_name"),
+            firstName: try rows.string(i, "first_name"), patronymic: try rows.string(i, "patronymic"), electionKind: kind,
+            registeringCommissionId: try rows.string(i, "registering_commission_id"),
+            constituencyNumber: try rows.int(i, "constituency_number"), partyId: try rows.optionalString(i, "party_id"),
+            listPosition: try rows.int(i, "list_position"), status: try rows.string(i, "status"),
+            campaignId: try rows.string(i, "campaign_id"), decisionId: try rows.optionalString(i, "decision_id"))
+    }
+}
+
+/// Escapes LIKE's wildcards so that user text matches literally (with ESCAPE '\').
+func escapeLike(_ s: String) -> String {
+    var out = ""
+    for ch in s {
+        if ch == "\\" || ch == "%" || ch == "_" { out.append("\\") }
+        out.append(ch)
+    }
+    return out
+}
+
+/// Operator writes to the directory (through `esaylovctl`); values are validated by the
+/// domain rules before they get here, and constraints check them again.
+public struct DirectoryWrites: Sendable {
+    public init() {}
+
+    public func addOrganisation(
+        _ c: Connection, id: String, kind: OrganisationKind, nameUz: String, nameEn: String, tin: String?,
+        territory: String, parentId: String?
+    ) throws(StoreError) {
+        try c.query(
+            """
+            INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, tin, territory_soato, parent_id)
+            VALUES ($1, $2, $3::int, $4, $5, $6, $7, $8)
+            """, [id, kind.databaseName, String(kind.order), nameUz, nameEn, tin, territory, parentId])
+    }
+
+    public func addPerson(
+        _ c: Connection, id: String, pinfl: String, lastName: String, firstName: String, patronymic: String, phone: String?
+    ) throws(StoreError) {
+        try c.query(
+            "INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone) VALUES ($1, $2, $3, $4, $5, $6)",
+            [id, pinfl, lastName, firstName, patronymic, phone])
+    }
+
+    public func assignRole(_ c: Connection, organisationId: String, personId: String, role: Role) throws(StoreError) {
+        try c.query(
+            "INSERT INTO memberships (organisation_id, person_id, role) VALUES ($1, $2, $3)",
+            [organisationId, personId, role.databaseName])
+    }
+}

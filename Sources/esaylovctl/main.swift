@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Domain
+import Services
+import Store
+
+// esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
+let usage = """
+    usage: esaylovctl migrate
+           esaylovctl seed demo
+           esaylovctl directory add-organisation --id ID --kind KIND --name-uz TEXT --name-en TEXT --territory SOATO
+                                                 [--tin TIN] [--parent ID]
+           esaylovctl directory add-person --id ID --pinfl PINFL --last-name TEXT --first-name TEXT
+                                           [--patronymic TEXT] [--phone +998XXXXXXXXX]
+           esaylovctl directory assign-role --organisation ID --person ID --role ROLE
+    KIND: \(OrganisationKind.allCases.map(\.databaseName).joined(separator: ", "))
+    ROLE: \(Role.allCases.map(\.databaseName).joined(separator: ", "))
+    """
+
+struct Failure: Error {
+    let message: String
+    let code: Int32
+}
+
+func fail(_ message: String, code: Int32 = 2) -> Failure { Failure(message: message, code: code) }
+
+/// `--name value` pairs after the subcommand.
+func flags(_ args: ArraySlice<String>) throws(Failure) -> [String: String] {
+    var out: [String: String] = [:]
+    var i = args.startIndex
+    while i < args.endIndex {
+        let k = args[i]
+        guard k.hasPrefix("--"), i + 1 < args.endIndex else { throw fail("expected --flag value, got \(k)\n\(usage)") }
+        out[String(k.dropFirst(2))] = args[i + 1]
+        i += 2
+    }
+    return out
+}
+
+func required(_ f: [String: String], _ name: String) throws(Failure) -> String {
+    guard let v = f[name], !v.isEmpty else { throw fail("--\(name) is required") }
+    return v
+}
+
+func validated<T>(_ make: () throws(DomainViolation) -> T) throws(Failure) -> T {
+    do { return try make() } catch { throw fail("\(error.field): \(error.rule)") }
+}
+
+/// Storage failures, in the same words the RPCs use.
+func explain(_ e: StoreError, _ fields: [String: String]) -> Failure {
+    switch e.kind {
+    case .uniqueViolation: fail("\(e.constraint.flatMap { fields[$0] } ?? "a unique value") is already taken", code: 3)
+    case .foreignKeyViolation: fail("\(e.constraint.flatMap { fields[$0] } ?? "a reference") names something that does not exist", code: 3)
+    case .checkViolation: fail("a value breaks the directory's rule \(e.constraint ?? "")", code: 3)
+    case .unavailable: fail("the database is unavailable", code: 4)
+    default: fail("storage error: \(e)", code: 4)
+    }
+}
+
+/// Constraint names → the flag that caused them.
+let constraintFields = [
+    "organisations_pkey": "--id", "organisations_tin_key": "--tin", "organisations_parent_id_fkey": "--parent",
+    "organisations_territory_soato_fkey": "--territory", "people_pkey": "--id", "people_pinfl_key": "--pinfl",
+    "people_phone_key": "--phone", "memberships_organisation_id_fkey": "--organisation", "memberships_person_id_fkey": "--person",
+    "memberships_one_current": "--role (one current holder)", "memberships_pkey": "--role",
+]
+
+func run(_ args: [String]) throws(Failure) {
+    guard let url = Storage.urlFromEnvironment else { throw fail("ESAYLOV_DATABASE_URL is not set (Scripts/pg.sh url prints the embedded one)") }
+    let database: Database
+    do { database = try Storage.open(url: url, poolSize: 2, patience: .seconds(10)) } catch { throw fail(error.message, code: 4) }
+    switch (args.first, args.dropFirst().first) {
+    case ("migrate"?, nil):
+        print("esaylovctl: database migrated")
+    case ("seed"?, "demo"?):
+        do {
+            let n = try Seed.demo(database)
+            print("esaylovctl: demo directory loaded (\(n) organisations)")
+        } catch { throw explain(error, [:]) }
+    case ("directory"?, "add-organisation"?):
+        let f = try flags(args.dropFirst(2))
+        let id = try required(f, "id")
+        guard let kind = OrganisationKind(databaseName: try required(f, "kind")) else { throw fail("--kind: unknown kind\n\(usage)") }
+        let territory = try validated { () throws(DomainViolation) in try SOATO(f["territory"] ?? "", field: "--territory").value }
+        let tin = try f["tin"].map { t throws(Failure) in try validated { () throws(DomainViolation) in try TIN(t, field: "--tin").value } }
+        do {
+            try database.withTransaction { (c) throws(StoreError) in
+                try DirectoryWrites().addOrganisation(
+                    c, id: id, kind: kind, nameUz: try required2(f, "name-uz"), nameEn: try required2(f, "name-en"), tin: tin,
+                    territory: territory, parentId: f["parent"])
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: organisation \(id) added")
+    case ("directory"?, "add-person"?):
+        let f = try flags(args.dropFirst(2))
+        let id = try required(f, "id")
+        let pinfl = try validated { () throws(DomainViolation) in try PINFL(f["pinfl"] ?? "", field: "--pinfl").value }
+        let phone = try f["phone"].map { p throws(Failure) in try validated { () throws(DomainViolation) in try PhoneNumber(p, field: "--phone").value } }
+        let last = try required(f, "last-name")
+        let first = try required(f, "first-name")
+        do {
+            try database.withTransaction { (c) throws(StoreError) in
+                try DirectoryWrites().addPerson(c, id: id, pinfl: pinfl, lastName: last, firstName: first, patronymic: f["patronymic"] ?? "", phone: phone)
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: person \(id) added")
+    case ("directory"?, "assign-role"?):
+        let f = try flags(args.dropFirst(2))
+        guard let role = Role(databaseName: try required(f, "role")) else { throw fail("--role: unknown role\n\(usage)") }
+        let org = try required(f, "organisation")
+        let person = try required(f, "person")
+        do {
+            try database.withTransaction { (c) throws(StoreError) in
+                guard let kind = try DirectoryStore().organisation(c, id: org)?.kind else {
+                    throw StoreError(.foreignKeyViolation, constraint: "memberships_organisation_id_fkey", reason: "unknown organisation")
+                }
+                // cl. 11, 12: commission roles exist only in commissions; head only outside them.
+                if kind.isElectionCommission == (role == .head || role == .clerk) {
+                    throw StoreError(.checkViolation, constraint: "role fits the organisation's kind", reason: "role does not fit")
+                }
+                try DirectoryWrites().assignRole(c, organisationId: org, personId: person, role: role)
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: \(person) is now \(role.databaseName) of \(org)")
+    default:
+        throw fail(usage)
+    }
+}
+
+/// `required` for use inside a storage closure, where only StoreError may be thrown.
+func required2(_ f: [String: String], _ name: String) throws(StoreError) -> String {
+    guard let v = f[name], !v.isEmpty else { throw StoreError(.checkViolation, constraint: "--\(name) is required", reason: "missing") }
+    return v
+}
+
+do {
+    try run(Array(CommandLine.arguments.dropFirst()))
+    exit(0)
+} catch {
+    ServerMain.printError("esaylovctl: \(error.message)")
+    exit(error.code)
+}

@@ -14,6 +14,8 @@ if [ "$mode" = smoke ]; then DURATION=2; WARMUP=1; else DURATION=10; WARMUP=2; f
 TARGET=0.40
 
 Scripts/setup.sh test >/dev/null
+# The transport benches measure the server without storage (health and the interop service).
+unset ESAYLOV_DATABASE_URL
 swift build -c release --product esaylov-server 2>&1 | grep -E "error|warning: " || true
 BIN=.build/release/esaylov-server
 [ -x "$BIN" ] || { echo "bench: build failed" >&2; exit 1; }

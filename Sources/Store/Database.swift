@@ -65,6 +65,7 @@ public final class Database: Sendable {
         monitor.withLock { $0 = box }
     }
 
+    @discardableResult
     /// Runs `body` with a connection. `timeout` (what is left of the RPC's deadline) becomes
     /// the statement_timeout.
     public func withConnection<T>(
@@ -109,6 +110,7 @@ public final class Database: Sendable {
         }
     }
 
+    @discardableResult
     /// Runs `body` in a transaction; commits when it returns, rolls back when it throws.
     /// Serialization failures and deadlocks are retried up to `maxRetries` times.
     public func withTransaction<T>(

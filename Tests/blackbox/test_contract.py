@@ -32,11 +32,13 @@ def test_python_client_reaches_the_server(esaylov_server, python_stubs):
     directory_pb2, directory_pb2_grpc, _, _ = python_stubs
     with grpc.insecure_channel(esaylov_server.address) as ch:
         stub = directory_pb2_grpc.DirectoryServiceStub(ch)
+        cec = stub.GetOrganisation(directory_pb2.GetOrganisationRequest(organisation_id="cec"), timeout=5)
+        assert cec.name_en == "Central Election Commission of the Republic of Uzbekistan"
+        # Personal data stays unrouted until sessions exist (cl. 13).
         with pytest.raises(grpc.RpcError) as e:
-            stub.GetOrganisation(directory_pb2.GetOrganisationRequest(organisation_id="cec"), timeout=5)
-    # Registered by the directory issue; until then the server says so, by name.
+            stub.GetPerson(directory_pb2.GetPersonRequest(person_id="person-1"), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "esaylov.v1.DirectoryService" in e.value.details()
+    assert "GetPerson" in e.value.details()
 
 
 def test_python_messages_carry_every_form(python_stubs):
@@ -57,7 +59,8 @@ def test_go_client_builds_and_calls_the_server(esaylov_server):
     run = subprocess.run([os.path.join(out, "goclient"), "-addr", esaylov_server.address],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.splitlines() == ["health: SERVING", "directory: Unimplemented"]
+    assert run.stdout.splitlines() == [
+        "health: SERVING", "directory: Central Election Commission of the Republic of Uzbekistan (ORGANISATION_KIND_CENTRAL_ELECTION_COMMISSION)"]
 
 
 # --- compatibility and house rules -------------------------------------------------------

@@ -27,6 +27,7 @@ public struct ServerOptions: Sendable {
             case "--threads": configuration.eventLoopThreads = try number(flag, 1...256)
             case "--max-receive-bytes": configuration.maxReceiveMessageSize = try number(flag, 1...(64 << 20))
             case "--max-streams": configuration.maxConcurrentStreams = UInt32(try number(flag, 1...10_000))
+            case "--db-pool": configuration.blockingPoolThreads = try number(flag, 1...256)
             case "--max-connections": configuration.maxConnections = try number(flag, 1...1_000_000)
             case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
             case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
@@ -37,11 +38,18 @@ public struct ServerOptions: Sendable {
         }
     }
 
+    /// The database pool size the flags ask for (the blocking pool's size: one connection
+    /// per thread that may wait on the database).
+    public static func poolSize(in arguments: [String]) -> Int {
+        (try? ServerOptions(arguments: arguments))?.configuration.blockingPoolThreads ?? RPCServer.Configuration().blockingPoolThreads
+    }
+
     public static let usage = """
         options: --host ADDR (default 127.0.0.1)  --port N (default 50051; 0 = any free port)
                  --threads N  --max-receive-bytes N (default 4194304)  --max-streams N (default 100)
                  --max-connections N (default 4096)  --handshake-timeout-ms N (default 10000)
-                 --idle-timeout-s N (default 300)
+                 --idle-timeout-s N (default 300)  --db-pool N (database connections and blocking
+                 threads; default 8)
         """
 }
 

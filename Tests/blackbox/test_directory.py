@@ -182,3 +182,47 @@ def test_ctl_adds_and_refuses_bad_input(stub, pb):
     # Nothing half-written: the refused organisations do not exist.
     for rid in (f"x-{suffix}", f"y-{suffix}", f"z-{suffix}"):
         assert error_of(stub.GetOrganisation, d.GetOrganisationRequest(organisation_id=rid)).code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_database_outage_is_reported_and_recovered(pb, esaylov_server):
+    """Stopping PostgreSQL makes health NOT_SERVING and RPCs UNAVAILABLE (quickly, no hang);
+    starting it again recovers without restarting the server."""
+    import time
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from conftest import Server
+    _, d, d_grpc = pb
+    server = Server("esaylov-server")
+    pg = os.path.join(ROOT, "Scripts/pg.sh")
+    try:
+        ch = grpc.insecure_channel(server.address)
+        health = health_pb2_grpc.HealthStub(ch)
+        stub = d_grpc.DirectoryServiceStub(ch)
+        status = lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        assert status() == health_pb2.HealthCheckResponse.SERVING
+        subprocess.run([pg, "stop"], check=True, capture_output=True)
+        try:
+            deadline = time.monotonic() + 5
+            while status() != health_pb2.HealthCheckResponse.NOT_SERVING and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            start = time.monotonic()
+            err = error_of(stub.GetOrganisation, d.GetOrganisationRequest(organisation_id="cec"))
+            assert err.code() == grpc.StatusCode.UNAVAILABLE
+            assert time.monotonic() - start < 2
+        finally:
+            subprocess.run([pg, "start"], check=True, capture_output=True)
+        deadline = time.monotonic() + 10
+        while status() != health_pb2.HealthCheckResponse.SERVING and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status() == health_pb2.HealthCheckResponse.SERVING
+        assert stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="cec"), timeout=5).id == "cec"
+        ch.close()
+        # The session's server saw the same outage; later tests expect it SERVING again.
+        with grpc.insecure_channel(esaylov_server.address) as shared:
+            shared_status = lambda: health_pb2_grpc.HealthStub(shared).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+            deadline = time.monotonic() + 10
+            while shared_status() != health_pb2.HealthCheckResponse.SERVING and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert shared_status() == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop()

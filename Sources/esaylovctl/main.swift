@@ -4,6 +4,7 @@ import Glibc
 import Domain
 import Services
 import Store
+import Foundation
 
 // esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
 let usage = """
@@ -14,6 +15,8 @@ let usage = """
            esaylovctl directory add-person --id ID --pinfl PINFL --last-name TEXT --first-name TEXT
                                            [--patronymic TEXT] [--phone +998XXXXXXXXX]
            esaylovctl directory assign-role --organisation ID --person ID --role ROLE
+           esaylovctl directory import FILE.csv     (columns: id,kind,name_uz,name_en,tin,territory,parent;
+                                                     all rows or none; parents may come earlier in the file)
     KIND: \(OrganisationKind.allCases.map(\.databaseName).joined(separator: ", "))
     ROLE: \(Role.allCases.map(\.databaseName).joined(separator: ", "))
     """
@@ -123,6 +126,25 @@ func run(_ args: [String]) throws(Failure) {
             }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: \(person) is now \(role.databaseName) of \(org)")
+    case ("directory"?, "import"?):
+        guard args.count == 3 else { throw fail(usage) }
+        guard let text = try? String(contentsOfFile: args[2], encoding: .utf8) else { throw fail("cannot read \(args[2])") }
+        let rows = try importRows(text)
+        var failedLine = 0
+        do {
+            try database.withTransaction { (c) throws(StoreError) in
+                for r in rows {
+                    failedLine = r.line
+                    try DirectoryWrites().addOrganisation(
+                        c, id: r.id, kind: r.kind, nameUz: r.nameUz, nameEn: r.nameEn, tin: r.tin, territory: r.territory, parentId: r.parent)
+                }
+            }
+        } catch {
+            let e = explain(error, constraintFields)
+            let message = e.message.replacingOccurrences(of: "--", with: "")  // columns, not flags
+            throw Failure(message: "line \(failedLine): \(message); nothing was imported", code: e.code)
+        }
+        print("esaylovctl: imported \(rows.count) organisations")
     default:
         throw fail(usage)
     }

@@ -226,3 +226,38 @@ def test_database_outage_is_reported_and_recovered(pb, esaylov_server):
             assert shared_status() == health_pb2.HealthCheckResponse.SERVING
     finally:
         server.stop()
+
+
+def test_ctl_imports_csv_all_or_nothing(stub, pb):
+    _, d, _ = pb
+    s = uuid.uuid4().hex[:8]
+    good = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)
+    good.write("id,kind,name_uz,name_en,tin,territory,parent\n"
+               f"media-{s},local_media,\"Gazeta \"\"Xalq soʻzi\"\", Toshkent\",\"Xalq Suzi, Tashkent\",,1726,\n"
+               f"branch-{s},party_branch,Filial,Branch,,1718,party-adolat\n")
+    good.close()
+    r = ctl("directory", "import", good.name)
+    assert r.returncode == 0, r.stderr
+    assert "imported 2 organisations" in r.stdout
+    o = stub.GetOrganisation(d.GetOrganisationRequest(organisation_id=f"media-{s}"), timeout=10)
+    assert o.name_uz == 'Gazeta "Xalq soʻzi", Toshkent' and o.name_en == "Xalq Suzi, Tashkent"
+
+    bad = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)
+    bad.write("id,kind,name_uz,name_en,tin,territory,parent\n"
+              f"ok-{s},mahalla,A,A,,1718203,\n"
+              f"bad-{s},mahalla,B,B,,18,\n")
+    bad.close()
+    r = ctl("directory", "import", bad.name)
+    assert r.returncode == 2 and "line 3, territory:" in r.stderr
+
+    dup = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False)
+    dup.write("id,kind,name_uz,name_en,tin,territory,parent\n"
+              f"new-{s},mahalla,A,A,,1718203,\n"
+              f"media-{s},mahalla,B,B,,1718203,\n")
+    dup.close()
+    r = ctl("directory", "import", dup.name)
+    assert r.returncode == 3 and "line 3: id is already taken; nothing was imported" in r.stderr
+    for rid in (f"ok-{s}", f"new-{s}"):
+        assert error_of(stub.GetOrganisation, d.GetOrganisationRequest(organisation_id=rid)).code() == grpc.StatusCode.NOT_FOUND
+    r = ctl("directory", "import", "/nonexistent.csv")
+    assert r.returncode == 2

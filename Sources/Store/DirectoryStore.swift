@@ -369,3 +369,27 @@ public struct DirectoryWrites: Sendable {
             [organisationId, personId, role.databaseName])
     }
 }
+
+extension DirectoryWrites {
+    /// Records an EDS certificate for a person (acting for `organisationId` when given).
+    public func registerCertificate(
+        _ c: Connection, issuer: String, serial: String, sha256: String, subjectPinfl: String, subjectTin: String?,
+        notBefore: Double, notAfter: Double, personId: String, organisationId: String?
+    ) throws(StoreError) {
+        try c.query(
+            """
+            INSERT INTO certificates (issuer, serial, sha256, subject_pinfl, subject_tin, not_before, not_after, person_id, organisation_id)
+            VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), to_timestamp($7::double precision), $8, $9)
+            """,
+            [issuer, serial, sha256, subjectPinfl, subjectTin, String(notBefore), String(notAfter), personId, organisationId])
+    }
+
+    /// The PINFL of a person and the TIN of an organisation, for matching a certificate.
+    public func identity(_ c: Connection, personId: String, organisationId: String?) throws(StoreError) -> (pinfl: String?, tin: String??) {
+        let p = try c.query("SELECT pinfl FROM people WHERE id = $1", [personId])
+        let pinfl = p.count == 1 ? try p.string(0, "pinfl") : nil
+        guard let organisationId else { return (pinfl, .none) }
+        let o = try c.query("SELECT tin FROM organisations WHERE id = $1", [organisationId])
+        return (pinfl, o.count == 1 ? .some(try o.optionalString(0, "tin")) : .none)
+    }
+}

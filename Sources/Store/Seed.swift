@@ -39,18 +39,25 @@ public enum Seed {
     static let firstNames = ["Aziz", "Dilnoza", "Bekzod", "Gulnora", "Jasur", "Malika", "Otabek", "Nilufar", "Sardor",
                              "Zarina", "Rustam", "Feruza", "Sherzod", "Madina", "Ulugʻbek"]
 
-    /// A PINFL with a valid check digit, made from a counter (demo people only).
-    static func pinfl(_ n: Int) -> String {
-        let male = n % 2 == 0
-        let year = 1960 + n % 40
-        let centuryDigit = (year >= 1900 ? 3 : 1) + (male ? 0 : 1)
-        let day = 1 + n % 28
-        let month = 1 + n % 12
-        var body = String(centuryDigit) + pad(day, 2) + pad(month, 2) + pad(year % 100, 2) + pad(n % 1000, 3) + pad(n / 1000 % 1000, 3)
+    static func birthDay(_ h: UInt64) -> Int { 1 + Int(h % 28) }
+    static func birthMonth(_ h: UInt64) -> Int { 1 + Int(h / 28 % 12) }
+    static func birthYear(_ h: UInt64) -> Int { 1950 + Int(h / 336 % 50) }
+
+    /// A PINFL with a valid check digit and a birth date, made from a hash (demo people only).
+    static func pinfl(_ h: UInt64) -> String {
+        let female = h / 16_800 % 2 == 1
+        var body = String(3 + (female ? 1 : 0)) + pad(birthDay(h), 2) + pad(birthMonth(h), 2) + pad(birthYear(h) % 100, 2)
+        body += pad(Int(h / 33_600 % 1_000_000), 6)
         let weights = [7, 3, 1]
         let sum = body.utf8.enumerated().reduce(0) { $0 + Int($1.element - 48) * weights[$1.offset % 3] }
-        body += String(sum % 10)
-        return body
+        return body + String(sum % 10)
+    }
+
+    /// FNV-1a: the same on every machine and every run.
+    static func stableHash(_ s: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
     }
 
     static func pad(_ v: Int, _ width: Int) -> String {
@@ -116,32 +123,29 @@ public enum Seed {
             try org("media-dunyo", .localMedia, "«Dunyo» axborot agentligi", "Dunyo Information Agency", "17", nil)
             try org("observers-odihr", .internationalObserverOrganisation, "EXHT DIIHB kuzatuv missiyasi", "OSCE/ODIHR Election Observation Mission", "17", nil)
 
-            // People in every role: commission officers and members, heads of the others.
-            let orgs = try c.query("SELECT id, kind FROM organisations ORDER BY id")
-            var n = 0
-            func person(role: Role, org: String) throws(StoreError) {
-                n += 1
-                let id = "person-\(n)"
-                try c.query(
-                    """
-                    INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone, birth_date)
-                    VALUES ($1, $2, $3, $4, '', $5, make_date($6::int, $7::int, $8::int)) ON CONFLICT DO NOTHING
-                    """,
-                    [id, pinfl(n), lastNames[n % lastNames.count], firstNames[(n / 3) % firstNames.count],
-                     "+99890" + pad(n, 7), String(1960 + n % 40), String(1 + n % 12), String(1 + n % 28)])
-                try c.query(
-                    """
-                    INSERT INTO memberships (organisation_id, person_id, role, since) VALUES ($1, $2, $3, '2024-07-01')
-                    ON CONFLICT DO NOTHING
-                    """, [org, id, role.databaseName])
-            }
+            // People in every role: commission officers and members, heads of the others. Only
+            // organisations without members get them, and every id and PINFL derives from the
+            // organisation and the slot, so a second load, or operator data, changes nothing.
+            let orgs = try c.query(
+                "SELECT o.id, o.kind FROM organisations o WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.organisation_id = o.id) ORDER BY o.id")
             for i in 0..<orgs.count {
-                let id = try orgs.string(i, "id")
+                let org = try orgs.string(i, "id")
                 guard let kind = OrganisationKind(databaseName: try orgs.string(i, "kind")) else { continue }
-                if kind.isElectionCommission {
-                    for role in [Role.chairperson, .deputyChairperson, .secretary, .member, .member] { try person(role: role, org: id) }
-                } else {
-                    try person(role: .head, org: id)
+                let roles: [Role] = kind.isElectionCommission ? [.chairperson, .deputyChairperson, .secretary, .member, .member] : [.head]
+                for (slot, role) in roles.enumerated() {
+                    let id = "seed-\(org)-\(slot)"
+                    let h = stableHash(id)
+                    let pinfl = Seed.pinfl(h)
+                    try c.query(
+                        """
+                        INSERT INTO people (id, pinfl, last_name, first_name, patronymic, birth_date)
+                        VALUES ($1, $2, $3, $4, '', make_date($5::int, $6::int, $7::int)) ON CONFLICT DO NOTHING
+                        """,
+                        [id, pinfl, lastNames[Int(h % UInt64(lastNames.count))], firstNames[Int((h >> 8) % UInt64(firstNames.count))],
+                         String(Seed.birthYear(h)), String(Seed.birthMonth(h)), String(Seed.birthDay(h))])
+                    try c.query(
+                        "INSERT INTO memberships (organisation_id, person_id, role, since) VALUES ($1, $2, $3, '2024-07-01') ON CONFLICT DO NOTHING",
+                        [org, id, role.databaseName])
                 }
             }
             return try c.query("SELECT count(*) AS n FROM organisations").int(0, "n")

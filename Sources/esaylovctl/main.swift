@@ -5,6 +5,7 @@ import Domain
 import Services
 import Store
 import Foundation
+import Signatures
 
 // esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
 let usage = """
@@ -15,6 +16,7 @@ let usage = """
            esaylovctl directory add-person --id ID --pinfl PINFL --last-name TEXT --first-name TEXT
                                            [--patronymic TEXT] [--phone +998XXXXXXXXX]
            esaylovctl directory assign-role --organisation ID --person ID --role ROLE
+           esaylovctl directory register-certificate --file CERT.pem|der --person ID [--organisation ID]
            esaylovctl directory import FILE.csv     (columns: id,kind,name_uz,name_en,tin,territory,parent;
                                                      all rows or none; parents may come earlier in the file)
     KIND: \(OrganisationKind.allCases.map(\.databaseName).joined(separator: ", "))
@@ -67,6 +69,8 @@ let constraintFields = [
     "organisations_territory_soato_fkey": "--territory", "people_pkey": "--id", "people_pinfl_key": "--pinfl",
     "people_phone_key": "--phone", "memberships_organisation_id_fkey": "--organisation", "memberships_person_id_fkey": "--person",
     "memberships_one_current": "--role (one current holder)", "memberships_pkey": "--role",
+    "certificates_pkey": "--file (issuer and serial)", "certificates_sha256_key": "--file", "certificates_person_id_fkey": "--person",
+    "certificates_organisation_id_fkey": "--organisation", "certificates_check": "--file (validity)",
 ]
 
 func run(_ args: [String]) throws(Failure) {
@@ -126,6 +130,39 @@ func run(_ args: [String]) throws(Failure) {
             }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: \(person) is now \(role.databaseName) of \(org)")
+    case ("directory"?, "register-certificate"?):
+        let f = try flags(args.dropFirst(2))
+        let file = try required(f, "file")
+        let person = try required(f, "person")
+        guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot read \(file)") }
+        let cert: CertificateInfo
+        do { cert = try CertificateInfo([UInt8](data)) } catch { throw fail("--file: \(error.reason)") }
+        guard let pinfl = cert.subjectPINFL else { throw fail("--file: the certificate's subject has no PINFL (OID \(CertificateInfo.pinflOID))") }
+        _ = try validated { () throws(DomainViolation) in try PINFL(pinfl, field: "--file subject PINFL") }
+        do {
+            try database.withTransaction { (c) throws(StoreError) in
+                let known = try DirectoryWrites().identity(c, personId: person, organisationId: f["organisation"])
+                guard let personPinfl = known.pinfl else {
+                    throw StoreError(.foreignKeyViolation, constraint: "certificates_person_id_fkey", reason: "unknown person")
+                }
+                // The certificate must be the person's own, and the organisation's when it acts for one.
+                guard personPinfl == pinfl else {
+                    throw StoreError(.checkViolation, constraint: "subject PINFL equals the person's", reason: "PINFL mismatch")
+                }
+                if let org = f["organisation"] {
+                    guard case .some(let tin) = known.tin else {
+                        throw StoreError(.foreignKeyViolation, constraint: "certificates_organisation_id_fkey", reason: "unknown organisation")
+                    }
+                    guard tin != nil, tin == cert.subjectTIN else {
+                        throw StoreError(.checkViolation, constraint: "subject TIN equals \(org)'s", reason: "TIN mismatch")
+                    }
+                }
+                try DirectoryWrites().registerCertificate(
+                    c, issuer: cert.issuer, serial: cert.serial, sha256: cert.sha256, subjectPinfl: pinfl, subjectTin: cert.subjectTIN,
+                    notBefore: cert.notBefore, notAfter: cert.notAfter, personId: person, organisationId: f["organisation"])
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: certificate \(cert.serial) registered for \(person)")
     case ("directory"?, "import"?):
         guard args.count == 3 else { throw fail(usage) }
         guard let text = try? String(contentsOfFile: args[2], encoding: .utf8) else { throw fail("cannot read \(args[2])") }

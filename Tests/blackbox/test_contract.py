@@ -36,7 +36,7 @@ def test_python_client_reaches_the_server(esaylov_server, python_stubs):
         assert cec.name_en == "Central Election Commission of the Republic of Uzbekistan"
         # Personal data stays unrouted until sessions exist (cl. 13).
         with pytest.raises(grpc.RpcError) as e:
-            stub.GetPerson(directory_pb2.GetPersonRequest(person_id="person-1"), timeout=5)
+            stub.GetPerson(directory_pb2.GetPersonRequest(person_id="seed-cec-0"), timeout=5)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "GetPerson" in e.value.details()
 

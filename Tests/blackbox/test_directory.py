@@ -177,7 +177,7 @@ def test_ctl_adds_and_refuses_bad_input(stub, pb):
     r = ctl("directory", "add-person", "--id", f"q-{suffix}", "--pinfl", "31210632040244", "--last-name", "A", "--first-name", "B",
             "--phone", "+99890")
     assert r.returncode == 2 and "--phone" in r.stderr
-    r = ctl("directory", "assign-role", "--organisation", "party-adolat", "--person", "person-1", "--role", "chairperson")
+    r = ctl("directory", "assign-role", "--organisation", "party-adolat", "--person", "seed-cec-0", "--role", "chairperson")
     assert r.returncode == 3 and "role" in r.stderr
     # Nothing half-written: the refused organisations do not exist.
     for rid in (f"x-{suffix}", f"y-{suffix}", f"z-{suffix}"):
@@ -261,3 +261,50 @@ def test_ctl_imports_csv_all_or_nothing(stub, pb):
         assert error_of(stub.GetOrganisation, d.GetOrganisationRequest(organisation_id=rid)).code() == grpc.StatusCode.NOT_FOUND
     r = ctl("directory", "import", "/nonexistent.csv")
     assert r.returncode == 2
+
+
+def make_pinfl(rng):
+    body = "3" + "150385" + "".join(str(rng.randrange(10)) for _ in range(6))
+    weights = [7, 3, 1]
+    total = sum(int(ch) * weights[i % 3] for i, ch in enumerate(body))
+    return body + str(total % 10)
+
+
+def make_certificate(directory, pinfl, tin):
+    """A self-signed EDS-style certificate: PINFL and TIN under their Uzbek OIDs."""
+    conf = os.path.join(directory, "cert.cnf")
+    with open(conf, "w") as f:
+        f.write("oid_section = oids\n[oids]\npinfl = 1.2.860.3.16.1.2\ntin = 1.2.860.3.16.1.1\n"
+                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = Test Holder\n"
+                f"pinfl = {pinfl}\n" + (f"tin = {tin}\n" if tin else ""))
+    key, cert = os.path.join(directory, "key.pem"), os.path.join(directory, f"cert-{pinfl}-{tin}.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "365", "-config", conf], check=True, capture_output=True)
+    return cert
+
+
+def test_ctl_registers_certificates(stub, pb):
+    import random
+    rng = random.Random()
+    s = uuid.uuid4().hex[:8]
+    tmp = tempfile.mkdtemp()
+    pinfl = make_pinfl(rng)
+    assert ctl("directory", "add-person", "--id", f"holder-{s}", "--pinfl", pinfl, "--last-name", "Holder",
+               "--first-name", "Test").returncode == 0
+    _, d, _ = pb
+    tin = stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="mfa"), timeout=10).tin
+    ok = ctl("directory", "register-certificate", "--file", make_certificate(tmp, pinfl, tin), "--person", f"holder-{s}",
+             "--organisation", "mfa")
+    assert ok.returncode == 0, ok.stderr
+    again = ctl("directory", "register-certificate", "--file", make_certificate(tmp, pinfl, tin), "--person", f"holder-{s}")
+    assert again.returncode == 0, again.stderr  # a new key: another certificate for the same person
+    other = make_pinfl(rng)
+    r = ctl("directory", "register-certificate", "--file", make_certificate(tmp, other, None), "--person", f"holder-{s}")
+    assert r.returncode == 3 and "PINFL" in r.stderr
+    r = ctl("directory", "register-certificate", "--file", make_certificate(tmp, pinfl, "299999999"), "--person", f"holder-{s}",
+            "--organisation", "mfa")
+    assert r.returncode == 3 and "TIN" in r.stderr
+    garbage = os.path.join(tmp, "garbage.pem")
+    open(garbage, "w").write("not a certificate")
+    r = ctl("directory", "register-certificate", "--file", garbage, "--person", f"holder-{s}")
+    assert r.returncode == 2 and "not a PEM or DER X.509 certificate" in r.stderr

@@ -25,14 +25,24 @@ public final class Database: Sendable {
     /// this lock.
     private let idle = Mutex<[ConnectionBox]>([])
     private let slots: DispatchSemaphore
-    private let ready = Atomic<Bool>(false)
+    /// Presumed reachable until a call or the monitor finds otherwise.
+    private let ready = Atomic<Bool>(true)
     private let readinessHandlers = Mutex<[@Sendable (Bool) -> Void]>([])
     private let monitor = Mutex<TimerBox?>(nil)
 
     public init(configuration: Configuration) {
+        var configuration = configuration
+        // An unreachable host must not hold a thread for the OS's TCP timeout.
+        if !configuration.url.contains("connect_timeout") {
+            configuration.url += (configuration.url.contains("?") ? "&" : "?") + "connect_timeout=5"
+        }
         self.configuration = configuration
         slots = DispatchSemaphore(value: configuration.poolSize)
     }
+
+    /// Set once monitoring runs: from then on, calls while the database is down fail at once
+    /// (UNAVAILABLE) and only the monitor reconnects, with backoff.
+    private let monitoring = Atomic<Bool>(false)
 
     deinit { monitor.withLock { $0?.timer.cancel() } }
 
@@ -50,27 +60,40 @@ public final class Database: Sendable {
         for h in readinessHandlers.withLock({ $0 }) { h(value) }
     }
 
-    /// Checks the database every `interval`, so readiness follows a database that goes away
-    /// or comes back even when no call touches it. Broken connections are dropped on the way.
+    /// Checks the database every `interval` while it is reachable, so readiness follows a
+    /// database that goes away even when no call touches it; while it is unreachable, retries
+    /// with exponential backoff (a quarter of `interval`, doubling, at most twice `interval`).
     public func startMonitoring(interval: Duration = .seconds(1)) {
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "esaylov.database.monitor"))
-        let ms = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
-        timer.schedule(deadline: .now(), repeating: .milliseconds(ms))
+        let ms = max(1, Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000))
+        let backoff = Backoff(first: max(1, ms / 4), cap: ms * 2)
         timer.setEventHandler { [weak self] in
             guard let self else { return }
-            _ = try? self.withConnection(timeout: .seconds(2)) { (c) throws(StoreError) in try c.execute("SELECT 1") }
+            let ok = (try? self.withConnection(timeout: .seconds(2), probing: true) { (c) throws(StoreError) in try c.execute("SELECT 1") }) != nil
+            let next = ok ? backoff.reset(then: ms) : backoff.next()
+            self.monitor.withLock { $0?.timer.schedule(deadline: .now() + .milliseconds(next)) }
         }
+        timer.schedule(deadline: .now())
+        monitoring.store(true, ordering: .releasing)
         timer.resume()
         let box = TimerBox(timer)
         monitor.withLock { $0 = box }
     }
 
-    @discardableResult
     /// Runs `body` with a connection. `timeout` (what is left of the RPC's deadline) becomes
     /// the statement_timeout.
     public func withConnection<T>(
         timeout: Duration? = nil, _ body: (Connection) throws(StoreError) -> T
     ) throws(StoreError) -> T {
+        try withConnection(timeout: timeout, probing: false, body)
+    }
+
+    private func withConnection<T>(
+        timeout: Duration?, probing: Bool, _ body: (Connection) throws(StoreError) -> T
+    ) throws(StoreError) -> T {
+        if !probing, monitoring.load(ordering: .acquiring), !isReady {
+            throw StoreError(.unavailable, reason: "the database is unreachable; the monitor is reconnecting")
+        }
         let acquire = configuration.acquireTimeout
         let waitMs = Int(acquire.components.seconds * 1000 + acquire.components.attoseconds / 1_000_000_000_000_000)
         guard slots.wait(timeout: .now() + .milliseconds(waitMs)) == .success else {
@@ -142,6 +165,28 @@ public final class Database: Sendable {
 private func milliseconds(_ d: Duration) -> Int {
     let (s, a) = d.components
     return Int(s) * 1000 + Int((a + 999_999_999_999_999) / 1_000_000_000_000_000)
+}
+
+/// Exponential backoff in milliseconds.
+private final class Backoff: Sendable {
+    private let state: Mutex<Int>
+    private let first: Int
+    private let cap: Int
+
+    init(first: Int, cap: Int) {
+        self.first = first
+        self.cap = cap
+        state = Mutex(first)
+    }
+
+    /// The next delay, doubling up to the cap.
+    func next() -> Int { state.withLock { b in defer { b = min(b * 2, cap) }; return b } }
+
+    /// Starts over; returns `delay`.
+    func reset(then delay: Int) -> Int {
+        state.withLock { $0 = first }
+        return delay
+    }
 }
 
 /// Keeps the monitor's timer; a dispatch source is safe to cancel from any thread.

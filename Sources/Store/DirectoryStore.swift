@@ -393,3 +393,23 @@ extension DirectoryWrites {
         return (pinfl, o.count == 1 ? .some(try o.optionalString(0, "tin")) : .none)
     }
 }
+
+extension DirectoryWrites {
+    /// Changes the given fields of an organisation (nil: unchanged; "" clears tin or parent).
+    /// Returns false when no organisation has that id.
+    public func updateOrganisation(
+        _ c: Connection, id: String, nameUz: String?, nameEn: String?, tin: String?, parentId: String?, active: Bool?
+    ) throws(StoreError) -> Bool {
+        try c.query(
+            """
+            UPDATE organisations SET
+              name_uz = coalesce($2, name_uz),
+              name_en = coalesce($3, name_en),
+              tin = CASE WHEN $4::text IS NULL THEN tin WHEN $4 = '' THEN NULL ELSE $4 END,
+              parent_id = CASE WHEN $5::text IS NULL THEN parent_id WHEN $5 = '' THEN NULL ELSE $5 END,
+              active = coalesce($6::boolean, active)
+            WHERE id = $1
+            """,
+            [id, nameUz, nameEn, tin, parentId, active.map { $0 ? "true" : "false" }]).affected == 1
+    }
+}

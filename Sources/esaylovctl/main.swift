@@ -13,6 +13,8 @@ let usage = """
            esaylovctl seed demo
            esaylovctl directory add-organisation --id ID --kind KIND --name-uz TEXT --name-en TEXT --territory SOATO
                                                  [--tin TIN] [--parent ID]
+           esaylovctl directory update-organisation --id ID [--name-uz TEXT] [--name-en TEXT] [--tin TIN|""]
+                                                    [--parent ID|""] [--active true|false]
            esaylovctl directory add-person --id ID --pinfl PINFL --last-name TEXT --first-name TEXT
                                            [--patronymic TEXT] [--phone +998XXXXXXXXX]
            esaylovctl directory assign-role --organisation ID --person ID --role ROLE
@@ -99,6 +101,27 @@ func run(_ args: [String]) throws(Failure) {
             }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: organisation \(id) added")
+    case ("directory"?, "update-organisation"?):
+        let f = try flags(args.dropFirst(2))
+        let id = try required(f, "id")
+        let tin = try f["tin"].map { t throws(Failure) in
+            t.isEmpty ? "" : try validated { () throws(DomainViolation) in try TIN(t, field: "--tin").value }
+        }
+        var active: Bool?
+        if let a = f["active"] {
+            guard a == "true" || a == "false" else { throw fail("--active: true or false") }
+            active = a == "true"
+        }
+        for name in ["name-uz", "name-en"] where f[name]?.isEmpty == true { throw fail("--\(name): must not be empty") }
+        let found: Bool
+        do {
+            found = try database.withTransaction { (c) throws(StoreError) in
+                try DirectoryWrites().updateOrganisation(
+                    c, id: id, nameUz: f["name-uz"], nameEn: f["name-en"], tin: tin, parentId: f["parent"], active: active)
+            }
+        } catch { throw explain(error, constraintFields) }
+        guard found else { throw fail("--id: no organisation has id \(id)", code: 3) }
+        print("esaylovctl: organisation \(id) updated")
     case ("directory"?, "add-person"?):
         let f = try flags(args.dropFirst(2))
         let id = try required(f, "id")

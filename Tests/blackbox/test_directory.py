@@ -308,3 +308,21 @@ def test_ctl_registers_certificates(stub, pb):
     open(garbage, "w").write("not a certificate")
     r = ctl("directory", "register-certificate", "--file", garbage, "--person", f"holder-{s}")
     assert r.returncode == 2 and "not a PEM or DER X.509 certificate" in r.stderr
+
+
+def test_ctl_updates_organisations(stub, pb):
+    _, d, _ = pb
+    s = uuid.uuid4().hex[:8]
+    assert ctl("directory", "add-organisation", "--id", f"upd-{s}", "--kind", "local_media", "--name-uz", "Eski",
+               "--name-en", "Old", "--territory", "17").returncode == 0
+    r = ctl("directory", "update-organisation", "--id", f"upd-{s}", "--name-en", "New", "--active", "false")
+    assert r.returncode == 0, r.stderr
+    o = stub.GetOrganisation(d.GetOrganisationRequest(organisation_id=f"upd-{s}"), timeout=10)
+    assert (o.name_uz, o.name_en, o.active) == ("Eski", "New", False)
+    taken = stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="cec"), timeout=10).tin
+    r = ctl("directory", "update-organisation", "--id", f"upd-{s}", "--tin", taken)
+    assert r.returncode == 3 and "--tin is already taken" in r.stderr
+    r = ctl("directory", "update-organisation", "--id", f"none-{s}", "--name-en", "X")
+    assert r.returncode == 3 and "no organisation has id" in r.stderr
+    r = ctl("directory", "update-organisation", "--id", f"upd-{s}", "--parent", f"missing-{s}")
+    assert r.returncode == 3 and "--parent" in r.stderr

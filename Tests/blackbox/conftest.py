@@ -6,6 +6,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -119,3 +120,27 @@ def wait_for(predicate, timeout=5.0, interval=0.02):
             return True
         time.sleep(interval)
     return predicate()
+
+
+@pytest.fixture(scope="session")
+def v1():
+    """esaylov.v1 modules made by stock grpc_tools.protoc from Protos/, as an integration team
+    would make them: v1.common_pb2, v1.directory_pb2, v1.directory_pb2_grpc, …"""
+    import importlib
+    import types
+    import grpc_tools
+    from grpc_tools import protoc
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+    out = tempfile.mkdtemp()
+    wkt = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
+    names = sorted(f[:-len(".proto")] for f in os.listdir(os.path.join(root, "Protos/esaylov/v1")) if f.endswith(".proto"))
+    rc = protoc.main(["protoc", f"-I{root}/Protos", f"-I{wkt}", f"--python_out={out}", f"--grpc_python_out={out}",
+                      *[f"esaylov/v1/{n}.proto" for n in names]])
+    assert rc == 0, "grpc_tools.protoc failed on Protos/esaylov/v1"
+    sys.path.insert(0, out)
+    modules = types.SimpleNamespace()
+    for n in names:
+        for suffix in ("_pb2", "_pb2_grpc"):
+            setattr(modules, n + suffix, importlib.import_module(f"esaylov.v1.{n}{suffix}"))
+    yield modules
+    sys.path.remove(out)

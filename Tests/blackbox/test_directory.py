@@ -15,17 +15,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
 
 
 @pytest.fixture(scope="module")
-def pb():
-    from grpc_tools import protoc
-    import grpc_tools
-    out = tempfile.mkdtemp()
-    wkt = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    files = sorted(os.path.join("esaylov/v1", f) for f in os.listdir(os.path.join(ROOT, "Protos/esaylov/v1")))
-    assert protoc.main(["protoc", f"-I{ROOT}/Protos", f"-I{wkt}", f"--python_out={out}", f"--grpc_python_out={out}", *files]) == 0
-    sys.path.insert(0, out)
-    from esaylov.v1 import common_pb2, directory_pb2, directory_pb2_grpc
-    yield common_pb2, directory_pb2, directory_pb2_grpc
-    sys.path.remove(out)
+def pb(v1):
+    return v1.common_pb2, v1.directory_pb2, v1.directory_pb2_grpc
 
 
 @pytest.fixture(scope="module")

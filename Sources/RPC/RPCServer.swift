@@ -65,7 +65,8 @@ public final class RPCServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP_NODELAY lives at the TCP level: .socketOption would set SOL_SOCKET option 1, SO_DEBUG.
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             // Start reads small: an idle connection holds its receive buffer, and one that
             // carries traffic grows it (up to 64 KiB) within a few reads.

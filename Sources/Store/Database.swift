@@ -82,6 +82,7 @@ public final class Database: Sendable {
 
     /// Runs `body` with a connection. `timeout` (what is left of the RPC's deadline) becomes
     /// the statement_timeout.
+    @discardableResult
     public func withConnection<T>(
         timeout: Duration? = nil, _ body: (Connection) throws(StoreError) -> T
     ) throws(StoreError) -> T {
@@ -133,9 +134,9 @@ public final class Database: Sendable {
         }
     }
 
-    @discardableResult
     /// Runs `body` in a transaction; commits when it returns, rolls back when it throws.
     /// Serialization failures and deadlocks are retried up to `maxRetries` times.
+    @discardableResult
     public func withTransaction<T>(
         timeout: Duration? = nil, isolation: String = "READ COMMITTED", _ body: (Connection) throws(StoreError) -> T
     ) throws(StoreError) -> T {

@@ -65,7 +65,7 @@ public final class Database: Sendable {
     /// with exponential backoff (a quarter of `interval`, doubling, at most twice `interval`).
     public func startMonitoring(interval: Duration = .seconds(1)) {
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "esaylov.database.monitor"))
-        let ms = max(1, Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000))
+        let ms = max(1, milliseconds(interval))
         let backoff = Backoff(first: max(1, ms / 4), cap: ms * 2)
         timer.setEventHandler { [weak self] in
             guard let self else { return }
@@ -96,7 +96,7 @@ public final class Database: Sendable {
             throw StoreError(.unavailable, reason: "the database is unreachable; the monitor is reconnecting")
         }
         let acquire = configuration.acquireTimeout
-        let waitMs = Int(acquire.components.seconds * 1000 + acquire.components.attoseconds / 1_000_000_000_000_000)
+        let waitMs = milliseconds(acquire)
         guard slots.wait(timeout: .now() + .milliseconds(waitMs)) == .success else {
             throw StoreError(.poolExhausted, reason: "no database connection free within \(waitMs) ms")
         }

@@ -46,14 +46,18 @@ let package = Package(
             swiftSettings: strict
         ),
         // Generated Swift messages and service protocols (committed).
-        .target(name: "ESaylovAPI", dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"], swiftSettings: strict),
+        .target(
+            name: "ESaylovAPI",
+            dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict),
         // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
         .target(name: "Domain", swiftSettings: strict),
         // X.509 (and, with its issue, CMS) through OpenSSL.
         .target(name: "Signatures", dependencies: ["COpenSSL"], swiftSettings: strict),
-        // PostgreSQL through libpq: pool, transactions, migrations, directory queries.
+        // PostgreSQL through libpq: blocking pool and transactions, non-blocking reads on the event
+        // loops, migrations, directory queries.
         .target(
-            name: "Store", dependencies: ["CLibPQ", "COpenSSL", "Domain"],
+            name: "Store", dependencies: ["CLibPQ", "COpenSSL", "Domain", .product(name: "NIOCore", package: "swift-nio")],
             resources: [.copy("Migrations"), .copy("Seed")], swiftSettings: strict),
         .target(
             name: "Services",
@@ -84,6 +88,7 @@ let package = Package(
             dependencies: [
                 "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "Domain", "CNghttp2",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/ESaylovTests",

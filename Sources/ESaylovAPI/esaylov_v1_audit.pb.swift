@@ -3,6 +3,7 @@
 
 package import ESaylovProtoC
 public import ProtoRuntime
+public import NIOCore
 public import RPC
 
 /// protobuf enum `esaylov.v1.AuditAction`.
@@ -345,11 +346,14 @@ public enum Esaylov_V1_AuditServiceMethod {
     public static var all: [MethodDescriptor] { [listEvents, verifyChain] }
 }
 
-/// Server side of `esaylov.v1.AuditService`. Register an implementation with `RPCServer`; unary methods
-/// run on the event loop unless `placement(of:)` sends them to the blocking pool.
+/// Server side of `esaylov.v1.AuditService`. Register an implementation with `RPCServer`. A unary method has two
+/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
+/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
 public protocol Esaylov_V1_AuditService: RPCService {
     func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListEventsResponse
+    func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListEventsResponse>
     func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_VerifyChainResponse
+    func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_VerifyChainResponse>
 }
 
 extension Esaylov_V1_AuditService {
@@ -359,13 +363,27 @@ extension Esaylov_V1_AuditService {
     /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
         if isImplemented(Esaylov_V1_AuditServiceMethod.listEvents) {
-            router.addUnary(Esaylov_V1_AuditServiceMethod.listEvents, placement: placement(of: Esaylov_V1_AuditServiceMethod.listEvents)) { (request, context) throws(RPCError) in
-                try self.listEvents(request: request, context: context)
+            switch placement(of: Esaylov_V1_AuditServiceMethod.listEvents) {
+            case .deferred:
+                router.addDeferredUnary(Esaylov_V1_AuditServiceMethod.listEvents) { (request, context) -> EventLoopFuture<Esaylov_V1_ListEventsResponse> in
+                    self.listEvents(request: request, context: context)
+                }
+            case let placement:
+                router.addUnary(Esaylov_V1_AuditServiceMethod.listEvents, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListEventsResponse in
+                    try self.listEvents(request: request, context: context)
+                }
             }
         }
         if isImplemented(Esaylov_V1_AuditServiceMethod.verifyChain) {
-            router.addUnary(Esaylov_V1_AuditServiceMethod.verifyChain, placement: placement(of: Esaylov_V1_AuditServiceMethod.verifyChain)) { (request, context) throws(RPCError) in
-                try self.verifyChain(request: request, context: context)
+            switch placement(of: Esaylov_V1_AuditServiceMethod.verifyChain) {
+            case .deferred:
+                router.addDeferredUnary(Esaylov_V1_AuditServiceMethod.verifyChain) { (request, context) -> EventLoopFuture<Esaylov_V1_VerifyChainResponse> in
+                    self.verifyChain(request: request, context: context)
+                }
+            case let placement:
+                router.addUnary(Esaylov_V1_AuditServiceMethod.verifyChain, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_VerifyChainResponse in
+                    try self.verifyChain(request: request, context: context)
+                }
             }
         }
     }
@@ -373,6 +391,12 @@ extension Esaylov_V1_AuditService {
 
 extension Esaylov_V1_AuditService {
     public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListEventsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuditService/ListEvents is not implemented") }
+    public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListEventsResponse> {
+        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListEventsResponse in try self.listEvents(request: request, context: context) }
+    }
     public func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_VerifyChainResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuditService/VerifyChain is not implemented") }
+    public func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_VerifyChainResponse> {
+        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_VerifyChainResponse in try self.verifyChain(request: request, context: context) }
+    }
 }
 

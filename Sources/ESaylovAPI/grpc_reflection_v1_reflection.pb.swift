@@ -382,8 +382,9 @@ public enum Grpc_Reflection_V1_ServerReflectionMethod {
     public static var all: [MethodDescriptor] { [serverReflectionInfo] }
 }
 
-/// Server side of `grpc.reflection.v1.ServerReflection`. Register an implementation with `RPCServer`; unary methods
-/// run on the event loop unless `placement(of:)` sends them to the blocking pool.
+/// Server side of `grpc.reflection.v1.ServerReflection`. Register an implementation with `RPCServer`. A unary method has two
+/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
+/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
 public protocol Grpc_Reflection_V1_ServerReflectionService: RPCService {
     func serverReflectionInfo(requests: RequestStream<Grpc_Reflection_V1_ServerReflectionRequest>, responses: ResponseWriter<Grpc_Reflection_V1_ServerReflectionResponse>, context: ServerContext) async throws
 }

@@ -17,6 +17,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private var peer = ""
     private var flushing = false
     private var flushAgain = false
+    /// A flush is queued for the end of this turn of the loop.
+    private var flushScheduled = false
     /// True inside `nghttp2_session_mem_recv`: nghttp2 must not be re-entered to send.
     private var receiving = false
     private var closing = false
@@ -173,6 +175,20 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     }
 
     // MARK: output
+
+    /// Flushes once this turn of the event loop ends, so that the responses and trailers of
+    /// all calls answered in the same turn leave in one write. While a read is being handled,
+    /// `channelReadComplete` flushes instead.
+    func scheduleFlush() {
+        guard !receiving, !flushScheduled, let loop = eventLoop else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        loop.execute {
+            let handler = bound.value
+            handler.flushScheduled = false
+            handler.flushOutput()
+        }
+    }
 
     /// Moves everything nghttp2 has to send into the channel, unless the socket is backed up
     /// (then `channelWritabilityChanged` resumes it). A writability change that arrives while
@@ -453,7 +469,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let responseEncoding = MessageEncoding.preferred(fromAccept: stream.acceptEncoding)
             ?? (compressedRequest ? stream.requestEncoding : nil)
         let context = ServerContext(
-            method: route.method, requestMetadata: stream.metadata, deadline: deadline, peer: peer,
+            method: route.method, requestMetadata: stream.metadata, deadline: deadline, peer: peer, eventLoop: eventLoop!,
             responseEncoding: responseEncoding, compressResponses: compressedRequest)
         stream.context = context
         if let bad = stream.badHeader {
@@ -482,7 +498,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         case .bidirectional(let handler):
             let source = makeRequestSource(stream)
             startTask(stream) { writer in try await handler(source, writer, context) }
-        case .unary, .serverStreaming:
+        case .unary, .deferredUnary, .serverStreaming:
             break  // waits for its one request message and the end of input
         }
     }
@@ -575,7 +591,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         }
         stream.requestMessage = nil
         switch route.handler {
-        case .unary(.eventLoop, let handler):
+        case .unary(.eventLoop, let handler), .unary(.deferred, let handler):
             // Fast path: no hop, the answer leaves with this read's flush.
             do {
                 let (payload, compressed) = try context.prepareResponse(try handler(request, context))
@@ -599,6 +615,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
                     _ = s.enqueueResponse(payload, compressed: compressed)
                     s.finish(RPCError(code: .ok, message: ""))
                 case .failure(let error):
+                    s.finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
+                }
+            }
+        case .deferredUnary(let handler):
+            // The handler waits without a thread; its future completes on this loop.
+            let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
+            handler(request, context).hop(to: eventLoop!).whenComplete { result in
+                let s = bound.value
+                do {
+                    let (payload, compressed) = try context.prepareResponse(try result.get())
+                    _ = s.enqueueResponse(payload, compressed: compressed)
+                    s.finish(RPCError(code: .ok, message: ""))
+                } catch {
                     s.finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
                 }
             }

@@ -1,3 +1,4 @@
+public import NIOCore
 public import ProtoRuntime
 
 /// One method of a service, with the streaming kind read from the proto descriptor.
@@ -24,8 +25,12 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
 public enum HandlerPlacement: Sendable {
     /// On the connection's event loop, inline: for handlers that never block.
     case eventLoop
-    /// On the server's bounded blocking pool: for handlers that wait on I/O or heavy work.
+    /// On the server's bounded blocking pool: for handlers that wait on blocking I/O or heavy work.
     case blockingPool
+    /// On the connection's event loop, answering through the method's `EventLoopFuture` form:
+    /// for handlers that wait on non-blocking I/O (the database) without holding a thread.
+    /// The handler must not block.
+    case deferred
 }
 
 /// A service implementation that can put its methods into a router. Generated service
@@ -47,6 +52,8 @@ extension RPCService {
 /// Handlers with the message types erased to bytes, ready for the transport.
 enum ErasedHandler: Sendable {
     case unary(HandlerPlacement, @Sendable ([UInt8], ServerContext) throws(RPCError) -> [UInt8])
+    /// A unary handler that answers later, on the call's event loop.
+    case deferredUnary(@Sendable ([UInt8], ServerContext) -> EventLoopFuture<[UInt8]>)
     case clientStreaming(@Sendable (RawRequestStream, ServerContext) async throws -> [UInt8])
     case serverStreaming(@Sendable ([UInt8], RawResponseWriter, ServerContext) async throws -> Void)
     case bidirectional(@Sendable (RawRequestStream, RawResponseWriter, ServerContext) async throws -> Void)
@@ -82,9 +89,23 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor, placement: HandlerPlacement,
         _ handler: @escaping @Sendable (Request, ServerContext) throws(RPCError) -> Response
     ) {
+        precondition(placement != .deferred, "\(method): a deferred method registers its EventLoopFuture form")
         add(method, .unary(placement) { (bytes, context) throws(RPCError) in
             let request = try decodeRequest(Request.self, bytes)
             return try handler(request, context).serializedBytes()
+        })
+    }
+
+    /// Registers a unary method that answers through a future completed on the call's event
+    /// loop (`HandlerPlacement.deferred`). The handler runs on the event loop and must not block.
+    public mutating func addDeferredUnary<Request: ProtoMessage, Response: ProtoMessage>(
+        _ method: MethodDescriptor,
+        _ handler: @escaping @Sendable (Request, ServerContext) -> EventLoopFuture<Response>
+    ) {
+        add(method, .deferredUnary { bytes, context in
+            let request: Request
+            do { request = try decodeRequest(Request.self, bytes) } catch { return context.eventLoop.makeFailedFuture(error) }
+            return handler(request, context).map { $0.serializedBytes() }
         })
     }
 

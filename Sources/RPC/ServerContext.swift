@@ -11,6 +11,8 @@ public final class ServerContext: Sendable {
     public let deadline: NIODeadline?
     /// The client's address, e.g. `127.0.0.1:53012`.
     public let peer: String
+    /// The event loop the call's connection runs on; deferred handlers complete their futures here.
+    public let eventLoop: any EventLoop
 
     private struct State {
         var cancelled = false
@@ -26,9 +28,10 @@ public final class ServerContext: Sendable {
     /// `nil` when the client accepts none of ours.
     public let responseEncoding: MessageEncoding?
 
-    init(method: MethodDescriptor, requestMetadata: Metadata, deadline: NIODeadline?, peer: String,
+    init(method: MethodDescriptor, requestMetadata: Metadata, deadline: NIODeadline?, peer: String, eventLoop: any EventLoop,
          responseEncoding: MessageEncoding?, compressResponses: Bool) {
         self.method = method
+        self.eventLoop = eventLoop
         self.requestMetadata = requestMetadata
         self.deadline = deadline
         self.peer = peer

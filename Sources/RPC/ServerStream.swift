@@ -69,7 +69,7 @@ final class ServerStream {
         } else {
             connection.submitHeaders(self, endStream: false)
         }
-        connection.flushOutput()
+        connection.scheduleFlush()
         if outboundBytes <= connection.core.configuration.responseBufferHighWater || finished || closed {
             return eventLoop.makeSucceededFuture(())
         }
@@ -111,7 +111,7 @@ final class ServerStream {
             pendingTrailers = trailers
             connection.submitHeaders(self, endStream: true)
         }
-        connection.flushOutput()
+        connection.scheduleFlush()
     }
 
     /// The stream is gone (RST_STREAM from the client, connection closed, or done).

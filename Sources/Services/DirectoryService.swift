@@ -1,4 +1,5 @@
 public import ESaylovAPI
+public import NIOCore
 public import RPC
 public import Store
 import Domain
@@ -16,183 +17,220 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         self.tokens = tokens
     }
 
-    /// Storage calls block: every method runs on the server's bounded blocking pool.
-    public func placement(of method: MethodDescriptor) -> HandlerPlacement { .blockingPool }
+    /// Every method is deferred: it checks its input on the event loop, then waits for
+    /// PostgreSQL without holding a thread (`Database.read(_:on:timeout:)`).
+    public func placement(of method: MethodDescriptor) -> HandlerPlacement { .deferred }
 
     public func isImplemented(_ method: MethodDescriptor) -> Bool {
         method != Esaylov_V1_DirectoryServiceMethod.getPerson && method != Esaylov_V1_DirectoryServiceMethod.listCertificates
     }
 
-    /// Runs `body` with a connection, within what is left of the deadline.
-    private func read<T>(_ context: ServerContext, _ body: (Connection) throws(StoreError) -> T) throws(RPCError) -> T {
-        if let left = context.timeRemaining, left <= .zero {
-            throw RPCError(code: .deadlineExceeded, message: "deadline exceeded before the query ran")
-        }
-        do {
-            return try database.withConnection(timeout: context.timeRemaining, body)
-        } catch {
-            throw RPCError(error)
+    /// Runs `query` on the call's event loop within what is left of the deadline; storage
+    /// failures become their gRPC statuses.
+    private func read<T>(_ context: ServerContext, _ query: Query<T>) -> EventLoopFuture<T> {
+        database.read(query, on: context.eventLoop, timeout: context.timeRemaining).flatMapErrorThrowing { error in
+            throw (error as? StoreError).map { RPCError($0) } ?? error
         }
     }
 
-    public func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Organisation {
-        try requireField(request.organisationId, "organisation_id")
-        guard let o = try read(context, { (c) throws(StoreError) in try store.organisation(c, id: request.organisationId) }) else {
-            throw RPCError(code: .notFound, message: "no organisation has id \(request.organisationId)")
+    /// The call's answer: `body`'s future, or its input error as a failed one.
+    private func answer<T>(_ context: ServerContext, _ body: () throws(RPCError) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
+        do { return try body() } catch { return context.eventLoop.makeFailedFuture(error) }
+    }
+
+    /// Fails with NOT_FOUND when `exists` is false.
+    private func found(_ exists: Bool, _ message: @autoclosure () -> String) throws(RPCError) {
+        if !exists { throw RPCError(code: .notFound, message: message()) }
+    }
+
+    public func getOrganisation(
+        request: Esaylov_V1_GetOrganisationRequest, context: ServerContext
+    ) -> EventLoopFuture<Esaylov_V1_Organisation> {
+        answer(context) { () throws(RPCError) in
+            try requireField(request.organisationId, "organisation_id")
+            return read(context, store.organisation(id: request.organisationId)).flatMapThrowing { o in
+                guard let o else { throw RPCError(code: .notFound, message: "no organisation has id \(request.organisationId)") }
+                return o.wire
+            }
         }
-        return o.wire
     }
 
     public func listOrganisations(
         request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext
-    ) throws(RPCError) -> Esaylov_V1_ListOrganisationsResponse {
-        var filter = OrganisationFilter()
-        for (i, k) in request.kinds.enumerated() {
-            guard let kind = OrganisationKind(k) else {
-                throw invalid("kinds[\(i)]", "must be a known organisation kind, not \(k.rawValue)")
+    ) -> EventLoopFuture<Esaylov_V1_ListOrganisationsResponse> {
+        answer(context) { () throws(RPCError) in
+            var filter = OrganisationFilter()
+            for (i, k) in request.kinds.enumerated() {
+                guard let kind = OrganisationKind(k) else {
+                    throw invalid("kinds[\(i)]", "must be a known organisation kind, not \(k.rawValue)")
+                }
+                filter.kinds.append(kind)
             }
-            filter.kinds.append(kind)
+            if !request.territorySoato.isEmpty {
+                do throws(DomainViolation) { filter.territoryPrefix = try SOATO(request.territorySoato, field: "territory_soato").value } catch { throw invalid(error) }
+            }
+            filter.parentId = request.parentId
+            filter.nameContains = request.nameContains
+            filter.includeInactive = request.includeInactive
+            let (limit, after) = try page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
+            return read(context, store.organisations(filter: filter, after: after, limit: limit + 1)).map { [tokens, filter] rows in
+                var response = Esaylov_V1_ListOrganisationsResponse()
+                let (shown, last) = pageOf(rows, limit)
+                if let last {
+                    response.page = pageInfo(tokens.encode(filter: filter.canonical, fields: OrganisationCursor(after: last).fields))
+                }
+                response.organisations = shown.map(\.wire)
+                return response
+            }
         }
-        if !request.territorySoato.isEmpty {
-            do { filter.territoryPrefix = try SOATO(request.territorySoato, field: "territory_soato").value } catch { throw invalid(error) }
-        }
-        filter.parentId = request.parentId
-        filter.nameContains = request.nameContains
-        filter.includeInactive = request.includeInactive
-        let (limit, after) = try page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
-        var rows = try read(context) { (c) throws(StoreError) in try store.organisations(c, filter: filter, after: after, limit: limit + 1) }
-        var response = Esaylov_V1_ListOrganisationsResponse()
-        if rows.count > limit {
-            rows.removeLast()
-            response.page = pageInfo(tokens.encode(filter: filter.canonical, fields: OrganisationCursor(after: rows[rows.count - 1]).fields))
-        }
-        response.organisations = rows.map(\.wire)
-        return response
     }
 
     public func getCommissionTree(
         request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext
-    ) throws(RPCError) -> Esaylov_V1_CommissionTree {
-        guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
-        let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
-        let (commissions, officers, root) = try read(context) { (c) throws(StoreError) in
-            (try store.commissions(c), try store.officers(c), try store.organisation(c, id: rootId))
-        }
-        guard let root else { throw RPCError(code: .notFound, message: "no organisation has id \(rootId)") }
-        guard root.kind.isElectionCommission else {
-            throw RPCError(
-                code: .failedPrecondition, message: "\(rootId) is not an election commission",
-                details: [.preconditionViolation(type: "KIND", subject: "organisation:\(rootId)", description: "the root must be an election commission")])
-        }
-        let children = Dictionary(grouping: commissions, by: { $0.parentId ?? "" })
-        func tree(_ o: OrganisationRecord, level: Int) -> Esaylov_V1_CommissionTree {
-            var t = Esaylov_V1_CommissionTree()
-            t.commission = o.wire
-            t.officers = (officers[o.id] ?? []).map(\.wire)
-            if request.depth == 0 || level < request.depth {
-                t.children = (children[o.id] ?? []).map { tree($0, level: level + 1) }
+    ) -> EventLoopFuture<Esaylov_V1_CommissionTree> {
+        answer(context) { () throws(RPCError) in
+            guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
+            let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
+            let root = read(context, store.organisation(id: rootId))
+            let commissions = read(context, store.commissions())
+            let officers = read(context, store.officers())
+            return root.and(commissions).and(officers).flatMapThrowing { rootAndCommissions, officers in
+                let (root, commissions) = rootAndCommissions
+                guard let root else { throw RPCError(code: .notFound, message: "no organisation has id \(rootId)") }
+                guard root.kind.isElectionCommission else {
+                    throw RPCError(
+                        code: .failedPrecondition, message: "\(rootId) is not an election commission",
+                        details: [.preconditionViolation(type: "KIND", subject: "organisation:\(rootId)", description: "the root must be an election commission")])
+                }
+                let children = Dictionary(grouping: commissions, by: { $0.parentId ?? "" })
+                func tree(_ o: OrganisationRecord, level: Int) -> Esaylov_V1_CommissionTree {
+                    var t = Esaylov_V1_CommissionTree()
+                    t.commission = o.wire
+                    t.officers = (officers[o.id] ?? []).map(\.wire)
+                    if request.depth == 0 || level < request.depth {
+                        t.children = (children[o.id] ?? []).map { tree($0, level: level + 1) }
+                    }
+                    return t
+                }
+                return tree(root, level: 0)
             }
-            return t
         }
-        return tree(root, level: 0)
     }
 
-    public func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListMembersResponse {
-        try requireField(request.organisationId, "organisation_id")
-        var roles: [Role] = []
-        for (i, r) in request.roles.enumerated() {
-            guard let role = Role(r) else { throw invalid("roles[\(i)]", "must be a known role") }
-            roles.append(role)
+    public func listMembers(
+        request: Esaylov_V1_ListMembersRequest, context: ServerContext
+    ) -> EventLoopFuture<Esaylov_V1_ListMembersResponse> {
+        answer(context) { () throws(RPCError) in
+            try requireField(request.organisationId, "organisation_id")
+            var roles: [Role] = []
+            for (i, r) in request.roles.enumerated() {
+                guard let role = Role(r) else { throw invalid("roles[\(i)]", "must be a known role") }
+                roles.append(role)
+            }
+            let filter = "o=\(request.organisationId);r=\(roles.map(\.rawValue).sorted());p=\(request.includePast)"
+            let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
+                Int(f[0]).map { ($0, f[1], f[2]) }
+            }
+            let exists = read(context, store.organisation(id: request.organisationId).map { $0 != nil })
+            let members = read(
+                context, store.members(organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1))
+            return exists.and(members).flatMapThrowing { [tokens] exists, rows in
+                try found(exists, "no organisation has id \(request.organisationId)")
+                var response = Esaylov_V1_ListMembersResponse()
+                let (shown, last) = pageOf(rows, limit)
+                if let last {
+                    let order = Role.allCases.firstIndex(of: last.role)! + 1
+                    response.page = pageInfo(tokens.encode(filter: filter, fields: [String(order), last.lastName, last.personId]))
+                }
+                response.members = shown.map(\.wire)
+                return response
+            }
         }
-        let filter = "o=\(request.organisationId);r=\(roles.map(\.rawValue).sorted());p=\(request.includePast)"
-        let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
-            Int(f[0]).map { ($0, f[1], f[2]) }
-        }
-        let (exists, rows) = try read(context) { (c) throws(StoreError) in
-            (try store.organisation(c, id: request.organisationId) != nil,
-             try store.members(c, organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1))
-        }
-        guard exists else { throw RPCError(code: .notFound, message: "no organisation has id \(request.organisationId)") }
-        var members = rows
-        var response = Esaylov_V1_ListMembersResponse()
-        if members.count > limit {
-            members.removeLast()
-            let last = members[members.count - 1]
-            let order = Role.allCases.firstIndex(of: last.role)! + 1
-            response.page = pageInfo(tokens.encode(filter: filter, fields: [String(order), last.lastName, last.personId]))
-        }
-        response.members = members.map(\.wire)
-        return response
     }
 
     public func listCandidates(
         request: Esaylov_V1_ListCandidatesRequest, context: ServerContext
-    ) throws(RPCError) -> Esaylov_V1_ListCandidatesResponse {
-        guard !request.commissionId.isEmpty || !request.partyId.isEmpty else {
-            throw invalid("commission_id", "give commission_id, party_id or both")
-        }
-        var statuses: [String] = []
-        for (i, s) in request.statuses.enumerated() {
-            guard let name = candidateStatuses.first(where: { $0.1 == s })?.0 else { throw invalid("statuses[\(i)]", "must be a known status") }
-            statuses.append(name)
-        }
-        let filter = "c=\(request.commissionId);p=\(request.partyId);s=\(statuses.sorted())"
-        let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
-        let (known, rows) = try read(context) { (c) throws(StoreError) in
-            var known = true
-            for id in [request.commissionId, request.partyId] where !id.isEmpty {
-                if try store.organisation(c, id: id) == nil { known = false }
+    ) -> EventLoopFuture<Esaylov_V1_ListCandidatesResponse> {
+        answer(context) { () throws(RPCError) in
+            guard !request.commissionId.isEmpty || !request.partyId.isEmpty else {
+                throw invalid("commission_id", "give commission_id, party_id or both")
             }
-            return (known, try store.candidates(c, commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1))
+            var statuses: [String] = []
+            for (i, s) in request.statuses.enumerated() {
+                guard let name = candidateStatuses.first(where: { $0.1 == s })?.0 else { throw invalid("statuses[\(i)]", "must be a known status") }
+                statuses.append(name)
+            }
+            let filter = "c=\(request.commissionId);p=\(request.partyId);s=\(statuses.sorted())"
+            let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
+            let loop = context.eventLoop
+            let known = [request.commissionId, request.partyId].filter { !$0.isEmpty }.map { id in
+                read(context, store.organisation(id: id).map { $0 != nil })
+            }
+            let rows = read(
+                context, store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1))
+            return EventLoopFuture.whenAllSucceed(known, on: loop).and(rows).flatMapThrowing { [tokens] known, rows in
+                try found(!known.contains(false), "the commission or party given does not exist")
+                var response = Esaylov_V1_ListCandidatesResponse()
+                let (shown, last) = pageOf(rows, limit)
+                if let last { response.page = pageInfo(tokens.encode(filter: filter, fields: [last.id])) }
+                response.candidates = shown.map(\.wire)
+                return response
+            }
         }
-        guard known else { throw RPCError(code: .notFound, message: "the commission or party given does not exist") }
-        var candidates = rows
-        var response = Esaylov_V1_ListCandidatesResponse()
-        if candidates.count > limit {
-            candidates.removeLast()
-            response.page = pageInfo(tokens.encode(filter: filter, fields: [candidates[candidates.count - 1].id]))
-        }
-        response.candidates = candidates.map(\.wire)
-        return response
     }
 
-    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Candidate {
-        try requireField(request.candidateId, "candidate_id")
-        guard let c = try read(context, { (c) throws(StoreError) in try store.candidate(c, id: request.candidateId) }) else {
-            throw RPCError(code: .notFound, message: "no candidate has id \(request.candidateId)")
+    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Candidate> {
+        answer(context) { () throws(RPCError) in
+            try requireField(request.candidateId, "candidate_id")
+            return read(context, store.candidate(id: request.candidateId)).flatMapThrowing { c in
+                guard let c else { throw RPCError(code: .notFound, message: "no candidate has id \(request.candidateId)") }
+                return c.wire
+            }
         }
-        return c.wire
     }
 
-    public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListProxiesResponse {
-        try requireField(request.candidateId, "candidate_id")
-        let (candidate, proxies) = try read(context) { (c) throws(StoreError) in
-            (try store.candidate(c, id: request.candidateId),
-             try store.proxies(c, candidateId: request.candidateId, includeInactive: request.includeInactive))
+    public func listProxies(
+        request: Esaylov_V1_ListProxiesRequest, context: ServerContext
+    ) -> EventLoopFuture<Esaylov_V1_ListProxiesResponse> {
+        answer(context) { () throws(RPCError) in
+            try requireField(request.candidateId, "candidate_id")
+            let candidate = read(context, store.candidate(id: request.candidateId).map { $0 != nil })
+            let proxies = read(context, store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive))
+            return candidate.and(proxies).flatMapThrowing { exists, proxies in
+                try found(exists, "no candidate has id \(request.candidateId)")
+                var response = Esaylov_V1_ListProxiesResponse()
+                response.proxies = proxies.map(\.wire)
+                return response
+            }
         }
-        guard candidate != nil else { throw RPCError(code: .notFound, message: "no candidate has id \(request.candidateId)") }
-        var response = Esaylov_V1_ListProxiesResponse()
-        response.proxies = proxies.map(\.wire)
-        return response
     }
 
     public func listTerritories(
         request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext
-    ) throws(RPCError) -> Esaylov_V1_ListTerritoriesResponse {
-        var parent: String?
-        if !request.parentSoato.isEmpty {
-            do { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
+    ) -> EventLoopFuture<Esaylov_V1_ListTerritoriesResponse> {
+        answer(context) { () throws(RPCError) in
+            var parent: String?
+            if !request.parentSoato.isEmpty {
+                do throws(DomainViolation) { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
+            }
+            let exists = parent.map { read(context, store.territory(soato: $0).map { $0 != nil }) } ?? context.eventLoop.makeSucceededFuture(true)
+            return exists.and(read(context, store.territories(parent: parent))).flatMapThrowing { exists, rows in
+                try found(exists, "no territory has SOATO \(request.parentSoato)")
+                var response = Esaylov_V1_ListTerritoriesResponse()
+                response.territories = rows.map(\.wire)
+                return response
+            }
         }
-        let (exists, rows) = try read(context) { (c) throws(StoreError) in
-            (try parent.map { (p) throws(StoreError) in try store.territory(c, soato: p) != nil } ?? true, try store.territories(c, parent: parent))
-        }
-        guard exists else { throw RPCError(code: .notFound, message: "no territory has SOATO \(request.parentSoato)") }
-        var response = Esaylov_V1_ListTerritoriesResponse()
-        response.territories = rows.map(\.wire)
-        return response
     }
 
     // MARK: input rules
+
+    /// A page of at most `limit` rows out of the `limit + 1` fetched, and the row the next page
+    /// starts after (nil on the last page).
+    private func pageOf<Row>(_ rows: [Row], _ limit: Int) -> (rows: ArraySlice<Row>, last: Row?) {
+        guard rows.count > limit else { return (rows[...], nil) }
+        return (rows[..<limit], rows[limit - 1])
+    }
 
     private func pageInfo(_ token: String) -> Esaylov_V1_PageInfo {
         var p = Esaylov_V1_PageInfo()

@@ -38,18 +38,19 @@ public struct ServerOptions: Sendable {
         }
     }
 
-    /// The database pool size the flags ask for (the blocking pool's size: one connection
-    /// per thread that may wait on the database).
-    public static func poolSize(in arguments: [String]) -> Int {
-        (try? ServerOptions(arguments: arguments))?.configuration.blockingPoolThreads ?? RPCServer.Configuration().blockingPoolThreads
+    /// The database connections the flags ask for (`--db-pool`): the blocking pool's size,
+    /// and the connections for deferred calls, shared out among the event loops.
+    public static func poolSize(in arguments: [String]) -> (total: Int, perEventLoop: Int) {
+        let c = (try? ServerOptions(arguments: arguments))?.configuration ?? RPCServer.Configuration()
+        return (c.blockingPoolThreads, max(1, (c.blockingPoolThreads + c.eventLoopThreads - 1) / max(1, c.eventLoopThreads)))
     }
 
     public static let usage = """
         options: --host ADDR (default 127.0.0.1)  --port N (default 50051; 0 = any free port)
                  --threads N  --max-receive-bytes N (default 4194304)  --max-streams N (default 100)
                  --max-connections N (default 4096)  --handshake-timeout-ms N (default 10000)
-                 --idle-timeout-s N (default 300)  --db-pool N (database connections and blocking
-                 threads; default 8)
+                 --idle-timeout-s N (default 300)  --db-pool N (database connections, shared out
+                 among the event loops, and blocking threads; default 8)
         """
 }
 

@@ -14,9 +14,12 @@ public enum Storage {
     }
 
     /// Connects and migrates, retrying for up to `patience` while the database starts.
-    public static func open(url: String, poolSize: Int, patience: Duration = .seconds(30)) throws(OptionError) -> Database {
+    public static func open(
+        url: String, poolSize: Int, connectionsPerEventLoop: Int = 8, patience: Duration = .seconds(30)
+    ) throws(OptionError) -> Database {
         var configuration = Database.Configuration(url: url)
         configuration.poolSize = poolSize
+        configuration.connectionsPerEventLoop = connectionsPerEventLoop
         let database = Database(configuration: configuration)
         let until = ContinuousClock.now + patience
         while true {

@@ -4,7 +4,7 @@ import Foundation
 /// One libpq connection (`PGconn`), used by one thread at a time. Blocking: never call it on
 /// an event loop.
 public final class Connection {
-    private let conn: OpaquePointer
+    let conn: OpaquePointer
     /// SQL text → prepared statement name, per connection.
     private var prepared: [String: String] = [:]
     private var statementTimeoutMs: Int
@@ -37,7 +37,7 @@ public final class Connection {
         if let n = prepared[sql] {
             name = n
         } else {
-            name = "s\(prepared.count)"
+            name = newStatementName()
             let res = PQprepare(conn, name, sql, Int32(params.count), nil)
             defer { PQclear(res) }
             try check(res)
@@ -73,18 +73,36 @@ public final class Connection {
     func resetStatementTimeout() throws(StoreError) { try setStatementTimeout(ms: defaultTimeoutMs) }
 
     private func check(_ res: OpaquePointer?) throws(StoreError) {
+        if let error = failure(of: res) { throw error }
+    }
+
+    /// What went wrong with a result; nil when it succeeded.
+    func failure(of res: OpaquePointer?) -> StoreError? {
         guard let res else {
-            throw StoreError(isHealthy ? .other : .unavailable, reason: "no result from PostgreSQL")
+            return StoreError(isHealthy ? .other : .unavailable, reason: "no result from PostgreSQL")
         }
         switch PQresultStatus(res) {
-        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return nil
         default:
             let state = field(res, "C")
             let constraint = field(res, "n")
             let kind = isHealthy ? StoreError.classify(sqlState: state, constraint: constraint) : .unavailable
-            throw StoreError(kind, sqlState: state, constraint: constraint, reason: "statement failed")
+            return StoreError(kind, sqlState: state, constraint: constraint, reason: "statement failed")
         }
     }
+
+    /// The prepared statement of `sql` on this connection, if it was prepared.
+    func preparedName(of sql: String) -> String? { prepared[sql] }
+    /// A name no statement prepared here has.
+    func newStatementName() -> String {
+        statementCounter += 1
+        return "s\(statementCounter)"
+    }
+    private var statementCounter = 0
+    /// Records that `sql` is prepared as `name`.
+    func markPrepared(_ sql: String, as name: String) { prepared[sql] = name }
+    /// Forgets a preparation that failed, so that the next use prepares again.
+    func forgetPrepared(_ sql: String) { prepared[sql] = nil }
 
     private func field(_ res: OpaquePointer, _ code: Character) -> String? {
         guard let p = PQresultErrorField(res, Int32(code.asciiValue!)) else { return nil }
@@ -93,7 +111,7 @@ public final class Connection {
 }
 
 /// Calls `body` with a C array of NUL-terminated strings (NULL for nil) that lives for the call.
-private func withCStrings<R>(_ values: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+func withCStrings<R>(_ values: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
     let owned: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0)! } }
     defer { for p in owned { free(p) } }
     let pointers = owned.map { UnsafePointer($0) }
@@ -103,11 +121,9 @@ private func withCStrings<R>(_ values: [String?], _ body: (UnsafePointer<UnsafeP
 /// The rows of one result (`PGresult`), freed with the object.
 public final class Rows {
     private let res: OpaquePointer
-    private var columns: [String: Int32] = [:]
 
     init(_ res: OpaquePointer) {
         self.res = res
-        for i in 0..<PQnfields(res) { columns[String(cString: PQfname(res, i))] = i }
     }
 
     deinit { PQclear(res) }
@@ -117,7 +133,8 @@ public final class Rows {
     public var affected: Int { Int(String(cString: PQcmdTuples(res))) ?? 0 }
 
     private func column(_ name: String) throws(StoreError) -> Int32 {
-        guard let c = columns[name] else { throw StoreError(.decoding, reason: "result has no column \(name)") }
+        let c = PQfnumber(res, name)
+        guard c >= 0 else { throw StoreError(.decoding, reason: "result has no column \(name)") }
         return c
     }
 

@@ -1,4 +1,5 @@
 import Dispatch
+import NIOCore
 import Foundation
 import Synchronization
 
@@ -16,6 +17,10 @@ public final class Database: Sendable {
         public var defaultStatementTimeout: Duration = .seconds(30)
         /// Retries of a transaction that hit a serialization failure or deadlock.
         public var maxRetries = 3
+        /// Connections each event loop keeps for `read(_:on:timeout:)` (opened as load needs them).
+        public var connectionsPerEventLoop = 8
+        /// Calls that may wait for one of an event loop's connections; beyond, RESOURCE_EXHAUSTED.
+        public var maxWaitingPerEventLoop = 1024
 
         public init(url: String) { self.url = url }
     }
@@ -44,7 +49,19 @@ public final class Database: Sendable {
     /// (UNAVAILABLE) and only the monitor reconnects, with backoff.
     private let monitoring = Atomic<Bool>(false)
 
-    deinit { monitor.withLock { $0?.timer.cancel() } }
+    /// True when calls should fail at once: the monitor runs and last found the database down.
+    var knownUnreachable: Bool { monitoring.load(ordering: .acquiring) && !isReady }
+
+    /// Each event loop's connections for non-blocking calls, made on the loop's first call.
+    let lanes = Mutex<[ObjectIdentifier: NIOLoopBound<Lane>]>([:])
+
+    deinit {
+        monitor.withLock { $0?.timer.cancel() }
+        // Each loop closes its own connections.
+        for lane in lanes.withLock({ Array($0.values) }) {
+            lane.eventLoop.execute { lane.value.closeAll() }
+        }
+    }
 
     /// Whether the last contact with PostgreSQL succeeded.
     public var isReady: Bool { ready.load(ordering: .acquiring) }
@@ -54,7 +71,7 @@ public final class Database: Sendable {
         readinessHandlers.withLock { $0.append(handler) }
     }
 
-    private func setReady(_ value: Bool) {
+    func setReady(_ value: Bool) {
         let old = ready.exchange(value, ordering: .acquiringAndReleasing)
         guard old != value else { return }
         for h in readinessHandlers.withLock({ $0 }) { h(value) }
@@ -92,7 +109,7 @@ public final class Database: Sendable {
     private func withConnection<T>(
         timeout: Duration?, probing: Bool, _ body: (Connection) throws(StoreError) -> T
     ) throws(StoreError) -> T {
-        if !probing, monitoring.load(ordering: .acquiring), !isReady {
+        if !probing, knownUnreachable {
             throw StoreError(.unavailable, reason: "the database is unreachable; the monitor is reconnecting")
         }
         let acquire = configuration.acquireTimeout
@@ -163,7 +180,7 @@ public final class Database: Sendable {
     }
 }
 
-private func milliseconds(_ d: Duration) -> Int {
+func milliseconds(_ d: Duration) -> Int {
     let (s, a) = d.components
     return Int(s) * 1000 + Int((a + 999_999_999_999_999) / 1_000_000_000_000_000)
 }
@@ -196,8 +213,8 @@ private final class TimerBox: @unchecked Sendable {
     init(_ timer: any DispatchSourceTimer) { self.timer = timer }
 }
 
-/// Hands a connection between threads through the pool's lock.
-private final class ConnectionBox: @unchecked Sendable {  // only ever held by the lock or one thread
+/// Hands a connection between threads (through the pool's lock, or to the loop that adopts it).
+final class ConnectionBox: @unchecked Sendable {  // only ever held by the lock or one thread
     let connection: Connection
     init(_ connection: Connection) { self.connection = connection }
 }

@@ -3,36 +3,37 @@ public import Domain
 /// How a domain enum is spelled in the database: snake_case of its name.
 extension OrganisationKind {
     public var databaseName: String { snakeCase(rawValue) }
-    public init?(databaseName: String) { self.init(rawValue: camelCase(databaseName)) }
+    public init?(databaseName: String) {
+        guard let value = Self.byDatabaseName[databaseName] else { return nil }
+        self = value
+    }
+    private static let byDatabaseName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.databaseName, $0) })
     /// Position in the listing order (the contract's enum order).
     public var order: Int { Self.allCases.firstIndex(of: self)! + 1 }
 }
 
 extension Role {
     public var databaseName: String { snakeCase(rawValue) }
-    public init?(databaseName: String) { self.init(rawValue: camelCase(databaseName)) }
+    public init?(databaseName: String) {
+        guard let value = Self.byDatabaseName[databaseName] else { return nil }
+        self = value
+    }
+    private static let byDatabaseName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.databaseName, $0) })
 }
 
 extension ElectionKind {
     public var databaseName: String { snakeCase(rawValue) }
-    public init?(databaseName: String) { self.init(rawValue: camelCase(databaseName)) }
+    public init?(databaseName: String) {
+        guard let value = Self.byDatabaseName[databaseName] else { return nil }
+        self = value
+    }
+    private static let byDatabaseName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.databaseName, $0) })
 }
 
 func snakeCase(_ s: String) -> String {
     var out = ""
     for ch in s {
         if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
-    }
-    return out
-}
-
-func camelCase(_ s: String) -> String {
-    var out = ""
-    var upper = false
-    for ch in s {
-        if ch == "_" { upper = true; continue }
-        out += upper ? ch.uppercased() : String(ch)
-        upper = false
     }
     return out
 }
@@ -141,7 +142,8 @@ public struct OrganisationCursor: Sendable, Hashable {
     }
 }
 
-/// Reads of the directory. Every query is a prepared statement with bound parameters.
+/// Reads of the directory, as `Query` values to run on a connection or an event loop. Every
+/// query is a prepared statement with bound parameters.
 public struct DirectoryStore: Sendable {
     private static let organisationColumns = """
         o.id, o.kind, o.name_uz, o.name_en, o.tin, o.parent_id, o.active,
@@ -151,18 +153,16 @@ public struct DirectoryStore: Sendable {
 
     public init() {}
 
-    public func organisation(_ c: Connection, id: String) throws(StoreError) -> OrganisationRecord? {
-        let rows = try c.query(
-            "SELECT \(Self.organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.id = $1",
-            [id])
-        return rows.count == 0 ? nil : try organisation(rows, 0)
+    private static let organisationByID =
+        "SELECT \(organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.id = $1"
+
+    public func organisation(id: String) -> Query<OrganisationRecord?> {
+        Query(Self.organisationByID, [id]) { (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.organisation(rows, 0) }
     }
 
-    public func organisations(
-        _ c: Connection, filter: OrganisationFilter, after: OrganisationCursor?, limit: Int
-    ) throws(StoreError) -> [OrganisationRecord] {
+    public func organisations(filter: OrganisationFilter, after: OrganisationCursor?, limit: Int) -> Query<[OrganisationRecord]> {
         let kinds = filter.kinds.isEmpty ? nil : "{" + filter.kinds.map(\.databaseName).joined(separator: ",") + "}"
-        let rows = try c.query(
+        return Query(
             """
             SELECT \(Self.organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato
             WHERE ($1::text[] IS NULL OR o.kind = ANY($1::text[]))
@@ -179,20 +179,20 @@ public struct DirectoryStore: Sendable {
                 filter.includeInactive ? "true" : "false",
                 after.map { String($0.kindOrder) }, after?.territorySoato ?? "", after?.nameUz ?? "", after?.id ?? "",
                 String(limit),
-            ])
-        return try (0..<rows.count).map { (i) throws(StoreError) in try organisation(rows, i) }
+            ]
+        ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.organisation(rows, i) } }
     }
 
     /// Every election commission, for building the tree.
-    public func commissions(_ c: Connection) throws(StoreError) -> [OrganisationRecord] {
+    public func commissions() -> Query<[OrganisationRecord]> {
         var filter = OrganisationFilter()
         filter.kinds = OrganisationKind.allCases.filter(\.isElectionCommission)
-        return try organisations(c, filter: filter, after: nil, limit: 10_000)
+        return organisations(filter: filter, after: nil, limit: 10_000)
     }
 
     /// Current officers (chairperson, deputy chairpersons, secretary) of every commission.
-    public func officers(_ c: Connection) throws(StoreError) -> [String: [MemberRecord]] {
-        let rows = try c.query(
+    public func officers() -> Query<[String: [MemberRecord]]> {
+        Query(
             """
             SELECT m.organisation_id, \(Self.memberColumns)
             FROM memberships m JOIN people p ON p.id = m.person_id
@@ -201,10 +201,12 @@ public struct DirectoryStore: Sendable {
               AND o.kind IN ('central_election_commission', 'karakalpakstan_election_commission',
                              'territorial_election_commission', 'district_election_commission')
             ORDER BY m.organisation_id, array_position(ARRAY['chairperson', 'deputy_chairperson', 'secretary'], m.role), p.last_name, p.id
-            """)
-        var out: [String: [MemberRecord]] = [:]
-        for i in 0..<rows.count { out[try rows.string(i, "organisation_id"), default: []].append(try member(rows, i)) }
-        return out
+            """
+        ) { (rows) throws(StoreError) in
+            var out: [String: [MemberRecord]] = [:]
+            for i in 0..<rows.count { out[try rows.string(i, "organisation_id"), default: []].append(try Self.member(rows, i)) }
+            return out
+        }
     }
 
     private static let memberColumns = """
@@ -213,10 +215,10 @@ public struct DirectoryStore: Sendable {
         """
 
     public func members(
-        _ c: Connection, organisationId: String, roles: [Role], includePast: Bool, after: (Int, String, String)?, limit: Int
-    ) throws(StoreError) -> [MemberRecord] {
+        organisationId: String, roles: [Role], includePast: Bool, after: (Int, String, String)?, limit: Int
+    ) -> Query<[MemberRecord]> {
         let roleList = roles.isEmpty ? nil : "{" + roles.map(\.databaseName).joined(separator: ",") + "}"
-        let rows = try c.query(
+        return Query(
             """
             SELECT \(Self.memberColumns),
                    array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role) AS role_order
@@ -228,25 +230,25 @@ public struct DirectoryStore: Sendable {
             ORDER BY role_order, p.last_name, m.person_id
             LIMIT $7::int
             """,
-            [organisationId, roleList, includePast ? "true" : "false", after.map { String($0.0) }, after?.1 ?? "", after?.2 ?? "", String(limit)])
-        return try (0..<rows.count).map { (i) throws(StoreError) in try member(rows, i) }
+            [organisationId, roleList, includePast ? "true" : "false", after.map { String($0.0) }, after?.1 ?? "", after?.2 ?? "", String(limit)]
+        ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.member(rows, i) } }
     }
 
-    public func territories(_ c: Connection, parent: String?) throws(StoreError) -> [TerritoryRecord] {
-        let rows = try c.query(
+    public func territories(parent: String?) -> Query<[TerritoryRecord]> {
+        Query(
             """
             SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories
             WHERE ($1::text IS NULL AND level = 'region') OR parent_soato = $1
             ORDER BY soato
-            """, [parent])
-        return try (0..<rows.count).map { (i) throws(StoreError) in try territory(rows, i) }
+            """, [parent]
+        ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.territory(rows, i) } }
     }
 
-    public func territory(_ c: Connection, soato: String) throws(StoreError) -> TerritoryRecord? {
-        let rows = try c.query(
+    public func territory(soato: String) -> Query<TerritoryRecord?> {
+        Query(
             "SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories WHERE soato = $1",
-            [soato])
-        return rows.count == 0 ? nil : try territory(rows, 0)
+            [soato]
+        ) { (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.territory(rows, 0) }
     }
 
     private static let candidateColumns = """
@@ -255,67 +257,72 @@ public struct DirectoryStore: Sendable {
         """
 
     public func candidates(
-        _ c: Connection, commissionId: String, partyId: String, statuses: [String], after: String?, limit: Int
-    ) throws(StoreError) -> [CandidateRecord] {
+        commissionId: String, partyId: String, statuses: [String], after: String?, limit: Int
+    ) -> Query<[CandidateRecord]> {
         let statusList = statuses.isEmpty ? nil : "{" + statuses.joined(separator: ",") + "}"
-        let rows = try c.query(
+        return Query(
             """
             SELECT \(Self.candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id
             WHERE ($1 = '' OR c.registering_commission_id = $1) AND ($2 = '' OR c.party_id = $2)
               AND ($3::text[] IS NULL OR c.status = ANY($3::text[])) AND ($4::text IS NULL OR c.id > $4)
             ORDER BY c.id LIMIT $5::int
-            """, [commissionId, partyId, statusList, after, String(limit)])
-        return try (0..<rows.count).map { (i) throws(StoreError) in try candidate(rows, i) }
+            """, [commissionId, partyId, statusList, after, String(limit)]
+        ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.candidate(rows, i) } }
     }
 
-    public func candidate(_ c: Connection, id: String) throws(StoreError) -> CandidateRecord? {
-        let rows = try c.query("SELECT \(Self.candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id WHERE c.id = $1", [id])
-        return rows.count == 0 ? nil : try candidate(rows, 0)
+    private static let candidateByID = "SELECT \(candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id WHERE c.id = $1"
+
+    public func candidate(id: String) -> Query<CandidateRecord?> {
+        Query(Self.candidateByID, [id]) {
+            (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.candidate(rows, 0)
+        }
     }
 
-    public func proxies(_ c: Connection, candidateId: String, includeInactive: Bool) throws(StoreError) -> [ProxyRecord] {
-        let rows = try c.query(
+    public func proxies(candidateId: String, includeInactive: Bool) -> Query<[ProxyRecord]> {
+        Query(
             """
             SELECT x.id, x.person_id, p.last_name, p.first_name, p.patronymic, x.candidate_id, x.status, x.decision_id
             FROM proxies x JOIN people p ON p.id = x.person_id
             WHERE x.candidate_id = $1 AND ($2::boolean OR x.status IN ('proposed', 'registered'))
             ORDER BY x.id
-            """, [candidateId, includeInactive ? "true" : "false"])
-        return try (0..<rows.count).map { (i) throws(StoreError) in
-            ProxyRecord(
-                id: try rows.string(i, "id"), personId: try rows.string(i, "person_id"), lastName: try rows.string(i, "last_name"),
-                firstName: try rows.string(i, "first_name"), patronymic: try rows.string(i, "patronymic"),
-                candidateId: try rows.string(i, "candidate_id"), status: try rows.string(i, "status"),
-                decisionId: try rows.optionalString(i, "decision_id"))
+            """, [candidateId, includeInactive ? "true" : "false"]
+        ) { (rows) throws(StoreError) in
+            try (0..<rows.count).map { (i) throws(StoreError) in
+                ProxyRecord(
+                    id: try rows.string(i, "id"), personId: try rows.string(i, "person_id"), lastName: try rows.string(i, "last_name"),
+                    firstName: try rows.string(i, "first_name"), patronymic: try rows.string(i, "patronymic"),
+                    candidateId: try rows.string(i, "candidate_id"), status: try rows.string(i, "status"),
+                    decisionId: try rows.optionalString(i, "decision_id"))
+            }
         }
     }
 
     // MARK: rows
 
-    private func territory(_ rows: Rows, _ i: Int) throws(StoreError) -> TerritoryRecord {
+    private static func territory(_ rows: Rows, _ i: Int) throws(StoreError) -> TerritoryRecord {
         TerritoryRecord(
             soato: try rows.string(i, "soato"), level: try rows.string(i, "level"), parentSoato: try rows.optionalString(i, "parent_soato"),
             nameUz: try rows.string(i, "territory_name_uz"), nameEn: try rows.string(i, "territory_name_en"))
     }
 
-    private func organisation(_ rows: Rows, _ i: Int) throws(StoreError) -> OrganisationRecord {
+    private static func organisation(_ rows: Rows, _ i: Int) throws(StoreError) -> OrganisationRecord {
         guard let kind = OrganisationKind(databaseName: try rows.string(i, "kind")) else {
             throw StoreError(.decoding, reason: "unknown organisation kind")
         }
         return OrganisationRecord(
             id: try rows.string(i, "id"), kind: kind, nameUz: try rows.string(i, "name_uz"), nameEn: try rows.string(i, "name_en"),
-            tin: try rows.optionalString(i, "tin"), territory: try territory(rows, i), parentId: try rows.optionalString(i, "parent_id"),
+            tin: try rows.optionalString(i, "tin"), territory: try Self.territory(rows, i), parentId: try rows.optionalString(i, "parent_id"),
             active: try rows.bool(i, "active"), createdAt: try rows.epoch(i, "created_at") ?? 0)
     }
 
-    private func member(_ rows: Rows, _ i: Int) throws(StoreError) -> MemberRecord {
+    private static func member(_ rows: Rows, _ i: Int) throws(StoreError) -> MemberRecord {
         guard let role = Role(databaseName: try rows.string(i, "role")) else { throw StoreError(.decoding, reason: "unknown role") }
         return MemberRecord(
             personId: try rows.string(i, "person_id"), lastName: try rows.string(i, "last_name"), firstName: try rows.string(i, "first_name"),
             patronymic: try rows.string(i, "patronymic"), role: role, since: try rows.epoch(i, "since") ?? 0, until: try rows.epoch(i, "until"))
     }
 
-    private func candidate(_ rows: Rows, _ i: Int) throws(StoreError) -> CandidateRecord {
+    private static func candidate(_ rows: Rows, _ i: Int) throws(StoreError) -> CandidateRecord {
         guard let kind = ElectionKind(databaseName: try rows.string(i, "election_kind")) else {
             throw StoreError(.decoding, reason: "unknown election kind")
         }

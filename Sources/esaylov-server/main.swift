@@ -15,7 +15,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: Array(Comma
         ServerMain.printError("esaylov-server: ESAYLOV_DATABASE_URL is not set: serving health and reflection only")
         return
     }
-    let database = try Storage.open(url: url, poolSize: poolSize)
+    let database = try Storage.open(url: url, poolSize: poolSize.total, connectionsPerEventLoop: poolSize.perEventLoop)
     let tokens: PageTokens
     do { tokens = try PageTokens.load(from: database) } catch { throw OptionError(message: "cannot load the page token key: \(error)") }
     router.register(DirectoryService(database: database, tokens: tokens))

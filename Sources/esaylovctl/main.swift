@@ -142,7 +142,7 @@ func run(_ args: [String]) throws(Failure) {
         let person = try required(f, "person")
         do {
             try database.withTransaction { (c) throws(StoreError) in
-                guard let kind = try DirectoryStore().organisation(c, id: org)?.kind else {
+                guard let kind = try c.run(DirectoryStore().organisation(id: org))?.kind else {
                     throw StoreError(.foreignKeyViolation, constraint: "memberships_organisation_id_fkey", reason: "unknown organisation")
                 }
                 // cl. 11, 12: commission roles exist only in commissions; head only outside them.

@@ -1,0 +1,115 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import RPC
+import Services
+import Store
+import Testing
+
+/// Reads on an event loop (`Database.read`): non-blocking libpq in pipeline mode, against the
+/// embedded PostgreSQL. In the storage suite, which runs serially, because one test restarts it.
+extension StoreTests {
+    static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    static func readDatabase(connections: Int = 2) -> Database {
+        var c = Database.Configuration(url: TestDatabase.url!)
+        c.connectionsPerEventLoop = connections
+        return Database(configuration: c)
+    }
+
+    static func number(_ sql: String, _ params: [String?]) -> Query<Int> {
+        Query(sql, params) { (rows) throws(StoreError) in try rows.int(0, "v") }
+    }
+
+    /// Starts `count` reads in one turn of the loop, so they share pipeline segments.
+    static func readTogether(_ db: Database, _ count: Int, _ query: @escaping @Sendable (Int) -> Query<Int>) async throws -> [Result<Int, any Error>] {
+        let loop = loops.next()
+        let futures = try await loop.submit { (0..<count).map { db.read(query($0), on: loop) } }.get()
+        var out: [Result<Int, any Error>] = []
+        for f in futures {
+            do { out.append(.success(try await f.get())) } catch { out.append(.failure(error)) }
+        }
+        return out
+    }
+
+    @Test func everyPipelinedReadGetsItsOwnAnswer() async throws {
+        let db = Self.readDatabase()
+        let results = try await Self.readTogether(db, 300) { i in Self.number("SELECT $1::int * 2 AS v", [String(i)]) }
+        for (i, r) in results.enumerated() { #expect(try r.get() == i * 2) }
+        // And from any thread, one at a time.
+        for i in 0..<20 { #expect(try await db.read(Self.number("SELECT $1::int + 1 AS v", [String(i)]), on: Self.loops.next()).get() == i + 1) }
+    }
+
+    @Test func aFailingReadDoesNotFailItsNeighbours() async throws {
+        let db = Self.readDatabase(connections: 1)
+        let results = try await Self.readTogether(db, 20) { i in Self.number("SELECT 100 / $1::int AS v", [String(i == 7 ? 0 : 1)]) }
+        for (i, r) in results.enumerated() {
+            if i == 7 {
+                #expect(throws: StoreError.self) { try r.get() }
+                if case .failure(let e as StoreError) = r { #expect(e.sqlState == "22012") }
+            } else {
+                #expect(try r.get() == 100)
+            }
+        }
+    }
+
+    @Test func aStatementThatCannotBePreparedFailsEveryTimeAndAlone() async throws {
+        let db = Self.readDatabase(connections: 1)
+        for _ in 0..<2 {
+            let results = try await Self.readTogether(db, 6) { i in
+                i == 3 ? Self.number("SELECT v FROM no_such_table", []) : Self.number("SELECT $1::int AS v", [String(i)])
+            }
+            for (i, r) in results.enumerated() {
+                if i == 3 {
+                    if case .failure(let e as StoreError) = r { #expect(e.sqlState == "42P01") } else { Issue.record("no error for \(r)") }
+                } else {
+                    #expect(try r.get() == i)
+                }
+            }
+        }
+    }
+
+    @Test func aRowThatDoesNotDecodeIsAnError() async throws {
+        let db = Self.readDatabase()
+        await #expect(throws: StoreError.self) {
+            try await db.read(Self.number("SELECT 'x' AS v", []), on: Self.loops.next()).get()
+        }
+    }
+
+    @Test func theDeadlineEndsTheReadAndCancelsItOnTheServer() async throws {
+        let db = Self.readDatabase(connections: 1)
+        let loop = Self.loops.next()
+        let started = ContinuousClock.now
+        do {
+            _ = try await db.read(Self.number("SELECT 1 AS v FROM pg_sleep(5)", []), on: loop, timeout: .milliseconds(150)).get()
+            Issue.record("no timeout")
+        } catch let error as StoreError {
+            #expect(error.kind == .timeout)
+            #expect(RPCError(error).code == .deadlineExceeded)
+        }
+        // The one connection is free again well before the 5 s the sleep asked for.
+        #expect(try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get() == 1)
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
+    @Test func readsRecoverAfterTheServerRestarts() async throws {
+        let db = Self.readDatabase()
+        db.startMonitoring(interval: .milliseconds(200))
+        let loop = Self.loops.next()
+        #expect(try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get() == 1)
+        try TestDatabase.pg("stop")
+        do {
+            _ = try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get()
+            Issue.record("read succeeded with the database stopped")
+        } catch let error as StoreError {
+            #expect(error.kind == .unavailable)
+        }
+        try TestDatabase.pg("start")
+        var recovered = false
+        for _ in 0..<50 where !recovered {
+            recovered = (try? await db.read(Self.number("SELECT 1 AS v", []), on: loop).get()) == 1
+            if !recovered { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(recovered)
+    }
+}

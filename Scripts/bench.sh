@@ -179,43 +179,58 @@ PY
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 
 # --- storage: GetOrganisation against pgbench's equivalent primary-key select ---
-# Same database, same concurrency (the server's pool of $POOL connections), no cache in front.
+# Same database, no cache in front, the same number of calls in flight for both: pgbench with
+# C clients (one connection each), h2load with C concurrent streams over min(C, 8) connections.
+# The server may use up to $POOL connections (reads share them in libpq pipeline mode).
+# pgbench is at its peak at 8 and 16 here; the target is judged at 16.
 POOL=8
+DB_TARGET=0.50
+DB_TARGET_AT=16
 Scripts/pg.sh start >/dev/null
 DBURL=$(Scripts/pg.sh url)
 swift build -c release --product esaylovctl 2>&1 | grep -E "error|warning: " || true
 ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl migrate >/dev/null
 ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl seed demo >/dev/null
-python3 - "$work" <<'PY'
+python3 - "$work" <<'PY2'
 import struct, sys
 msg = b"\x0a\x08tec-1718"  # GetOrganisationRequest{organisation_id: "tec-1718"}
 open(f"{sys.argv[1]}/getorg", "wb").write(struct.pack(">BI", 0, len(msg)) + msg)
-PY
+PY2
 cat > "$work/pk.sql" <<'SQL'
 SELECT o.id, o.kind, o.name_uz, o.name_en, o.tin, o.parent_id, o.active, extract(epoch FROM o.created_at) AS created_at,
        t.soato, t.level, t.parent_soato, t.name_uz, t.name_en
 FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.id = 'tec-1718';
 SQL
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench
-pg_rps=$("${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$POOL" -j 1 -T "$DURATION" -f "$work/pk.sql" "$DBURL" 2>/dev/null \
-  | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
+pgbench_tps() {  # pgbench_tps CLIENTS
+  "${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$1" -j 1 -T "$DURATION" -f "$work/pk.sql" "$DBURL" 2>/dev/null \
+    | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1
+}
 ESAYLOV_DATABASE_URL=$DBURL start_server "$work/db.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 --db-pool "$POOL"
 check_health "127.0.0.1:$port"
 getorg() {  # getorg CONNECTIONS STREAMS: prints "req/s p99_us failed"
   "${CLIENT_CPU[@]}" h2load -c "$1" -m "$2" -D "$DURATION" --warm-up-time="$WARMUP" --log-file="$work/getorg.log" \
     -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/getorg" \
     "http://127.0.0.1:$port/esaylov.v1.DirectoryService/GetOrganisation" > "$work/getorg.out" 2>&1
-  python3 - "$work/getorg.out" "$work/getorg.log" <<'PY'
+  python3 - "$work/getorg.out" "$work/getorg.log" <<'PY2'
 import re, sys
 out = open(sys.argv[1]).read()
 rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", out).group(1))
 failed = int(re.search(r"(\d+) failed", out).group(1))
 lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
 print(f"{rps:.0f} {lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else 0} {failed}")
-PY
+PY2
 }
-read -r db_rps db_p99 db_failed < <(getorg "$POOL" 1)
-echo "GetOrganisation: esaylov-server $db_rps req/s (p99 ${db_p99} us) vs pgbench $pg_rps tps, both at $POOL concurrent: $(python3 -c "print(f'{$db_rps/$pg_rps:.2f}')")x (target >= 0.50x)"
+db_ratio=""
+for calls in 8 16 64; do
+  conns=$(( calls < 8 ? calls : 8 ))
+  pg_tps=$(pgbench_tps "$calls")
+  read -r r p f < <(getorg "$conns" $(( calls / conns )))
+  ratio=$(python3 -c "print(f'{$r/$pg_tps:.2f}')")
+  [ "$calls" -eq "$DB_TARGET_AT" ] && db_ratio=$ratio
+  echo "GetOrganisation at $calls calls in flight: esaylov-server $r req/s (p99 $p us, failed $f) vs pgbench $pg_tps tps: ${ratio}x"
+done
+echo "GetOrganisation / pgbench at $DB_TARGET_AT in flight: ${db_ratio}x (target >= ${DB_TARGET}x)"
 for streams in 1 16 64; do
   if [ "$streams" -eq 1 ]; then c=1; m=1; elif [ "$streams" -eq 16 ]; then c=4; m=4; else c=8; m=8; fi
   read -r r p f < <(getorg "$c" "$m")
@@ -224,12 +239,13 @@ done
 check_health "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 # h2load resets the streams in flight when a timed run ends: those are CANCELLED by the client
-# (at most 64 a run, 4 runs). Any other status, or more cancellations, is a failure.
+# (at most 64 a run, 6 runs). Any other status, or more cancellations, is a failure.
 statuses=$(sed -n 's/.*calls by status: //p' "$work/db.out" | tr ' ' '\n')
 cancelled=$(echo "$statuses" | sed -n 's/^CANCELLED=//p')
 bad=$(echo "$statuses" | grep -v -e '^OK=' -e '^CANCELLED=' -e '^$' || true)
-[ -z "$bad" ] && [ "${cancelled:-0}" -le 256 ] || { echo "bench: GetOrganisation answered: $statuses" >&2; exit 1; }
+[ -z "$bad" ] && [ "${cancelled:-0}" -le 384 ] || { echo "bench: GetOrganisation answered: $statuses" >&2; exit 1; }
 
 if [ "$mode" = full ]; then
-  python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "target met" || echo "target NOT met"
+  python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "transport target met" || echo "transport target NOT met"
+  python3 -c "import sys; sys.exit(0 if $db_ratio >= $DB_TARGET else 1)" && echo "storage target met" || echo "storage target NOT met"
 fi

@@ -38,6 +38,20 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         do { return try body() } catch { return context.eventLoop.makeFailedFuture(error) }
     }
 
+    /// The record with `id` (a required field), as `wire` shows it; NOT_FOUND when there is none.
+    private func byID<Record, Wire>(
+        _ context: ServerContext, _ id: String, field: String, noun: String,
+        _ query: (String) -> Query<Record?>, _ wire: @escaping @Sendable (Record) -> Wire
+    ) -> EventLoopFuture<Wire> {
+        answer(context) { () throws(RPCError) in
+            try requireField(id, field)
+            return read(context, query(id)).flatMapThrowing { record in
+                guard let record else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
+                return wire(record)
+            }
+        }
+    }
+
     /// Fails with NOT_FOUND when `exists` is false.
     private func found(_ exists: Bool, _ message: @autoclosure () -> String) throws(RPCError) {
         if !exists { throw RPCError(code: .notFound, message: message()) }
@@ -46,13 +60,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     public func getOrganisation(
         request: Esaylov_V1_GetOrganisationRequest, context: ServerContext
     ) -> EventLoopFuture<Esaylov_V1_Organisation> {
-        answer(context) { () throws(RPCError) in
-            try requireField(request.organisationId, "organisation_id")
-            return read(context, store.organisation(id: request.organisationId)).flatMapThrowing { o in
-                guard let o else { throw RPCError(code: .notFound, message: "no organisation has id \(request.organisationId)") }
-                return o.wire
-            }
-        }
+        byID(context, request.organisationId, field: "organisation_id", noun: "organisation", store.organisation(id:)) { $0.wire }
     }
 
     public func listOrganisations(
@@ -180,13 +188,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     }
 
     public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Candidate> {
-        answer(context) { () throws(RPCError) in
-            try requireField(request.candidateId, "candidate_id")
-            return read(context, store.candidate(id: request.candidateId)).flatMapThrowing { c in
-                guard let c else { throw RPCError(code: .notFound, message: "no candidate has id \(request.candidateId)") }
-                return c.wire
-            }
-        }
+        byID(context, request.candidateId, field: "candidate_id", noun: "candidate", store.candidate(id:)) { $0.wire }
     }
 
     public func listProxies(

@@ -16,6 +16,11 @@ final class H2TestClient {
             (trailers.isEmpty ? headers : trailers).first { $0.0 == "grpc-status" }?.1
         }
 
+        /// `grpc-message` as sent (percent-encoded).
+        var grpcMessage: String? {
+            (trailers.isEmpty ? headers : trailers).first { $0.0 == "grpc-message" }?.1
+        }
+
         /// The gRPC messages in the body.
         var messages: [[UInt8]] {
             var out: [[UInt8]] = []

@@ -1,6 +1,7 @@
 import FixtureAPI
 import Glibc
 import Logging
+import NIOCore
 import RPC
 import Synchronization
 import Testing
@@ -11,6 +12,7 @@ enum Probe {
     static let fast = MethodDescriptor(service: "esaylov.test.Probe", method: "Fast", kind: .unary)
     static let block = MethodDescriptor(service: "esaylov.test.Probe", method: "Block", kind: .unary)
     static let awaitCancel = MethodDescriptor(service: "esaylov.test.Probe", method: "AwaitCancel", kind: .serverStreaming)
+    static let later = MethodDescriptor(service: "esaylov.test.Probe", method: "Later", kind: .unary)
 
     /// Set by AwaitCancel's handler when it observes its cancellation.
     final class Observed: Sendable {
@@ -31,6 +33,18 @@ enum Probe {
             var out = Esaylov_Fixture_Scalars()
             out.text = "done"
             return out
+        }
+        // Answers after `i32` milliseconds without holding a thread; `text` picks a failure.
+        router.addDeferredUnary(later) { (request: Esaylov_Fixture_Scalars, context) -> EventLoopFuture<Esaylov_Fixture_Scalars> in
+            let promise = context.eventLoop.makePromise(of: Esaylov_Fixture_Scalars.self)
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(request.i32))) {
+                switch request.text {
+                case "not found": promise.fail(RPCError(code: .notFound, message: "nothing here"))
+                case "other": promise.fail(CancellationError())
+                default: promise.succeed(request)
+                }
+            }
+            return promise.futureResult
         }
         router.addServerStreaming(awaitCancel) { (_: Esaylov_Fixture_Scalars, _: ResponseWriter<Esaylov_Fixture_Scalars>, context) in
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -130,6 +144,43 @@ struct ServerTests {
             #expect(blockedWhenFastDone == 2)
             #expect(blocked.map(\.grpcStatus) == ["0", "0"])
             #expect(try blocked.map { try Esaylov_Fixture_Scalars(serializedBytes: $0.messages[0]).text } == ["done", "done"])
+        }
+    }
+
+    @Test func deferredHandlersAnswerLaterAndLeaveTheLoopFree() async throws {
+        try await withProbeServer { port, _, _ in
+            let (slow, fastWhileSlow, failures, late, afterLate) = try await onThread {
+                let c = try H2TestClient(port: port)
+                func later(_ ms: Int32, _ text: String = "", headers: [(String, String)] = []) -> Int32 {
+                    var m = Esaylov_Fixture_Scalars()
+                    m.i32 = ms
+                    m.text = text
+                    return c.start(path: Probe.later.path, messages: [m.serializedBytes()], headers: headers)
+                }
+                let slow = later(300)
+                c.pump(for: .milliseconds(50))
+                let fast = c.wait(c.start(path: Probe.fast.path, messages: [[]]), timeout: .seconds(2))
+                let slowOpen = !c.response(slow).closed
+                let failures = [later(10, "not found"), later(10, "other")].map { c.wait($0) }
+                // The deadline ends the call; the answer that comes later is dropped.
+                let late = c.wait(later(400, headers: [("grpc-timeout", "100m")]))
+                let cancelled = later(100)
+                c.pump(for: .milliseconds(20))
+                c.cancel(cancelled)
+                c.pump(for: .milliseconds(500))
+                let after = c.wait(later(1, "again"))
+                return ((c.wait(slow), slowOpen), fast, failures, late, after)
+            }
+            #expect(slow.1)  // still waiting when the fast call was answered
+            #expect(slow.0.grpcStatus == "0")
+            #expect(try Esaylov_Fixture_Scalars(serializedBytes: slow.0.messages[0]).i32 == 300)
+            #expect(fastWhileSlow.grpcStatus == "0")
+            #expect(failures.map(\.grpcStatus) == ["5", "13"])
+            #expect(failures[0].grpcMessage == "nothing here")
+            #expect(late.grpcStatus == "4")
+            #expect(late.messages.isEmpty)
+            #expect(afterLate.grpcStatus == "0")
+            #expect(try Esaylov_Fixture_Scalars(serializedBytes: afterLate.messages[0]).text == "again")
         }
     }
 

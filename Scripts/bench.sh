@@ -59,6 +59,7 @@ PY
 # load NAME PORT: runs h2load, prints "req/s p50 p99 succeeded".
 load() {
   local name=$1 port=$2
+  rm -f "$work/$name.log"  # h2load appends to its log
   "${CLIENT_CPU[@]}" h2load -c 16 -m 64 -D "$DURATION" --warm-up-time="$WARMUP" \
     --log-file="$work/$name.log" -H 'content-type: application/grpc' -H 'te: trailers' \
     -d "$work/request" "http://127.0.0.1:$port/grpc.health.v1.Health/Check" > "$work/$name.out" 2>&1 || {
@@ -209,6 +210,7 @@ pgbench_tps() {  # pgbench_tps CLIENTS
 ESAYLOV_DATABASE_URL=$DBURL start_server "$work/db.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 --db-pool "$POOL"
 check_health "127.0.0.1:$port"
 getorg() {  # getorg CONNECTIONS STREAMS: prints "req/s p99_us failed"
+  rm -f "$work/getorg.log"  # h2load appends to its log
   "${CLIENT_CPU[@]}" h2load -c "$1" -m "$2" -D "$DURATION" --warm-up-time="$WARMUP" --log-file="$work/getorg.log" \
     -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/getorg" \
     "http://127.0.0.1:$port/esaylov.v1.DirectoryService/GetOrganisation" > "$work/getorg.out" 2>&1

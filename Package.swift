@@ -26,6 +26,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // zlib (zlib1g-dev) with a shim: its init functions are macros.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        // glibc's malloc tuning (mallopt), set once by the servers at start.
+        .target(name: "CAllocator"),
 
         // google.rpc.Status and error details (generated, committed), sent by the RPC layer.
         .target(name: "RPCStatusProtoC", dependencies: ["CProtobufC"]),
@@ -61,7 +63,7 @@ let package = Package(
             resources: [.copy("Migrations"), .copy("Seed")], swiftSettings: strict),
         .target(
             name: "Services",
-            dependencies: ["Domain", "Store", "ESaylovAPI", "ESaylovProtoC", "RPC", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Domain", "Store", "ESaylovAPI", "ESaylovProtoC", "RPC", "CAllocator", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -11,9 +11,10 @@ import Testing
 extension StoreTests {
     static let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    static func readDatabase(connections: Int = 2) -> Database {
+    static func readDatabase(connections: Int = 2, maxWaiting: Int = 1024) -> Database {
         var c = Database.Configuration(url: TestDatabase.url!)
         c.connectionsPerEventLoop = connections
+        c.maxWaitingPerEventLoop = maxWaiting
         return Database(configuration: c)
     }
 
@@ -67,6 +68,17 @@ extension StoreTests {
                 }
             }
         }
+    }
+
+    @Test func aBurstBeyondWhatTheLaneHoldsIsTurnedAwayAtOnce() async throws {
+        let db = Self.readDatabase(connections: 1, maxWaiting: 2)
+        #expect(try await db.read(Self.number("SELECT 1 AS v", []), on: Self.loops.next()).get() == 1)  // the one connection is open
+        // 32 ride on the connection, 2 wait for room, the other 6 are refused without waiting.
+        let results = try await Self.readTogether(db, 40) { i in Self.number("SELECT $1::int AS v FROM pg_sleep(0.005)", [String(i)]) }
+        let refused = results.filter { if case .failure(let e as StoreError) = $0 { return e.kind == .poolExhausted } else { return false } }
+        #expect(refused.count == 6)
+        #expect(results.compactMap { try? $0.get() }.count == 34)
+        #expect(RPCError(StoreError(.poolExhausted, reason: "")).code == .unavailable)
     }
 
     @Test func aRowThatDoesNotDecodeIsAnError() async throws {

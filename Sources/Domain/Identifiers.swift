@@ -29,9 +29,7 @@ public struct PINFL: Hashable, Sendable, CustomStringConvertible {
         guard (1...6).contains(d[0]) else {
             throw DomainViolation(field: field, rule: "a PINFL's first digit (century and sex) is 1 to 6")
         }
-        let weights = [7, 3, 1]
-        let sum = (0..<13).reduce(0) { $0 + d[$1] * weights[$1 % 3] }
-        guard sum % 10 == d[13] else {
+        guard Self.checkDigit(of: text.utf8.prefix(13)) == d[13] else {
             throw DomainViolation(field: field, rule: "the PINFL's check digit does not match")
         }
         let day = d[1] * 10 + d[2]
@@ -40,6 +38,12 @@ public struct PINFL: Hashable, Sendable, CustomStringConvertible {
             throw DomainViolation(field: field, rule: "the PINFL's digits 2–7 are not a birth date DDMMYY")
         }
         value = text
+    }
+
+    /// The check digit of a PINFL's first 13 digits (ASCII): weighted 7, 3, 1, … summed, mod 10.
+    public static func checkDigit(of first13: some Collection<UInt8>) -> Int {
+        let weights = [7, 3, 1]
+        return first13.enumerated().reduce(0) { $0 + (Int($1.element) - 48) * weights[$1.offset % 3] } % 10
     }
 
     /// Year of birth, from the century digit and YY.

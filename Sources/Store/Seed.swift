@@ -48,9 +48,7 @@ public enum Seed {
         let female = h / 16_800 % 2 == 1
         var body = String(3 + (female ? 1 : 0)) + pad(birthDay(h), 2) + pad(birthMonth(h), 2) + pad(birthYear(h) % 100, 2)
         body += pad(Int(h / 33_600 % 1_000_000), 6)
-        let weights = [7, 3, 1]
-        let sum = body.utf8.enumerated().reduce(0) { $0 + Int($1.element - 48) * weights[$1.offset % 3] }
-        return body + String(sum % 10)
+        return body + String(PINFL.checkDigit(of: body.utf8))
     }
 
     /// FNV-1a: the same on every machine and every run.

@@ -103,6 +103,7 @@ public final class RPCServer: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for c in connections.all { try? await c.close() }
+        for hook in core.router.shutdownHooks { await hook() }
         try? await core.pool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }

@@ -55,9 +55,24 @@ public final class Database: Sendable {
     /// Each event loop's connections for non-blocking calls, made on the loop's first call.
     let lanes = Mutex<[ObjectIdentifier: NIOLoopBound<Lane>]>([:])
 
+    /// Set by `close()`: reads fail at once and no loop is asked to do anything more.
+    private let closed = Atomic<Bool>(false)
+    var isClosed: Bool { closed.load(ordering: .acquiring) }
+
+    /// Closes the event loops' connections (each on its loop) and stops the monitor. Call
+    /// before the loops stop; reads fail UNAVAILABLE from then on. The blocking pool stays usable.
+    public func close() async {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        monitor.withLock { $0?.timer.cancel() }
+        for lane in lanes.withLock({ Array($0.values) }) {
+            try? await lane.eventLoop.submit { lane.value.closeAll() }.get()
+        }
+    }
+
     deinit {
         monitor.withLock { $0?.timer.cancel() }
-        // Each loop closes its own connections.
+        // Not closed: its loops still run (a closed database has nothing left on them).
+        guard !isClosed else { return }
         for lane in lanes.withLock({ Array($0.values) }) {
             lane.eventLoop.execute { lane.value.closeAll() }
         }

@@ -17,6 +17,7 @@ extension Database {
     /// implicit transaction: that is why only reads go this way (writes take `withTransaction`).
     /// A read that fails does not fail its neighbours: they are sent again.
     public func read<Value>(_ query: Query<Value>, on loop: any EventLoop, timeout: Duration? = nil) -> EventLoopFuture<Value> {
+        if isClosed { return loop.makeFailedFuture(StoreError(.unavailable, reason: "the database was closed")) }
         let promise = loop.makePromise(of: Value.self)
         if loop.inEventLoop {
             submit(query, promise, on: loop, timeout: timeout)
@@ -211,7 +212,7 @@ final class Lane {
         opening += 1
         let configuration = self.configuration
         let bound = NIOLoopBound(self, eventLoop: loop)
-        DispatchQueue.global().async { [loop] in
+        DispatchQueue.global().async { [loop, weak database] in
             let result: Result<ConnectionBox, StoreError>
             do {
                 let c = try Connection(url: configuration.url, defaultStatementTimeoutMs: milliseconds(configuration.defaultStatementTimeout))
@@ -221,6 +222,8 @@ final class Lane {
             } catch {
                 result = .failure(StoreError(.unavailable, reason: "cannot connect to PostgreSQL"))
             }
+            // A closed database's loops may have stopped: the connection just closes here.
+            guard let database, !database.isClosed else { return }
             loop.execute { bound.value.opened(result) }
         }
     }

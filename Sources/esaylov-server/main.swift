@@ -19,6 +19,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: Array(Comma
     let tokens: PageTokens
     do { tokens = try PageTokens.load(from: database) } catch { throw OptionError(message: "cannot load the page token key: \(error)") }
     router.register(DirectoryService(database: database, tokens: tokens))
+    router.addShutdownHook { await database.close() }
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
 }
 exit(status)

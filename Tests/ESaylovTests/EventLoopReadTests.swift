@@ -81,6 +81,17 @@ extension StoreTests {
         #expect(RPCError(StoreError(.poolExhausted, reason: "")).code == .unavailable)
     }
 
+    @Test func aClosedDatabaseRefusesReadsAndKeepsItsBlockingPool() async throws {
+        let db = Self.readDatabase()
+        let loop = Self.loops.next()
+        #expect(try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get() == 1)
+        await db.close()
+        await #expect(throws: StoreError(.unavailable, reason: "the database was closed")) {
+            try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get()
+        }
+        #expect(try db.withConnection { (c) throws(StoreError) in try c.run(Self.number("SELECT 2 AS v", [])) } == 2)
+    }
+
     @Test func aRowThatDoesNotDecodeIsAnError() async throws {
         let db = Self.readDatabase()
         await #expect(throws: StoreError.self) {

@@ -44,10 +44,11 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self, timeout=15):
-        """SIGTERM, wait, and return what it printed after the listening line."""
+        """SIGTERM, wait, and return what it printed after the listening line (its standard
+        error is kept in `stderr`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=timeout)
+        out, self.stderr = self.proc.communicate(timeout=timeout)
         return out
 
 

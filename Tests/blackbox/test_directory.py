@@ -175,6 +175,23 @@ def test_ctl_adds_and_refuses_bad_input(stub, pb):
         assert error_of(stub.GetOrganisation, d.GetOrganisationRequest(organisation_id=rid)).code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_shutdown_after_database_reads_is_clean(pb):
+    """SIGTERM after pipelined reads: the calls are counted, the event loops' database
+    connections close before the loops stop, and nothing is printed to standard error."""
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import Server
+    _, d, d_grpc = pb
+    server = Server("esaylov-server")
+    with grpc.insecure_channel(server.address) as ch:
+        stub = d_grpc.DirectoryServiceStub(ch)
+        with ThreadPoolExecutor(16) as pool:
+            names = list(pool.map(lambda i: stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="cec"), timeout=10).id, range(64)))
+        assert names == ["cec"] * 64
+    out = server.stop()
+    assert "stopped; calls by status: OK=64" in out
+    assert server.stderr == ""
+
+
 def test_database_outage_is_reported_and_recovered(pb, esaylov_server):
     """Stopping PostgreSQL makes health NOT_SERVING and RPCs UNAVAILABLE (quickly, no hang);
     starting it again recovers without restarting the server."""

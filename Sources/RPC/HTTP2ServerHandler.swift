@@ -593,13 +593,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         switch route.handler {
         case .unary(.eventLoop, let handler), .unary(.deferred, let handler):
             // Fast path: no hop, the answer leaves with this read's flush.
-            do {
-                let (payload, compressed) = try context.prepareResponse(try handler(request, context))
-                _ = stream.enqueueResponse(payload, compressed: compressed)
-                stream.finish(RPCError(code: .ok, message: ""))
-            } catch {
-                stream.finish(error)
-            }
+            stream.answer(Result { () throws(RPCError) in try context.prepareResponse(try handler(request, context)) })
         case .unary(.blockingPool, let handler):
             let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
             guard let future = core.runBlocking(on: eventLoop!, { () throws(RPCError) in
@@ -608,28 +602,12 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
                 stream.finish(RPCError(code: .resourceExhausted, message: "server is busy; retry later"))
                 return
             }
-            future.whenComplete { result in
-                let s = bound.value
-                switch result {
-                case .success(let (payload, compressed)):
-                    _ = s.enqueueResponse(payload, compressed: compressed)
-                    s.finish(RPCError(code: .ok, message: ""))
-                case .failure(let error):
-                    s.finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
-                }
-            }
+            future.whenComplete { bound.value.answer($0) }
         case .deferredUnary(let handler):
             // The handler waits without a thread; its future completes on this loop.
             let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
             handler(request, context).hop(to: eventLoop!).whenComplete { result in
-                let s = bound.value
-                do {
-                    let (payload, compressed) = try context.prepareResponse(try result.get())
-                    _ = s.enqueueResponse(payload, compressed: compressed)
-                    s.finish(RPCError(code: .ok, message: ""))
-                } catch {
-                    s.finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
-                }
+                bound.value.answer(result.flatMap { bytes in Result { try context.prepareResponse(bytes) } })
             }
         case .serverStreaming(let handler):
             startTask(stream) { writer in try await handler(request, writer, context) }

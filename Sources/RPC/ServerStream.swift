@@ -88,6 +88,18 @@ final class ServerStream {
         for w in waiters { w.succeed(()) }
     }
 
+    /// Ends a unary call with its one response message, or with the error raised in its place
+    /// (one that is not an `RPCError` becomes INTERNAL).
+    func answer<Failure: Error>(_ response: Result<(bytes: [UInt8], compressed: Bool), Failure>) {
+        switch response {
+        case .success(let (payload, compressed)):
+            _ = enqueueResponse(payload, compressed: compressed)
+            finish(RPCError(code: .ok, message: ""))
+        case .failure(let error):
+            finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
+        }
+    }
+
     /// Ends the call with `status` (OK included). Idempotent: the first status wins.
     func finish(_ status: RPCError) {
         guard !finished else { return }

@@ -125,7 +125,7 @@ public final class Database: Sendable {
         timeout: Duration?, probing: Bool, _ body: (Connection) throws(StoreError) -> T
     ) throws(StoreError) -> T {
         if !probing, knownUnreachable {
-            throw StoreError(.unavailable, reason: "the database is unreachable; the monitor is reconnecting")
+            throw .databaseUnreachable
         }
         let acquire = configuration.acquireTimeout
         let waitMs = milliseconds(acquire)

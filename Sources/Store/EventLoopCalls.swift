@@ -17,7 +17,7 @@ extension Database {
     /// implicit transaction: that is why only reads go this way (writes take `withTransaction`).
     /// A read that fails does not fail its neighbours: they are sent again.
     public func read<Value>(_ query: Query<Value>, on loop: any EventLoop, timeout: Duration? = nil) -> EventLoopFuture<Value> {
-        if isClosed { return loop.makeFailedFuture(StoreError(.unavailable, reason: "the database was closed")) }
+        if isClosed { return loop.makeFailedFuture(StoreError.databaseClosed) }
         let promise = loop.makePromise(of: Value.self)
         if loop.inEventLoop {
             submit(query, promise, on: loop, timeout: timeout)
@@ -106,6 +106,8 @@ final class Lane {
     /// Connections with calls written since their last sync.
     private var unsynced: [LoopConnection] = []
     private var syncScheduled = false
+    /// Set by `closeAll`: the database is gone.
+    private var closed = false
 
     init(loop: any EventLoop, database: Database) {
         self.loop = loop
@@ -117,11 +119,11 @@ final class Lane {
 
     func submit(_ call: PendingCall, timeout: Duration?) {
         guard let database, !closed else {
-            call.complete(.failure(StoreError(.unavailable, reason: "the database was closed")))
+            call.complete(.failure(.databaseClosed))
             return
         }
         if database.knownUnreachable {
-            call.complete(.failure(StoreError(.unavailable, reason: "the database is unreachable; the monitor is reconnecting")))
+            call.complete(.failure(.databaseUnreachable))
             return
         }
         if let timeout {
@@ -254,9 +256,8 @@ final class Lane {
         closed = true
         for c in connections { c.close() }
         connections = []
-        while let call = waiting.popFirst() { call.complete(.failure(StoreError(.unavailable, reason: "the database was closed"))) }
+        while let call = waiting.popFirst() { call.complete(.failure(.databaseClosed)) }
     }
-    private var closed = false
 
     /// With no connection left to serve them, waiting calls fail now rather than at their timeout.
     private func failWaitingIfNoConnection(_ error: StoreError) {
@@ -405,13 +406,14 @@ final class LoopConnection {
         }
     }
 
+    /// A preparation that failed is forgotten, so that the next use prepares again; unless a
+    /// neighbour's failure aborted it, its error becomes the call's.
     private func prepared(_ call: PendingCall, _ res: OpaquePointer?) {
         defer { if let res { PQclear(res) } }
-        guard let res, PQresultStatus(res) == PGRES_COMMAND_OK else {
-            connection.forgetPrepared(call.sql)
-            if let res, PQresultStatus(res) != PGRES_PIPELINE_ABORTED { call.prepareFailure = connection.failure(of: res) }
-            return
-        }
+        let status = res.map(PQresultStatus)
+        if status == PGRES_COMMAND_OK { return }
+        connection.forgetPrepared(call.sql)
+        if let status, status != PGRES_PIPELINE_ABORTED { call.prepareFailure = connection.failure(of: res) }
     }
 
     private func answered(_ call: PendingCall, _ res: OpaquePointer?) {

@@ -37,6 +37,11 @@ public struct StoreError: Error, Hashable, Sendable, CustomStringConvertible {
         self.reason = reason
     }
 
+    /// `Database.close()` was called.
+    public static let databaseClosed = StoreError(.unavailable, reason: "the database was closed")
+    /// The monitor last found the database down; calls fail at once until it is back.
+    static let databaseUnreachable = StoreError(.unavailable, reason: "the database is unreachable; the monitor is reconnecting")
+
     static func classify(sqlState: String?, constraint: String?) -> Kind {
         guard let s = sqlState else { return .other }
         switch s {

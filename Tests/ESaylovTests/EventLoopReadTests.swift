@@ -86,7 +86,7 @@ extension StoreTests {
         let loop = Self.loops.next()
         #expect(try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get() == 1)
         await db.close()
-        await #expect(throws: StoreError(.unavailable, reason: "the database was closed")) {
+        await #expect(throws: StoreError.databaseClosed) {
             try await db.read(Self.number("SELECT 1 AS v", []), on: loop).get()
         }
         #expect(try db.withConnection { (c) throws(StoreError) in try c.run(Self.number("SELECT 2 AS v", [])) } == 2)

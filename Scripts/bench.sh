@@ -56,24 +56,27 @@ with grpc.insecure_channel(sys.argv[1]) as ch:
 PY
 }
 
-# load NAME PORT: runs h2load, prints "req/s p50 p99 succeeded".
-load() {
-  local name=$1 port=$2
+# h2run NAME CONNECTIONS STREAMS DATAFILE URL: runs h2load, prints "req/s p50_us p99_us succeeded failed".
+h2run() {
+  local name=$1
   rm -f "$work/$name.log"  # h2load appends to its log
-  "${CLIENT_CPU[@]}" h2load -c 16 -m 64 -D "$DURATION" --warm-up-time="$WARMUP" \
+  "${CLIENT_CPU[@]}" h2load -c "$2" -m "$3" -D "$DURATION" --warm-up-time="$WARMUP" \
     --log-file="$work/$name.log" -H 'content-type: application/grpc' -H 'te: trailers' \
-    -d "$work/request" "http://127.0.0.1:$port/grpc.health.v1.Health/Check" > "$work/$name.out" 2>&1 || {
+    -d "$4" "$5" > "$work/$name.out" 2>&1 || {
       cat "$work/$name.out" >&2; echo "bench: h2load failed against $name" >&2; exit 1; }
   python3 - "$work/$name.out" "$work/$name.log" <<'PY'
 import re, sys
 out = open(sys.argv[1]).read()
 rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", out).group(1))
-succeeded = int(re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out).group(1))
+succeeded, failed = map(int, re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", out).groups())
 lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
-print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded}")
+print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed}")
 PY
 }
+
+# load NAME PORT: Health/Check at 16 connections x 64 streams.
+load() { h2run "$1" 16 64 "$work/request" "http://127.0.0.1:$2/grpc.health.v1.Health/Check"; }
 
 # --- nghttpd, the ceiling ---
 port=$(free_port)
@@ -81,13 +84,13 @@ port=$(free_port)
 pids+=($!)
 for _ in $(seq 50); do check_health "127.0.0.1:$port" 2>/dev/null && break; sleep 0.1; done
 check_health "127.0.0.1:$port"
-read -r ng_rps ng_p50 ng_p99 ng_ok < <(load nghttpd "$port")
+read -r ng_rps ng_p50 ng_p99 ng_ok _ < <(load nghttpd "$port")
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 # --- esaylov-server ---
 start_server "$work/server.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
 check_health "127.0.0.1:$port"
-read -r es_rps es_p50 es_p99 es_ok < <(load esaylov "$port")
+read -r es_rps es_p50 es_p99 es_ok _ < <(load esaylov "$port")
 check_health "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 served_other=$(sed -n 's/.*calls by status: //p' "$work/server.out" | tr ' ' '\n' | grep -v '^OK=' | grep -v '^none$' || true)
@@ -209,25 +212,14 @@ pgbench_tps() {  # pgbench_tps CLIENTS
 }
 ESAYLOV_DATABASE_URL=$DBURL start_server "$work/db.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 --db-pool "$POOL"
 check_health "127.0.0.1:$port"
-getorg() {  # getorg CONNECTIONS STREAMS: prints "req/s p99_us failed"
-  rm -f "$work/getorg.log"  # h2load appends to its log
-  "${CLIENT_CPU[@]}" h2load -c "$1" -m "$2" -D "$DURATION" --warm-up-time="$WARMUP" --log-file="$work/getorg.log" \
-    -H 'content-type: application/grpc' -H 'te: trailers' -d "$work/getorg" \
-    "http://127.0.0.1:$port/esaylov.v1.DirectoryService/GetOrganisation" > "$work/getorg.out" 2>&1
-  python3 - "$work/getorg.out" "$work/getorg.log" <<'PY2'
-import re, sys
-out = open(sys.argv[1]).read()
-rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", out).group(1))
-failed = int(re.search(r"(\d+) failed", out).group(1))
-lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
-print(f"{rps:.0f} {lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else 0} {failed}")
-PY2
+getorg() {  # getorg CONNECTIONS STREAMS
+  h2run getorg "$1" "$2" "$work/getorg" "http://127.0.0.1:$port/esaylov.v1.DirectoryService/GetOrganisation"
 }
 db_ratio=""
 for calls in 8 16 64; do
   conns=$(( calls < 8 ? calls : 8 ))
   pg_tps=$(pgbench_tps "$calls")
-  read -r r p f < <(getorg "$conns" $(( calls / conns )))
+  read -r r _ p _ f < <(getorg "$conns" $(( calls / conns )))
   ratio=$(python3 -c "print(f'{$r/$pg_tps:.2f}')")
   [ "$calls" -eq "$DB_TARGET_AT" ] && db_ratio=$ratio
   echo "GetOrganisation at $calls calls in flight: esaylov-server $r req/s (p99 $p us, failed $f) vs pgbench $pg_tps tps: ${ratio}x"
@@ -235,7 +227,7 @@ done
 echo "GetOrganisation / pgbench at $DB_TARGET_AT in flight: ${db_ratio}x (target >= ${DB_TARGET}x)"
 for streams in 1 16 64; do
   if [ "$streams" -eq 1 ]; then c=1; m=1; elif [ "$streams" -eq 16 ]; then c=4; m=4; else c=8; m=8; fi
-  read -r r p f < <(getorg "$c" "$m")
+  read -r r _ p _ f < <(getorg "$c" "$m")
   echo "  pool $POOL, $streams concurrent streams: $r req/s, p99 $p us, failed $f"
 done
 check_health "127.0.0.1:$port"

@@ -50,7 +50,7 @@ let package = Package(
         // Generated Swift messages and service protocols (committed).
         .target(
             name: "ESaylovAPI",
-            dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["ESaylovProtoC", "CProtobufC", "ProtoRuntime", "RPC"],
             swiftSettings: strict),
         // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
         .target(name: "Domain", swiftSettings: strict),
@@ -59,7 +59,10 @@ let package = Package(
         // PostgreSQL through libpq: blocking pool and transactions, non-blocking reads on the event
         // loops, migrations, directory queries.
         .target(
-            name: "Store", dependencies: ["CLibPQ", "COpenSSL", "Domain", .product(name: "NIOCore", package: "swift-nio")],
+            name: "Store",
+            dependencies: [
+                "CLibPQ", "COpenSSL", "Domain", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             resources: [.copy("Migrations"), .copy("Seed")], swiftSettings: strict),
         .target(
             name: "Services",

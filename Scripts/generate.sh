@@ -15,6 +15,8 @@ case "$(protoc-c --version | head -n1)" in "protobuf-c 1.4.1") ;; *) echo "gener
 python3 -c 'import google.protobuf' 2>/dev/null || { echo "generate.sh: python3 protobuf package missing" >&2; exit 1; }
 
 PLUGIN=Scripts/generator/protoc-gen-esaylov-swift
+# The one place where a unary method is declared synchronous (see the file).
+SYNCHRONOUS=Scripts/generator/synchronous-methods.txt
 WKT_FILES=(google/protobuf/timestamp.proto google/protobuf/duration.proto google/protobuf/empty.proto)
 GRPC_FILES=(grpc/health/v1/health.proto grpc/reflection/v1/reflection.proto grpc/reflection/v1alpha/reflection.proto
   grpc/testing/empty.proto grpc/testing/messages.proto grpc/testing/test.proto)
@@ -32,7 +34,7 @@ gen() {
   mkdir -p "$stage/c"; protoc "${includes[@]}" --c_out="$stage/c" "${files[@]}"
   mkdir -p "$stage/swift"
   protoc "${includes[@]}" --plugin=protoc-gen-esaylov-swift="$PLUGIN" \
-    --esaylov-swift_out="module=$module,c_module=$c_module,accessor=$accessor,dep_module=$dep_module:$stage/swift" "${files[@]}"
+    --esaylov-swift_out="module=$module,c_module=$c_module,accessor=$accessor,dep_module=$dep_module,synchronous=$SYNCHRONOUS:$stage/swift" "${files[@]}"
   rm -rf "$c_dir/include" "$c_dir"/*.c "$swift_dir"/*.pb.swift
   mkdir -p "$c_dir/include" "$swift_dir"
   # Headers keep their proto paths under include/ so that protoc-c's includes resolve;

@@ -3,7 +3,6 @@
 
 package import ESaylovProtoC
 public import ProtoRuntime
-public import NIOCore
 public import RPC
 
 /// protobuf enum `esaylov.v1.AuditAction`.
@@ -346,57 +345,24 @@ public enum Esaylov_V1_AuditServiceMethod {
     public static var all: [MethodDescriptor] { [listEvents, verifyChain] }
 }
 
-/// Server side of `esaylov.v1.AuditService`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `esaylov.v1.AuditService`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Esaylov_V1_AuditService: RPCService {
-    func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListEventsResponse
-    func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListEventsResponse>
-    func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_VerifyChainResponse
-    func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_VerifyChainResponse>
+    func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) async throws -> Esaylov_V1_ListEventsResponse
+    func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) async throws -> Esaylov_V1_VerifyChainResponse
 }
 
 extension Esaylov_V1_AuditService {
     public static var serviceName: String { "esaylov.v1.AuditService" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Esaylov_V1_AuditServiceMethod.listEvents) {
-            switch placement(of: Esaylov_V1_AuditServiceMethod.listEvents) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuditServiceMethod.listEvents) { (request, context) -> EventLoopFuture<Esaylov_V1_ListEventsResponse> in
-                    self.listEvents(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuditServiceMethod.listEvents, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListEventsResponse in
-                    try self.listEvents(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuditServiceMethod.listEvents) { request, context in
+            try await self.listEvents(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_AuditServiceMethod.verifyChain) {
-            switch placement(of: Esaylov_V1_AuditServiceMethod.verifyChain) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuditServiceMethod.verifyChain) { (request, context) -> EventLoopFuture<Esaylov_V1_VerifyChainResponse> in
-                    self.verifyChain(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuditServiceMethod.verifyChain, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_VerifyChainResponse in
-                    try self.verifyChain(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuditServiceMethod.verifyChain) { request, context in
+            try await self.verifyChain(request: request, context: context)
         }
-    }
-}
-
-extension Esaylov_V1_AuditService {
-    public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListEventsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuditService/ListEvents is not implemented") }
-    public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListEventsResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListEventsResponse in try self.listEvents(request: request, context: context) }
-    }
-    public func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_VerifyChainResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuditService/VerifyChain is not implemented") }
-    public func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_VerifyChainResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_VerifyChainResponse in try self.verifyChain(request: request, context: context) }
     }
 }
 

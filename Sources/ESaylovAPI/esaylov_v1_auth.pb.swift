@@ -4,7 +4,6 @@
 internal import CProtobufC
 package import ESaylovProtoC
 public import ProtoRuntime
-public import NIOCore
 public import RPC
 
 /// protobuf enum `esaylov.v1.LoginMethod`.
@@ -482,129 +481,40 @@ public enum Esaylov_V1_AuthServiceMethod {
     public static var all: [MethodDescriptor] { [startSignatureLogin, finishSignatureLogin, requestSmsCode, verifySmsCode, logout, whoAmI] }
 }
 
-/// Server side of `esaylov.v1.AuthService`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `esaylov.v1.AuthService`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Esaylov_V1_AuthService: RPCService {
-    func startSignatureLogin(request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_StartSignatureLoginResponse
-    func startSignatureLogin(request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_StartSignatureLoginResponse>
-    func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Session
-    func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Session>
-    func requestSmsCode(request: Esaylov_V1_RequestSmsCodeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_RequestSmsCodeResponse
-    func requestSmsCode(request: Esaylov_V1_RequestSmsCodeRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_RequestSmsCodeResponse>
-    func verifySmsCode(request: Esaylov_V1_VerifySmsCodeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Session
-    func verifySmsCode(request: Esaylov_V1_VerifySmsCodeRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Session>
-    func logout(request: Esaylov_V1_LogoutRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_LogoutResponse
-    func logout(request: Esaylov_V1_LogoutRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_LogoutResponse>
-    func whoAmI(request: Esaylov_V1_WhoAmIRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Principal
-    func whoAmI(request: Esaylov_V1_WhoAmIRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Principal>
+    func startSignatureLogin(request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext) async throws -> Esaylov_V1_StartSignatureLoginResponse
+    func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) async throws -> Esaylov_V1_Session
+    func requestSmsCode(request: Esaylov_V1_RequestSmsCodeRequest, context: ServerContext) async throws -> Esaylov_V1_RequestSmsCodeResponse
+    func verifySmsCode(request: Esaylov_V1_VerifySmsCodeRequest, context: ServerContext) async throws -> Esaylov_V1_Session
+    func logout(request: Esaylov_V1_LogoutRequest, context: ServerContext) async throws -> Esaylov_V1_LogoutResponse
+    func whoAmI(request: Esaylov_V1_WhoAmIRequest, context: ServerContext) async throws -> Esaylov_V1_Principal
 }
 
 extension Esaylov_V1_AuthService {
     public static var serviceName: String { "esaylov.v1.AuthService" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Esaylov_V1_AuthServiceMethod.startSignatureLogin) {
-            switch placement(of: Esaylov_V1_AuthServiceMethod.startSignatureLogin) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuthServiceMethod.startSignatureLogin) { (request, context) -> EventLoopFuture<Esaylov_V1_StartSignatureLoginResponse> in
-                    self.startSignatureLogin(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuthServiceMethod.startSignatureLogin, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_StartSignatureLoginResponse in
-                    try self.startSignatureLogin(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuthServiceMethod.startSignatureLogin) { request, context in
+            try await self.startSignatureLogin(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_AuthServiceMethod.finishSignatureLogin) {
-            switch placement(of: Esaylov_V1_AuthServiceMethod.finishSignatureLogin) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuthServiceMethod.finishSignatureLogin) { (request, context) -> EventLoopFuture<Esaylov_V1_Session> in
-                    self.finishSignatureLogin(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuthServiceMethod.finishSignatureLogin, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Session in
-                    try self.finishSignatureLogin(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuthServiceMethod.finishSignatureLogin) { request, context in
+            try await self.finishSignatureLogin(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_AuthServiceMethod.requestSmsCode) {
-            switch placement(of: Esaylov_V1_AuthServiceMethod.requestSmsCode) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuthServiceMethod.requestSmsCode) { (request, context) -> EventLoopFuture<Esaylov_V1_RequestSmsCodeResponse> in
-                    self.requestSmsCode(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuthServiceMethod.requestSmsCode, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_RequestSmsCodeResponse in
-                    try self.requestSmsCode(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuthServiceMethod.requestSmsCode) { request, context in
+            try await self.requestSmsCode(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_AuthServiceMethod.verifySmsCode) {
-            switch placement(of: Esaylov_V1_AuthServiceMethod.verifySmsCode) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuthServiceMethod.verifySmsCode) { (request, context) -> EventLoopFuture<Esaylov_V1_Session> in
-                    self.verifySmsCode(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuthServiceMethod.verifySmsCode, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Session in
-                    try self.verifySmsCode(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuthServiceMethod.verifySmsCode) { request, context in
+            try await self.verifySmsCode(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_AuthServiceMethod.logout) {
-            switch placement(of: Esaylov_V1_AuthServiceMethod.logout) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuthServiceMethod.logout) { (request, context) -> EventLoopFuture<Esaylov_V1_LogoutResponse> in
-                    self.logout(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuthServiceMethod.logout, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_LogoutResponse in
-                    try self.logout(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuthServiceMethod.logout) { request, context in
+            try await self.logout(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_AuthServiceMethod.whoAmI) {
-            switch placement(of: Esaylov_V1_AuthServiceMethod.whoAmI) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_AuthServiceMethod.whoAmI) { (request, context) -> EventLoopFuture<Esaylov_V1_Principal> in
-                    self.whoAmI(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_AuthServiceMethod.whoAmI, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Principal in
-                    try self.whoAmI(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_AuthServiceMethod.whoAmI) { request, context in
+            try await self.whoAmI(request: request, context: context)
         }
-    }
-}
-
-extension Esaylov_V1_AuthService {
-    public func startSignatureLogin(request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_StartSignatureLoginResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/StartSignatureLogin is not implemented") }
-    public func startSignatureLogin(request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_StartSignatureLoginResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_StartSignatureLoginResponse in try self.startSignatureLogin(request: request, context: context) }
-    }
-    public func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Session { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/FinishSignatureLogin is not implemented") }
-    public func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Session> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Session in try self.finishSignatureLogin(request: request, context: context) }
-    }
-    public func requestSmsCode(request: Esaylov_V1_RequestSmsCodeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_RequestSmsCodeResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/RequestSmsCode is not implemented") }
-    public func requestSmsCode(request: Esaylov_V1_RequestSmsCodeRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_RequestSmsCodeResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_RequestSmsCodeResponse in try self.requestSmsCode(request: request, context: context) }
-    }
-    public func verifySmsCode(request: Esaylov_V1_VerifySmsCodeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Session { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/VerifySmsCode is not implemented") }
-    public func verifySmsCode(request: Esaylov_V1_VerifySmsCodeRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Session> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Session in try self.verifySmsCode(request: request, context: context) }
-    }
-    public func logout(request: Esaylov_V1_LogoutRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_LogoutResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/Logout is not implemented") }
-    public func logout(request: Esaylov_V1_LogoutRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_LogoutResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_LogoutResponse in try self.logout(request: request, context: context) }
-    }
-    public func whoAmI(request: Esaylov_V1_WhoAmIRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Principal { throw RPCError(code: .unimplemented, message: "esaylov.v1.AuthService/WhoAmI is not implemented") }
-    public func whoAmI(request: Esaylov_V1_WhoAmIRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Principal> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Principal in try self.whoAmI(request: request, context: context) }
     }
 }
 

@@ -4,7 +4,6 @@
 internal import CProtobufC
 package import ESaylovProtoC
 public import ProtoRuntime
-public import NIOCore
 public import RPC
 
 /// protobuf enum `esaylov.v1.DecisionOutcome`.
@@ -759,147 +758,44 @@ public enum Esaylov_V1_DecisionServiceMethod {
     public static var all: [MethodDescriptor] { [startReview, draftDecision, returnDraft, getApprovalPayload, approveDecision, getDecision, listDecisions] }
 }
 
-/// Server side of `esaylov.v1.DecisionService`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `esaylov.v1.DecisionService`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Esaylov_V1_DecisionService: RPCService {
-    func startReview(request: Esaylov_V1_StartReviewRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_StartReviewResponse
-    func startReview(request: Esaylov_V1_StartReviewRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_StartReviewResponse>
-    func draftDecision(request: Esaylov_V1_DraftDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DecisionDraft
-    func draftDecision(request: Esaylov_V1_DraftDecisionRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_DecisionDraft>
-    func returnDraft(request: Esaylov_V1_ReturnDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DecisionDraft
-    func returnDraft(request: Esaylov_V1_ReturnDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_DecisionDraft>
-    func getApprovalPayload(request: Esaylov_V1_GetApprovalPayloadRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_SigningPayload
-    func getApprovalPayload(request: Esaylov_V1_GetApprovalPayloadRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_SigningPayload>
-    func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Decision
-    func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Decision>
-    func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Decision
-    func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Decision>
-    func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListDecisionsResponse
-    func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListDecisionsResponse>
+    func startReview(request: Esaylov_V1_StartReviewRequest, context: ServerContext) async throws -> Esaylov_V1_StartReviewResponse
+    func draftDecision(request: Esaylov_V1_DraftDecisionRequest, context: ServerContext) async throws -> Esaylov_V1_DecisionDraft
+    func returnDraft(request: Esaylov_V1_ReturnDraftRequest, context: ServerContext) async throws -> Esaylov_V1_DecisionDraft
+    func getApprovalPayload(request: Esaylov_V1_GetApprovalPayloadRequest, context: ServerContext) async throws -> Esaylov_V1_SigningPayload
+    func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) async throws -> Esaylov_V1_Decision
+    func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) async throws -> Esaylov_V1_Decision
+    func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) async throws -> Esaylov_V1_ListDecisionsResponse
 }
 
 extension Esaylov_V1_DecisionService {
     public static var serviceName: String { "esaylov.v1.DecisionService" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.startReview) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.startReview) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.startReview) { (request, context) -> EventLoopFuture<Esaylov_V1_StartReviewResponse> in
-                    self.startReview(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.startReview, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_StartReviewResponse in
-                    try self.startReview(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.startReview) { request, context in
+            try await self.startReview(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.draftDecision) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.draftDecision) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.draftDecision) { (request, context) -> EventLoopFuture<Esaylov_V1_DecisionDraft> in
-                    self.draftDecision(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.draftDecision, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_DecisionDraft in
-                    try self.draftDecision(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.draftDecision) { request, context in
+            try await self.draftDecision(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.returnDraft) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.returnDraft) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.returnDraft) { (request, context) -> EventLoopFuture<Esaylov_V1_DecisionDraft> in
-                    self.returnDraft(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.returnDraft, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_DecisionDraft in
-                    try self.returnDraft(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.returnDraft) { request, context in
+            try await self.returnDraft(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.getApprovalPayload) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.getApprovalPayload) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.getApprovalPayload) { (request, context) -> EventLoopFuture<Esaylov_V1_SigningPayload> in
-                    self.getApprovalPayload(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.getApprovalPayload, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_SigningPayload in
-                    try self.getApprovalPayload(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.getApprovalPayload) { request, context in
+            try await self.getApprovalPayload(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.approveDecision) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.approveDecision) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.approveDecision) { (request, context) -> EventLoopFuture<Esaylov_V1_Decision> in
-                    self.approveDecision(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.approveDecision, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Decision in
-                    try self.approveDecision(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.approveDecision) { request, context in
+            try await self.approveDecision(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.getDecision) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.getDecision) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.getDecision) { (request, context) -> EventLoopFuture<Esaylov_V1_Decision> in
-                    self.getDecision(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.getDecision, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Decision in
-                    try self.getDecision(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.getDecision) { request, context in
+            try await self.getDecision(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DecisionServiceMethod.listDecisions) {
-            switch placement(of: Esaylov_V1_DecisionServiceMethod.listDecisions) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DecisionServiceMethod.listDecisions) { (request, context) -> EventLoopFuture<Esaylov_V1_ListDecisionsResponse> in
-                    self.listDecisions(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DecisionServiceMethod.listDecisions, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListDecisionsResponse in
-                    try self.listDecisions(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.listDecisions) { request, context in
+            try await self.listDecisions(request: request, context: context)
         }
-    }
-}
-
-extension Esaylov_V1_DecisionService {
-    public func startReview(request: Esaylov_V1_StartReviewRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_StartReviewResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/StartReview is not implemented") }
-    public func startReview(request: Esaylov_V1_StartReviewRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_StartReviewResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_StartReviewResponse in try self.startReview(request: request, context: context) }
-    }
-    public func draftDecision(request: Esaylov_V1_DraftDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DecisionDraft { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/DraftDecision is not implemented") }
-    public func draftDecision(request: Esaylov_V1_DraftDecisionRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_DecisionDraft> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_DecisionDraft in try self.draftDecision(request: request, context: context) }
-    }
-    public func returnDraft(request: Esaylov_V1_ReturnDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DecisionDraft { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/ReturnDraft is not implemented") }
-    public func returnDraft(request: Esaylov_V1_ReturnDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_DecisionDraft> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_DecisionDraft in try self.returnDraft(request: request, context: context) }
-    }
-    public func getApprovalPayload(request: Esaylov_V1_GetApprovalPayloadRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_SigningPayload { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/GetApprovalPayload is not implemented") }
-    public func getApprovalPayload(request: Esaylov_V1_GetApprovalPayloadRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_SigningPayload> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_SigningPayload in try self.getApprovalPayload(request: request, context: context) }
-    }
-    public func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Decision { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/ApproveDecision is not implemented") }
-    public func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Decision> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Decision in try self.approveDecision(request: request, context: context) }
-    }
-    public func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Decision { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/GetDecision is not implemented") }
-    public func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Decision> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Decision in try self.getDecision(request: request, context: context) }
-    }
-    public func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListDecisionsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DecisionService/ListDecisions is not implemented") }
-    public func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListDecisionsResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListDecisionsResponse in try self.listDecisions(request: request, context: context) }
     }
 }
 

@@ -3,7 +3,6 @@
 
 package import ESaylovProtoC
 public import ProtoRuntime
-public import NIOCore
 public import RPC
 
 /// protobuf enum `esaylov.v1.CertificateStatus`.
@@ -1242,201 +1241,56 @@ public enum Esaylov_V1_DirectoryServiceMethod {
     public static var all: [MethodDescriptor] { [getOrganisation, listOrganisations, getCommissionTree, listMembers, getPerson, listCertificates, listCandidates, getCandidate, listProxies, listTerritories] }
 }
 
-/// Server side of `esaylov.v1.DirectoryService`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `esaylov.v1.DirectoryService`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Esaylov_V1_DirectoryService: RPCService {
-    func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Organisation
-    func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Organisation>
-    func listOrganisations(request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListOrganisationsResponse
-    func listOrganisations(request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListOrganisationsResponse>
-    func getCommissionTree(request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_CommissionTree
-    func getCommissionTree(request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_CommissionTree>
-    func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListMembersResponse
-    func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListMembersResponse>
-    func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Person
-    func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Person>
-    func listCertificates(request: Esaylov_V1_ListCertificatesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCertificatesResponse
-    func listCertificates(request: Esaylov_V1_ListCertificatesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListCertificatesResponse>
-    func listCandidates(request: Esaylov_V1_ListCandidatesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCandidatesResponse
-    func listCandidates(request: Esaylov_V1_ListCandidatesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListCandidatesResponse>
-    func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Candidate
-    func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Candidate>
-    func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListProxiesResponse
-    func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListProxiesResponse>
-    func listTerritories(request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListTerritoriesResponse
-    func listTerritories(request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListTerritoriesResponse>
+    func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) async throws -> Esaylov_V1_Organisation
+    func listOrganisations(request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext) async throws -> Esaylov_V1_ListOrganisationsResponse
+    func getCommissionTree(request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext) async throws -> Esaylov_V1_CommissionTree
+    func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) async throws -> Esaylov_V1_ListMembersResponse
+    func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) async throws -> Esaylov_V1_Person
+    func listCertificates(request: Esaylov_V1_ListCertificatesRequest, context: ServerContext) async throws -> Esaylov_V1_ListCertificatesResponse
+    func listCandidates(request: Esaylov_V1_ListCandidatesRequest, context: ServerContext) async throws -> Esaylov_V1_ListCandidatesResponse
+    func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) async throws -> Esaylov_V1_Candidate
+    func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) async throws -> Esaylov_V1_ListProxiesResponse
+    func listTerritories(request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext) async throws -> Esaylov_V1_ListTerritoriesResponse
 }
 
 extension Esaylov_V1_DirectoryService {
     public static var serviceName: String { "esaylov.v1.DirectoryService" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getOrganisation) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.getOrganisation) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.getOrganisation) { (request, context) -> EventLoopFuture<Esaylov_V1_Organisation> in
-                    self.getOrganisation(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.getOrganisation, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Organisation in
-                    try self.getOrganisation(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getOrganisation) { request, context in
+            try await self.getOrganisation(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listOrganisations) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.listOrganisations) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.listOrganisations) { (request, context) -> EventLoopFuture<Esaylov_V1_ListOrganisationsResponse> in
-                    self.listOrganisations(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.listOrganisations, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListOrganisationsResponse in
-                    try self.listOrganisations(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listOrganisations) { request, context in
+            try await self.listOrganisations(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getCommissionTree) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.getCommissionTree) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.getCommissionTree) { (request, context) -> EventLoopFuture<Esaylov_V1_CommissionTree> in
-                    self.getCommissionTree(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCommissionTree, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_CommissionTree in
-                    try self.getCommissionTree(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCommissionTree) { request, context in
+            try await self.getCommissionTree(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listMembers) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.listMembers) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.listMembers) { (request, context) -> EventLoopFuture<Esaylov_V1_ListMembersResponse> in
-                    self.listMembers(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.listMembers, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListMembersResponse in
-                    try self.listMembers(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listMembers) { request, context in
+            try await self.listMembers(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getPerson) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.getPerson) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.getPerson) { (request, context) -> EventLoopFuture<Esaylov_V1_Person> in
-                    self.getPerson(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.getPerson, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Person in
-                    try self.getPerson(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getPerson) { request, context in
+            try await self.getPerson(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listCertificates) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.listCertificates) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.listCertificates) { (request, context) -> EventLoopFuture<Esaylov_V1_ListCertificatesResponse> in
-                    self.listCertificates(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCertificates, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListCertificatesResponse in
-                    try self.listCertificates(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCertificates) { request, context in
+            try await self.listCertificates(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listCandidates) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.listCandidates) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.listCandidates) { (request, context) -> EventLoopFuture<Esaylov_V1_ListCandidatesResponse> in
-                    self.listCandidates(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCandidates, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListCandidatesResponse in
-                    try self.listCandidates(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listCandidates) { request, context in
+            try await self.listCandidates(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.getCandidate) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.getCandidate) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.getCandidate) { (request, context) -> EventLoopFuture<Esaylov_V1_Candidate> in
-                    self.getCandidate(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCandidate, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Candidate in
-                    try self.getCandidate(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.getCandidate) { request, context in
+            try await self.getCandidate(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listProxies) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.listProxies) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.listProxies) { (request, context) -> EventLoopFuture<Esaylov_V1_ListProxiesResponse> in
-                    self.listProxies(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.listProxies, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListProxiesResponse in
-                    try self.listProxies(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listProxies) { request, context in
+            try await self.listProxies(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_DirectoryServiceMethod.listTerritories) {
-            switch placement(of: Esaylov_V1_DirectoryServiceMethod.listTerritories) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_DirectoryServiceMethod.listTerritories) { (request, context) -> EventLoopFuture<Esaylov_V1_ListTerritoriesResponse> in
-                    self.listTerritories(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_DirectoryServiceMethod.listTerritories, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListTerritoriesResponse in
-                    try self.listTerritories(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_DirectoryServiceMethod.listTerritories) { request, context in
+            try await self.listTerritories(request: request, context: context)
         }
-    }
-}
-
-extension Esaylov_V1_DirectoryService {
-    public func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Organisation { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetOrganisation is not implemented") }
-    public func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Organisation> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Organisation in try self.getOrganisation(request: request, context: context) }
-    }
-    public func listOrganisations(request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListOrganisationsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListOrganisations is not implemented") }
-    public func listOrganisations(request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListOrganisationsResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListOrganisationsResponse in try self.listOrganisations(request: request, context: context) }
-    }
-    public func getCommissionTree(request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_CommissionTree { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetCommissionTree is not implemented") }
-    public func getCommissionTree(request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_CommissionTree> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_CommissionTree in try self.getCommissionTree(request: request, context: context) }
-    }
-    public func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListMembersResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListMembers is not implemented") }
-    public func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListMembersResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListMembersResponse in try self.listMembers(request: request, context: context) }
-    }
-    public func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Person { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetPerson is not implemented") }
-    public func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Person> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Person in try self.getPerson(request: request, context: context) }
-    }
-    public func listCertificates(request: Esaylov_V1_ListCertificatesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCertificatesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCertificates is not implemented") }
-    public func listCertificates(request: Esaylov_V1_ListCertificatesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListCertificatesResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListCertificatesResponse in try self.listCertificates(request: request, context: context) }
-    }
-    public func listCandidates(request: Esaylov_V1_ListCandidatesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCandidatesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCandidates is not implemented") }
-    public func listCandidates(request: Esaylov_V1_ListCandidatesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListCandidatesResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListCandidatesResponse in try self.listCandidates(request: request, context: context) }
-    }
-    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Candidate { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetCandidate is not implemented") }
-    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Candidate> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Candidate in try self.getCandidate(request: request, context: context) }
-    }
-    public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListProxiesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListProxies is not implemented") }
-    public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListProxiesResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListProxiesResponse in try self.listProxies(request: request, context: context) }
-    }
-    public func listTerritories(request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListTerritoriesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/ListTerritories is not implemented") }
-    public func listTerritories(request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListTerritoriesResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListTerritoriesResponse in try self.listTerritories(request: request, context: context) }
     }
 }
 

@@ -4,7 +4,6 @@
 internal import CProtobufC
 package import ESaylovProtoC
 public import ProtoRuntime
-public import NIOCore
 public import RPC
 
 /// protobuf enum `esaylov.v1.RequestKind`.
@@ -1666,240 +1665,72 @@ public enum Esaylov_V1_RequestServiceMethod {
     public static var all: [MethodDescriptor] { [listCampaigns, listRequestTypes, createDraft, updateDraft, deleteDraft, uploadAttachment, downloadAttachment, getSigningPayload, submitRequest, getRequest, listOutgoing, listIncoming, withdrawRequest, watchRequests] }
 }
 
-/// Server side of `esaylov.v1.RequestService`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `esaylov.v1.RequestService`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Esaylov_V1_RequestService: RPCService {
-    func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCampaignsResponse
-    func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListCampaignsResponse>
-    func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestTypesResponse
-    func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListRequestTypesResponse>
-    func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request
-    func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request>
-    func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request
-    func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request>
-    func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DeleteDraftResponse
-    func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_DeleteDraftResponse>
+    func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) async throws -> Esaylov_V1_ListCampaignsResponse
+    func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestTypesResponse
+    func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) async throws -> Esaylov_V1_Request
+    func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) async throws -> Esaylov_V1_Request
+    func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) async throws -> Esaylov_V1_DeleteDraftResponse
     func uploadAttachment(requests: RequestStream<Esaylov_V1_UploadAttachmentRequest>, context: ServerContext) async throws -> Esaylov_V1_Attachment
     func downloadAttachment(request: Esaylov_V1_DownloadAttachmentRequest, responses: ResponseWriter<Esaylov_V1_AttachmentChunk>, context: ServerContext) async throws
-    func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_SigningPayload
-    func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_SigningPayload>
-    func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request
-    func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request>
-    func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request
-    func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request>
-    func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestsResponse
-    func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListRequestsResponse>
-    func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestsResponse
-    func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListRequestsResponse>
-    func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request
-    func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request>
+    func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) async throws -> Esaylov_V1_SigningPayload
+    func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
+    func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
+    func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse
+    func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse
+    func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
     func watchRequests(request: Esaylov_V1_WatchRequestsRequest, responses: ResponseWriter<Esaylov_V1_RequestEvent>, context: ServerContext) async throws
 }
 
 extension Esaylov_V1_RequestService {
     public static var serviceName: String { "esaylov.v1.RequestService" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Esaylov_V1_RequestServiceMethod.listCampaigns) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.listCampaigns) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.listCampaigns) { (request, context) -> EventLoopFuture<Esaylov_V1_ListCampaignsResponse> in
-                    self.listCampaigns(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.listCampaigns, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListCampaignsResponse in
-                    try self.listCampaigns(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.listCampaigns) { request, context in
+            try await self.listCampaigns(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.listRequestTypes) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.listRequestTypes) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.listRequestTypes) { (request, context) -> EventLoopFuture<Esaylov_V1_ListRequestTypesResponse> in
-                    self.listRequestTypes(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.listRequestTypes, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListRequestTypesResponse in
-                    try self.listRequestTypes(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.listRequestTypes) { request, context in
+            try await self.listRequestTypes(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.createDraft) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.createDraft) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.createDraft) { (request, context) -> EventLoopFuture<Esaylov_V1_Request> in
-                    self.createDraft(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.createDraft, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Request in
-                    try self.createDraft(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.createDraft) { request, context in
+            try await self.createDraft(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.updateDraft) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.updateDraft) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.updateDraft) { (request, context) -> EventLoopFuture<Esaylov_V1_Request> in
-                    self.updateDraft(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.updateDraft, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Request in
-                    try self.updateDraft(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.updateDraft) { request, context in
+            try await self.updateDraft(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.deleteDraft) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.deleteDraft) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.deleteDraft) { (request, context) -> EventLoopFuture<Esaylov_V1_DeleteDraftResponse> in
-                    self.deleteDraft(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.deleteDraft, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_DeleteDraftResponse in
-                    try self.deleteDraft(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.deleteDraft) { request, context in
+            try await self.deleteDraft(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.uploadAttachment) {
-            router.addClientStreaming(Esaylov_V1_RequestServiceMethod.uploadAttachment) { requests, context in
-                try await self.uploadAttachment(requests: requests, context: context)
-            }
+        router.addClientStreaming(Esaylov_V1_RequestServiceMethod.uploadAttachment) { requests, context in
+            try await self.uploadAttachment(requests: requests, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.downloadAttachment) {
-            router.addServerStreaming(Esaylov_V1_RequestServiceMethod.downloadAttachment) { request, responses, context in
-                try await self.downloadAttachment(request: request, responses: responses, context: context)
-            }
+        router.addServerStreaming(Esaylov_V1_RequestServiceMethod.downloadAttachment) { request, responses, context in
+            try await self.downloadAttachment(request: request, responses: responses, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.getSigningPayload) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.getSigningPayload) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.getSigningPayload) { (request, context) -> EventLoopFuture<Esaylov_V1_SigningPayload> in
-                    self.getSigningPayload(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.getSigningPayload, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_SigningPayload in
-                    try self.getSigningPayload(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.getSigningPayload) { request, context in
+            try await self.getSigningPayload(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.submitRequest) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.submitRequest) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.submitRequest) { (request, context) -> EventLoopFuture<Esaylov_V1_Request> in
-                    self.submitRequest(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.submitRequest, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Request in
-                    try self.submitRequest(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.submitRequest) { request, context in
+            try await self.submitRequest(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.getRequest) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.getRequest) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.getRequest) { (request, context) -> EventLoopFuture<Esaylov_V1_Request> in
-                    self.getRequest(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.getRequest, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Request in
-                    try self.getRequest(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.getRequest) { request, context in
+            try await self.getRequest(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.listOutgoing) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.listOutgoing) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.listOutgoing) { (request, context) -> EventLoopFuture<Esaylov_V1_ListRequestsResponse> in
-                    self.listOutgoing(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.listOutgoing, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListRequestsResponse in
-                    try self.listOutgoing(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.listOutgoing) { request, context in
+            try await self.listOutgoing(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.listIncoming) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.listIncoming) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.listIncoming) { (request, context) -> EventLoopFuture<Esaylov_V1_ListRequestsResponse> in
-                    self.listIncoming(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.listIncoming, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_ListRequestsResponse in
-                    try self.listIncoming(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.listIncoming) { request, context in
+            try await self.listIncoming(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.withdrawRequest) {
-            switch placement(of: Esaylov_V1_RequestServiceMethod.withdrawRequest) {
-            case .deferred:
-                router.addDeferredUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest) { (request, context) -> EventLoopFuture<Esaylov_V1_Request> in
-                    self.withdrawRequest(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest, placement: placement) { (request, context) throws(RPCError) -> Esaylov_V1_Request in
-                    try self.withdrawRequest(request: request, context: context)
-                }
-            }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest) { request, context in
+            try await self.withdrawRequest(request: request, context: context)
         }
-        if isImplemented(Esaylov_V1_RequestServiceMethod.watchRequests) {
-            router.addServerStreaming(Esaylov_V1_RequestServiceMethod.watchRequests) { request, responses, context in
-                try await self.watchRequests(request: request, responses: responses, context: context)
-            }
+        router.addServerStreaming(Esaylov_V1_RequestServiceMethod.watchRequests) { request, responses, context in
+            try await self.watchRequests(request: request, responses: responses, context: context)
         }
     }
-}
-
-extension Esaylov_V1_RequestService {
-    public func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListCampaignsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListCampaigns is not implemented") }
-    public func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListCampaignsResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListCampaignsResponse in try self.listCampaigns(request: request, context: context) }
-    }
-    public func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestTypesResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListRequestTypes is not implemented") }
-    public func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListRequestTypesResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListRequestTypesResponse in try self.listRequestTypes(request: request, context: context) }
-    }
-    public func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/CreateDraft is not implemented") }
-    public func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Request in try self.createDraft(request: request, context: context) }
-    }
-    public func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/UpdateDraft is not implemented") }
-    public func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Request in try self.updateDraft(request: request, context: context) }
-    }
-    public func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_DeleteDraftResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/DeleteDraft is not implemented") }
-    public func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_DeleteDraftResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_DeleteDraftResponse in try self.deleteDraft(request: request, context: context) }
-    }
-    public func uploadAttachment(requests: RequestStream<Esaylov_V1_UploadAttachmentRequest>, context: ServerContext) async throws -> Esaylov_V1_Attachment { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/UploadAttachment is not implemented") }
-    public func downloadAttachment(request: Esaylov_V1_DownloadAttachmentRequest, responses: ResponseWriter<Esaylov_V1_AttachmentChunk>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/DownloadAttachment is not implemented") }
-    public func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_SigningPayload { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/GetSigningPayload is not implemented") }
-    public func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_SigningPayload> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_SigningPayload in try self.getSigningPayload(request: request, context: context) }
-    }
-    public func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/SubmitRequest is not implemented") }
-    public func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Request in try self.submitRequest(request: request, context: context) }
-    }
-    public func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/GetRequest is not implemented") }
-    public func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Request in try self.getRequest(request: request, context: context) }
-    }
-    public func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListOutgoing is not implemented") }
-    public func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListRequestsResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListRequestsResponse in try self.listOutgoing(request: request, context: context) }
-    }
-    public func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_ListRequestsResponse { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/ListIncoming is not implemented") }
-    public func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_ListRequestsResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_ListRequestsResponse in try self.listIncoming(request: request, context: context) }
-    }
-    public func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) throws(RPCError) -> Esaylov_V1_Request { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/WithdrawRequest is not implemented") }
-    public func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Request> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Esaylov_V1_Request in try self.withdrawRequest(request: request, context: context) }
-    }
-    public func watchRequests(request: Esaylov_V1_WatchRequestsRequest, responses: ResponseWriter<Esaylov_V1_RequestEvent>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "esaylov.v1.RequestService/WatchRequests is not implemented") }
 }
 

@@ -3,7 +3,6 @@
 
 package import ESaylovProtoC
 public import ProtoRuntime
-public import NIOCore
 public import RPC
 
 /// protobuf message `grpc.health.v1.HealthCheckRequest`.
@@ -122,46 +121,24 @@ public enum Grpc_Health_V1_HealthMethod {
     public static var all: [MethodDescriptor] { [check, watch] }
 }
 
-/// Server side of `grpc.health.v1.Health`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `grpc.health.v1.Health`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Grpc_Health_V1_HealthService: RPCService {
     func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) throws(RPCError) -> Grpc_Health_V1_HealthCheckResponse
-    func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) -> EventLoopFuture<Grpc_Health_V1_HealthCheckResponse>
     func watch(request: Grpc_Health_V1_HealthCheckRequest, responses: ResponseWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws
 }
 
 extension Grpc_Health_V1_HealthService {
     public static var serviceName: String { "grpc.health.v1.Health" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Grpc_Health_V1_HealthMethod.check) {
-            switch placement(of: Grpc_Health_V1_HealthMethod.check) {
-            case .deferred:
-                router.addDeferredUnary(Grpc_Health_V1_HealthMethod.check) { (request, context) -> EventLoopFuture<Grpc_Health_V1_HealthCheckResponse> in
-                    self.check(request: request, context: context)
-                }
-            case let placement:
-                router.addUnary(Grpc_Health_V1_HealthMethod.check, placement: placement) { (request, context) throws(RPCError) -> Grpc_Health_V1_HealthCheckResponse in
-                    try self.check(request: request, context: context)
-                }
-            }
+        router.addSynchronousUnary(Grpc_Health_V1_HealthMethod.check) { (request, context) throws(RPCError) in
+            try self.check(request: request, context: context)
         }
-        if isImplemented(Grpc_Health_V1_HealthMethod.watch) {
-            router.addServerStreaming(Grpc_Health_V1_HealthMethod.watch) { request, responses, context in
-                try await self.watch(request: request, responses: responses, context: context)
-            }
+        router.addServerStreaming(Grpc_Health_V1_HealthMethod.watch) { request, responses, context in
+            try await self.watch(request: request, responses: responses, context: context)
         }
     }
-}
-
-extension Grpc_Health_V1_HealthService {
-    public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) throws(RPCError) -> Grpc_Health_V1_HealthCheckResponse { throw RPCError(code: .unimplemented, message: "grpc.health.v1.Health/Check is not implemented") }
-    public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) -> EventLoopFuture<Grpc_Health_V1_HealthCheckResponse> {
-        context.eventLoop.makeCompletedFuture { () throws(RPCError) -> Grpc_Health_V1_HealthCheckResponse in try self.check(request: request, context: context) }
-    }
-    public func watch(request: Grpc_Health_V1_HealthCheckRequest, responses: ResponseWriter<Grpc_Health_V1_HealthCheckResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.health.v1.Health/Watch is not implemented") }
 }
 

@@ -382,9 +382,9 @@ public enum Grpc_Reflection_V1_ServerReflectionMethod {
     public static var all: [MethodDescriptor] { [serverReflectionInfo] }
 }
 
-/// Server side of `grpc.reflection.v1.ServerReflection`. Register an implementation with `RPCServer`. A unary method has two
-/// forms: the synchronous one runs on the event loop, or on the blocking pool when `placement(of:)`
-/// says `.blockingPool`; the `EventLoopFuture` one is used when it says `.deferred`.
+/// Server side of `grpc.reflection.v1.ServerReflection`: one method per RPC. Unary methods listed in
+/// `Scripts/generator/synchronous-methods.txt` answer synchronously on the event loop; every
+/// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Grpc_Reflection_V1_ServerReflectionService: RPCService {
     func serverReflectionInfo(requests: RequestStream<Grpc_Reflection_V1_ServerReflectionRequest>, responses: ResponseWriter<Grpc_Reflection_V1_ServerReflectionResponse>, context: ServerContext) async throws
 }
@@ -392,18 +392,10 @@ public protocol Grpc_Reflection_V1_ServerReflectionService: RPCService {
 extension Grpc_Reflection_V1_ServerReflectionService {
     public static var serviceName: String { "grpc.reflection.v1.ServerReflection" }
 
-    /// Registers the methods this implementation provides (`isImplemented`); the others are not
-    /// routed at all, so callers get UNIMPLEMENTED from the router, not from a stub.
     public func register(in router: inout RPCRouter) {
-        if isImplemented(Grpc_Reflection_V1_ServerReflectionMethod.serverReflectionInfo) {
-            router.addBidirectionalStreaming(Grpc_Reflection_V1_ServerReflectionMethod.serverReflectionInfo) { requests, responses, context in
-                try await self.serverReflectionInfo(requests: requests, responses: responses, context: context)
-            }
+        router.addBidirectionalStreaming(Grpc_Reflection_V1_ServerReflectionMethod.serverReflectionInfo) { requests, responses, context in
+            try await self.serverReflectionInfo(requests: requests, responses: responses, context: context)
         }
     }
-}
-
-extension Grpc_Reflection_V1_ServerReflectionService {
-    public func serverReflectionInfo(requests: RequestStream<Grpc_Reflection_V1_ServerReflectionRequest>, responses: ResponseWriter<Grpc_Reflection_V1_ServerReflectionResponse>, context: ServerContext) async throws { throw RPCError(code: .unimplemented, message: "grpc.reflection.v1.ServerReflection/ServerReflectionInfo is not implemented") }
 }
 

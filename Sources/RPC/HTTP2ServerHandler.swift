@@ -13,6 +13,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private(set) var eventLoop: (any EventLoop)?
     private(set) var allocator = ByteBufferAllocator()
+    /// Handler tasks of this connection's calls run on its event loop.
+    private(set) var taskExecutor: EventLoopTaskExecutor!
     private var streams: [Int32: ServerStream] = [:]
     private var peer = ""
     private var flushing = false
@@ -42,6 +44,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.eventLoop = context.eventLoop
+        self.taskExecutor = EventLoopTaskExecutor(context.eventLoop)
         self.allocator = context.channel.allocator
         peer = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
         do {
@@ -443,15 +446,15 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
             failEarly(stream, RPCError(code: .unimplemented, message: message))
             return
         }
-        var deadline: NIODeadline?
+        var deadline: ContinuousClock.Instant?
         if let timeout = stream.timeout {
             guard let d = GRPCWire.parseTimeout(timeout) else {
                 failEarly(stream, RPCError(code: .invalidArgument, message: "malformed grpc-timeout header"))
                 return
             }
-            let (seconds, attoseconds) = d.components
-            let nanos = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-            deadline = .now() + .nanoseconds(nanos.overflow ? Int64.max / 2 : nanos.partialValue + attoseconds / 1_000_000_000)
+            // At most 10^8 hours: far beyond any bound the deadline interceptor keeps, and
+            // never an overflow.
+            deadline = .now + min(d, .seconds(360_000_000_000))
         }
         if let header = stream.encoding {
             guard let encoding = MessageEncoding(header: header) else {
@@ -469,17 +472,19 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         let responseEncoding = MessageEncoding.preferred(fromAccept: stream.acceptEncoding)
             ?? (compressedRequest ? stream.requestEncoding : nil)
         let context = ServerContext(
-            method: route.method, requestMetadata: stream.metadata, deadline: deadline, peer: peer, eventLoop: eventLoop!,
-            responseEncoding: responseEncoding, compressResponses: compressedRequest)
+            method: route.method, requestMetadata: stream.metadata, deadline: deadline, peer: peer,
+            responseEncoding: responseEncoding, compressResponses: compressedRequest, loop: eventLoop!, core: core)
         stream.context = context
         if let bad = stream.badHeader {
             failEarly(stream, RPCError(code: .invalidArgument, message: "metadata \(bad) is not valid base64"))
             return
         }
-        stream.route = route
-        if let deadline {
+        core.executor.start(stream, route, context, on: self)
+        // The deadline as the interceptors left it.
+        if !stream.finished, let deadline = context.deadline {
             let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
-            stream.deadlineTimer = eventLoop!.scheduleTask(deadline: deadline) {
+            let nanoseconds = (deadline - .now) / .nanoseconds(1)
+            stream.deadlineTimer = eventLoop!.scheduleTask(in: .nanoseconds(Int64(min(nanoseconds, Double(Int64.max / 2))))) {
                 let s = bound.value
                 guard !s.finished else { return }
                 s.finish(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
@@ -487,19 +492,6 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
                 s.context?.cancel()
                 s.task?.cancel()
             }
-        }
-        switch route.handler {
-        case .clientStreaming(let handler):
-            let source = makeRequestSource(stream)
-            startTask(stream) { writer in
-                let response = try await handler(source, context)
-                try await writer.write(response)
-            }
-        case .bidirectional(let handler):
-            let source = makeRequestSource(stream)
-            startTask(stream) { writer in try await handler(source, writer, context) }
-        case .unary, .deferredUnary, .serverStreaming:
-            break  // waits for its one request message and the end of input
         }
     }
 
@@ -513,7 +505,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
         stream.finish(error)
     }
 
-    private func makeRequestSource(_ stream: ServerStream) -> RawRequestStream {
+    func makeRequestSource(_ stream: ServerStream) -> RawRequestStream {
         let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
         let loop = eventLoop!
         let source = RawRequestStream(limit: core.configuration.requestBufferLimit) {
@@ -574,7 +566,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
     private func inputEnded(_ stream: ServerStream) {
         guard !stream.inboundEnded else { return }
         stream.inboundEnded = true
-        guard !stream.finished, let route = stream.route, let context = stream.context else { return }
+        guard !stream.finished, stream.route != nil else { return }
         if stream.deframer.hasPartialMessage {
             let error = RPCError(code: .internal, message: "request stream ended inside a message (truncated)")
             stream.requestSource?.finish(error)
@@ -590,55 +582,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler {
             return
         }
         stream.requestMessage = nil
-        switch route.handler {
-        case .unary(.eventLoop, let handler), .unary(.deferred, let handler):
-            // Fast path: no hop, the answer leaves with this read's flush.
-            stream.answer(Result { () throws(RPCError) in try context.prepareResponse(try handler(request, context)) })
-        case .unary(.blockingPool, let handler):
-            let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
-            guard let future = core.runBlocking(on: eventLoop!, { () throws(RPCError) in
-                try context.prepareResponse(try handler(request, context))
-            }) else {
-                stream.finish(RPCError(code: .resourceExhausted, message: "server is busy; retry later"))
-                return
-            }
-            future.whenComplete { bound.value.answer($0) }
-        case .deferredUnary(let handler):
-            // The handler waits without a thread; its future completes on this loop.
-            let bound = NIOLoopBound(stream, eventLoop: eventLoop!)
-            handler(request, context).hop(to: eventLoop!).whenComplete { result in
-                bound.value.answer(result.flatMap { bytes in Result { try context.prepareResponse(bytes) } })
-            }
-        case .serverStreaming(let handler):
-            startTask(stream) { writer in try await handler(request, writer, context) }
-        case .clientStreaming, .bidirectional:
-            break
-        }
-    }
-
-    /// Runs an async handler in a task; its outcome becomes the call's status.
-    private func startTask(_ stream: ServerStream, _ body: @escaping @Sendable (RawResponseWriter) async throws -> Void) {
-        let loop = eventLoop!
-        let bound = NIOLoopBound(stream, eventLoop: loop)
-        let writer = RawResponseWriter(stream: bound, context: stream.context!)
-        let logger = core.logger
-        let path = stream.path
-        stream.task = Task {
-            let status: RPCError
-            do {
-                try await body(writer)
-                status = RPCError(code: .ok, message: "")
-            } catch let error as RPCError {
-                status = error
-            } catch is CancellationError {
-                status = RPCError(code: .cancelled, message: "call cancelled")
-            } catch {
-                // Unknown errors may hold anything: log it here, tell the client little.
-                logger.error("handler failed", metadata: ["method": "\(path)", "error": "\(type(of: error))"])
-                status = RPCError(code: .unknown, message: "unexpected server error")
-            }
-            loop.execute { bound.value.finish(status) }
-        }
+        core.executor.inputEnded(stream, request: request, on: self)
     }
 }
 

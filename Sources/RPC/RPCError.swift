@@ -49,4 +49,7 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(code): \(message)" }
+
+    static let okStatus = RPCError(code: .ok, message: "")
+    static let cancelledByClient = RPCError(code: .cancelled, message: "call cancelled by the client")
 }

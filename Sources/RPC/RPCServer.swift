@@ -41,6 +41,8 @@ public final class RPCServer: Sendable {
         public var controlFramesPerSecond = 20
         /// CONTINUATION frames allowed after one HEADERS frame (CVE-2024-28182).
         public var maxContinuations = 8
+        /// The furthest deadline a call may have; a later one is brought down to it.
+        public var maxDeadline: Duration = .seconds(24 * 3600)
 
         public init() {}
     }
@@ -51,8 +53,13 @@ public final class RPCServer: Sendable {
     private let connections = ConnectionRegistry()
     private let stopping = Atomic<Bool>(false)
 
-    public init(configuration: Configuration, router: RPCRouter, logger: Logger) {
-        core = ServerCore(configuration: configuration, router: router, logger: logger)
+    /// Every call passes the server's own interceptors (request id, call log, deadline bound),
+    /// then `interceptors` in order (authentication, metrics, …).
+    public init(configuration: Configuration, router: RPCRouter, interceptors: [any ServerInterceptor] = [], logger: Logger) {
+        let builtIn: [any ServerInterceptor] = [
+            RequestIDInterceptor(), CallLogInterceptor(logger: logger), DeadlineInterceptor(maximum: configuration.maxDeadline),
+        ]
+        core = ServerCore(configuration: configuration, router: router, interceptors: builtIn + interceptors, logger: logger)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
     }
 
@@ -119,11 +126,13 @@ final class ServerCore: Sendable {
     let logger: Logger
     let nghttp2: NGHTTP2Callbacks
     let pool: NIOThreadPool
+    let executor: CallExecutor
     private let blockingInFlight = Atomic<Int>(0)
     private let counts = Mutex([Int](repeating: 0, count: 17))
 
-    init(configuration: RPCServer.Configuration, router: RPCRouter, logger: Logger) {
+    init(configuration: RPCServer.Configuration, router: RPCRouter, interceptors: [any ServerInterceptor], logger: Logger) {
         self.configuration = configuration
+        self.executor = CallExecutor(interceptors: interceptors, logger: logger)
         self.router = router
         self.logger = logger
         self.nghttp2 = NGHTTP2Callbacks(build: installCallbacks, configure: { configureOptions($0, configuration) })
@@ -144,7 +153,7 @@ final class ServerCore: Sendable {
 
     /// Runs `work` on the blocking pool, or returns nil when the pool's queue is full.
     func runBlocking<T: Sendable>(
-        on loop: any EventLoop, _ work: @escaping @Sendable () throws(RPCError) -> T
+        on loop: any EventLoop, _ work: @escaping @Sendable () throws -> T
     ) -> EventLoopFuture<T>? {
         let queued = blockingInFlight.add(1, ordering: .relaxed).newValue
         if queued > configuration.blockingQueueLimit {

@@ -1,4 +1,3 @@
-public import NIOCore
 public import ProtoRuntime
 
 /// One method of a service, with the streaming kind read from the proto descriptor.
@@ -19,18 +18,9 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// The HTTP/2 `:path`, `/package.Service/Method`.
     public var path: String { "/\(service)/\(method)" }
     public var description: String { path }
-}
 
-/// Where a unary handler runs.
-public enum HandlerPlacement: Sendable {
-    /// On the connection's event loop, inline: for handlers that never block.
-    case eventLoop
-    /// On the server's bounded blocking pool: for handlers that wait on blocking I/O or heavy work.
-    case blockingPool
-    /// On the connection's event loop, answering through the method's `EventLoopFuture` form:
-    /// for handlers that wait on non-blocking I/O (the database) without holding a thread.
-    /// The handler must not block.
-    case deferred
+    /// Whether the client sends one message (unary and server streaming) rather than a stream.
+    var takesOneMessage: Bool { kind == .unary || kind == .serverStreaming }
 }
 
 /// A service implementation that can put its methods into a router. Generated service
@@ -38,25 +28,34 @@ public enum HandlerPlacement: Sendable {
 public protocol RPCService: Sendable {
     static var serviceName: String { get }
     func register(in router: inout RPCRouter)
-    /// Where a unary method runs; `.eventLoop` unless the service says otherwise.
-    func placement(of method: MethodDescriptor) -> HandlerPlacement
-    /// Whether this implementation provides `method`; methods it does not are not routed.
-    func isImplemented(_ method: MethodDescriptor) -> Bool
 }
 
-extension RPCService {
-    public func placement(of method: MethodDescriptor) -> HandlerPlacement { .eventLoop }
-    public func isImplemented(_ method: MethodDescriptor) -> Bool { true }
+/// A handler with the message types erased to bytes, in one of the two forms the executor runs.
+enum MethodHandler: Sendable {
+    /// A unary handler that answers inline on the event loop; it never blocks or waits.
+    case synchronous(@Sendable ([UInt8], ServerContext) throws(RPCError) -> [UInt8])
+    /// Any kind of call, in a task: the input is the one request message (unary, server
+    /// streaming) or the stream of them. Returns the one response of a unary or
+    /// client-streaming call, which the executor sends with the status; streaming responses go
+    /// to the writer, and it returns nil.
+    case asynchronous(@Sendable (CallInput, RawResponseWriter, ServerContext) async throws -> [UInt8]?)
 }
 
-/// Handlers with the message types erased to bytes, ready for the transport.
-enum ErasedHandler: Sendable {
-    case unary(HandlerPlacement, @Sendable ([UInt8], ServerContext) throws(RPCError) -> [UInt8])
-    /// A unary handler that answers later, on the call's event loop.
-    case deferredUnary(@Sendable ([UInt8], ServerContext) -> EventLoopFuture<[UInt8]>)
-    case clientStreaming(@Sendable (RawRequestStream, ServerContext) async throws -> [UInt8])
-    case serverStreaming(@Sendable ([UInt8], RawResponseWriter, ServerContext) async throws -> Void)
-    case bidirectional(@Sendable (RawRequestStream, RawResponseWriter, ServerContext) async throws -> Void)
+/// What an asynchronous handler reads.
+enum CallInput: Sendable {
+    case message([UInt8])
+    case stream(RawRequestStream)
+
+    /// The one message of a unary or server-streaming call.
+    func single() throws(RPCError) -> [UInt8] {
+        guard case .message(let bytes) = self else { throw RPCError(code: .internal, message: "expected one request message") }
+        return bytes
+    }
+
+    func stream() throws(RPCError) -> RawRequestStream {
+        guard case .stream(let raw) = self else { throw RPCError(code: .internal, message: "expected a request stream") }
+        return raw
+    }
 }
 
 /// Maps `:path` to a handler. Only what is registered is served: an unknown service or
@@ -64,7 +63,7 @@ enum ErasedHandler: Sendable {
 public struct RPCRouter: Sendable {
     struct Route: Sendable {
         let method: MethodDescriptor
-        let handler: ErasedHandler
+        let handler: MethodHandler
     }
 
     private(set) var routes: [String: Route] = [:]
@@ -87,33 +86,31 @@ public struct RPCRouter: Sendable {
         shutdownHooks.append(hook)
     }
 
-    private mutating func add(_ method: MethodDescriptor, _ handler: ErasedHandler) {
+    private mutating func add(_ method: MethodDescriptor, _ handler: MethodHandler) {
         precondition(routes[method.path] == nil, "\(method) registered twice")
         services.insert(method.service)
         routes[method.path] = Route(method: method, handler: handler)
     }
 
-    public mutating func addUnary<Request: ProtoMessage, Response: ProtoMessage>(
-        _ method: MethodDescriptor, placement: HandlerPlacement,
+    /// A unary method answered synchronously on the event loop: its handler must never block
+    /// or wait (`Scripts/generator/synchronous-methods.txt` lists the generated ones).
+    public mutating func addSynchronousUnary<Request: ProtoMessage, Response: ProtoMessage>(
+        _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (Request, ServerContext) throws(RPCError) -> Response
     ) {
-        precondition(placement != .deferred, "\(method): a deferred method registers its EventLoopFuture form")
-        add(method, .unary(placement) { (bytes, context) throws(RPCError) in
-            let request = try decodeRequest(Request.self, bytes)
-            return try handler(request, context).serializedBytes()
+        precondition(method.kind == .unary, "\(method) is not unary")
+        add(method, .synchronous { (bytes, context) throws(RPCError) in
+            try handler(try decodeRequest(Request.self, bytes), context).serializedBytes()
         })
     }
 
-    /// Registers a unary method that answers through a future completed on the call's event
-    /// loop (`HandlerPlacement.deferred`). The handler runs on the event loop and must not block.
-    public mutating func addDeferredUnary<Request: ProtoMessage, Response: ProtoMessage>(
+    public mutating func addUnary<Request: ProtoMessage, Response: ProtoMessage>(
         _ method: MethodDescriptor,
-        _ handler: @escaping @Sendable (Request, ServerContext) -> EventLoopFuture<Response>
+        _ handler: @escaping @Sendable (Request, ServerContext) async throws -> Response
     ) {
-        add(method, .deferredUnary { bytes, context in
-            let request: Request
-            do { request = try decodeRequest(Request.self, bytes) } catch { return context.eventLoop.makeFailedFuture(error) }
-            return handler(request, context).map { $0.serializedBytes() }
+        precondition(method.kind == .unary, "\(method) is not unary")
+        add(method, .asynchronous { input, writer, context in
+            try await handler(try decodeRequest(Request.self, try input.single()), context).serializedBytes()
         })
     }
 
@@ -121,8 +118,9 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (RequestStream<Request>, ServerContext) async throws -> Response
     ) {
-        add(method, .clientStreaming { raw, context in
-            try await handler(RequestStream(raw: raw), context).serializedBytes()
+        precondition(method.kind == .clientStreaming, "\(method) is not client streaming")
+        add(method, .asynchronous { input, writer, context in
+            try await handler(RequestStream(raw: try input.stream()), context).serializedBytes()
         })
     }
 
@@ -130,8 +128,10 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (Request, ResponseWriter<Response>, ServerContext) async throws -> Void
     ) {
-        add(method, .serverStreaming { bytes, writer, context in
-            try await handler(try decodeRequest(Request.self, bytes), ResponseWriter(raw: writer), context)
+        precondition(method.kind == .serverStreaming, "\(method) is not server streaming")
+        add(method, .asynchronous { input, writer, context in
+            try await handler(try decodeRequest(Request.self, try input.single()), ResponseWriter(raw: writer), context)
+            return nil
         })
     }
 
@@ -139,8 +139,10 @@ public struct RPCRouter: Sendable {
         _ method: MethodDescriptor,
         _ handler: @escaping @Sendable (RequestStream<Request>, ResponseWriter<Response>, ServerContext) async throws -> Void
     ) {
-        add(method, .bidirectional { raw, writer, context in
-            try await handler(RequestStream(raw: raw), ResponseWriter(raw: writer), context)
+        precondition(method.kind == .bidirectionalStreaming, "\(method) is not bidirectional streaming")
+        add(method, .asynchronous { input, writer, context in
+            try await handler(RequestStream(raw: try input.stream()), ResponseWriter(raw: writer), context)
+            return nil
         })
     }
 }

@@ -1,42 +1,91 @@
-public import NIOCore
+import NIOCore
 import Synchronization
 
-/// What a handler knows about its call, and how it shapes the response's metadata.
-/// Shared between the transport's event loop and the handler, so its state is locked.
+/// A typed entry of a call's context: interceptors set it, handlers read it
+/// (`context[AuthenticatedCaller.self]`). The key type is the identity, so two modules cannot
+/// collide on a name.
+public protocol ServerContextKey {
+    associatedtype Value: Sendable
+}
+
+/// What a handler knows about its call, and how it shapes the response's metadata. Holds no
+/// transport type. Shared between the transport's event loop and the handler, so its mutable
+/// state is locked.
 public final class ServerContext: Sendable {
     public let method: MethodDescriptor
     /// Custom metadata the client sent (reserved `grpc-*` and HTTP/2 headers removed).
     public let requestMetadata: Metadata
-    /// When the client gives up (from `grpc-timeout`); `nil` when it set no deadline.
-    public let deadline: NIODeadline?
     /// The client's address, e.g. `127.0.0.1:53012`.
     public let peer: String
-    /// The event loop the call's connection runs on; deferred handlers complete their futures here.
-    public let eventLoop: any EventLoop
+    /// When the call's headers arrived.
+    public let startedAt: ContinuousClock.Instant
+    /// The encoding response messages are compressed with when `compressResponses` is on;
+    /// `nil` when the client accepts none of ours.
+    public let responseEncoding: MessageEncoding?
+
+    /// The call's connection's event loop and server: for the blocking pool.
+    let loop: any EventLoop
+    let core: ServerCore
 
     private struct State {
+        var deadline: ContinuousClock.Instant?
         var cancelled = false
         var cancelHandlers: [@Sendable () -> Void] = []
         var initialMetadata = Metadata()
         var trailingMetadata = Metadata()
         var compressResponses = false
         var requestWasCompressed = false
+        var requestID: String?
+        var values: [ObjectIdentifier: any Sendable] = [:]
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    /// The encoding response messages are compressed with when `compressResponses` is on;
-    /// `nil` when the client accepts none of ours.
-    public let responseEncoding: MessageEncoding?
-
-    init(method: MethodDescriptor, requestMetadata: Metadata, deadline: NIODeadline?, peer: String, eventLoop: any EventLoop,
-         responseEncoding: MessageEncoding?, compressResponses: Bool) {
+    init(
+        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String,
+        responseEncoding: MessageEncoding?, compressResponses: Bool, loop: any EventLoop, core: ServerCore
+    ) {
         self.method = method
-        self.eventLoop = eventLoop
         self.requestMetadata = requestMetadata
-        self.deadline = deadline
         self.peer = peer
         self.responseEncoding = responseEncoding
-        state.withLock { $0.compressResponses = compressResponses }
+        self.loop = loop
+        self.core = core
+        startedAt = .now
+        state = Mutex(State(deadline: deadline, compressResponses: compressResponses))
+    }
+
+    /// When the client gives up (from `grpc-timeout`, as the deadline interceptor bounds it);
+    /// `nil` when it set no deadline.
+    public internal(set) var deadline: ContinuousClock.Instant? {
+        get { state.withLock { $0.deadline } }
+        set { state.withLock { $0.deadline = newValue } }
+    }
+
+    /// Time left before the deadline; `nil` when there is none.
+    public var timeRemaining: Duration? {
+        deadline.map { $0 - .now }
+    }
+
+    /// The call's request id: the client's `x-request-id` when it sent a valid one (the
+    /// request-id interceptor takes it), otherwise one made for this call on first use.
+    public var requestID: String {
+        state.withLock { s in
+            if let id = s.requestID { return id }
+            let id = RequestID.make()
+            s.requestID = id
+            return id
+        }
+    }
+
+    /// Whether a request id was given or made for this call.
+    var hasRequestID: Bool { state.withLock { $0.requestID != nil } }
+
+    func setRequestID(_ id: String) { state.withLock { $0.requestID = id } }
+
+    /// A typed value an interceptor put on this call; `nil` when none did.
+    public subscript<Key: ServerContextKey>(_ key: Key.Type) -> Key.Value? {
+        get { state.withLock { $0.values[ObjectIdentifier(key)] as? Key.Value } }
+        set { state.withLock { $0.values[ObjectIdentifier(key)] = newValue } }
     }
 
     /// Whether the next response messages are compressed (when the client accepts an
@@ -58,11 +107,6 @@ public final class ServerContext: Sendable {
     func prepareResponse(_ bytes: [UInt8]) throws(RPCError) -> (bytes: [UInt8], compressed: Bool) {
         guard let encoding = responseEncoding, encoding != .identity, compressResponses else { return (bytes, false) }
         return (try encoding.compress(bytes), true)
-    }
-
-    /// Time left before the deadline; `nil` when there is none.
-    public var timeRemaining: Duration? {
-        deadline.map { .nanoseconds(($0 - .now()).nanoseconds) }
     }
 
     /// True once the client cancelled, the deadline passed, or the connection went away.
@@ -100,6 +144,16 @@ public final class ServerContext: Sendable {
     var initialMetadata: Metadata { state.withLock { $0.initialMetadata } }
     var trailingMetadata: Metadata { state.withLock { $0.trailingMetadata } }
 
+    /// Runs `work` on the server's bounded blocking pool and returns its result, leaving the
+    /// event loops free: for work that blocks its thread. RESOURCE_EXHAUSTED when the pool's
+    /// queue is full.
+    public func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        guard let future = core.runBlocking(on: loop, work) else {
+            throw RPCError(code: .resourceExhausted, message: "server is busy; retry later")
+        }
+        return try await future.get()
+    }
+
     func cancel() {
         let handlers = state.withLock { s -> [@Sendable () -> Void] in
             if s.cancelled { return [] }
@@ -108,5 +162,24 @@ public final class ServerContext: Sendable {
             return s.cancelHandlers
         }
         for h in handlers { h() }
+    }
+}
+
+/// Request ids: 16 hex digits from the system's random source when the client gave none;
+/// a client's own is accepted when it is 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+enum RequestID {
+    static func make() -> String {
+        var g = SystemRandomNumberGenerator()
+        let n = g.next() as UInt64
+        let hex = String(n, radix: 16)
+        return String(repeating: "0", count: 16 - hex.utf8.count) + hex
+    }
+
+    static func isValid(_ id: String) -> Bool {
+        let bytes = id.utf8
+        guard (1...64).contains(bytes.count) else { return false }
+        return bytes.allSatisfy { b in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F || b == 0x2D
+        }
     }
 }

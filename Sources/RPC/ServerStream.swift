@@ -22,6 +22,8 @@ final class ServerStream {
     var badHeader: String?
 
     var route: RPCRouter.Route?
+    /// How many of the server's interceptors accepted (or refused) the call: those are told of its end.
+    var interceptorsEntered = 0
     var context: ServerContext?
     var deframer: MessageDeframer
     var requestMessage: [UInt8]?
@@ -88,15 +90,24 @@ final class ServerStream {
         for w in waiters { w.succeed(()) }
     }
 
-    /// Ends a unary call with its one response message, or with the error raised in its place
-    /// (one that is not an `RPCError` becomes INTERNAL).
-    func answer<Failure: Error>(_ response: Result<(bytes: [UInt8], compressed: Bool), Failure>) {
+    /// Ends a unary call with its one response message, or with the error raised in its place.
+    func answer(_ response: Result<(bytes: [UInt8], compressed: Bool), RPCError>) {
         switch response {
         case .success(let (payload, compressed)):
             _ = enqueueResponse(payload, compressed: compressed)
-            finish(RPCError(code: .ok, message: ""))
+            finish(.okStatus)
         case .failure(let error):
-            finish(error as? RPCError ?? RPCError(code: .internal, message: "handler failed"))
+            finish(error)
+        }
+    }
+
+    /// Ends a call whose handler returned: with its one response (unary and client-streaming
+    /// calls), with OK (streaming responses were written already), or with its error.
+    func end(_ outcome: Result<(bytes: [UInt8], compressed: Bool)?, RPCError>) {
+        switch outcome {
+        case .success(let response?): answer(.success(response))
+        case .success(nil): finish(.okStatus)
+        case .failure(let error): finish(error)
         }
     }
 
@@ -109,6 +120,7 @@ final class ServerStream {
         failWaiters()
         guard !closed, let connection else { return }
         connection.core.count(status.code)
+        if let context { connection.core.executor.ended(self, context, status: status) }
         var trailers: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
         if !status.message.isEmpty { trailers.append(("grpc-message", GRPCWire.percentEncode(status.message))) }
         if let context { trailers += context.trailingMetadata.headerFields }
@@ -131,10 +143,11 @@ final class ServerStream {
         closed = true
         deadlineTimer?.cancel()
         deadlineTimer = nil
-        let cancelled = RPCError(code: .cancelled, message: "call cancelled by the client")
+        let cancelled = RPCError.cancelledByClient
         if !finished {
             finished = true
             connection?.core.count(.cancelled)
+            if let context { connection?.core.executor.ended(self, context, status: .cancelledByClient) }
         }
         requestSource?.finish(cancelled)
         context?.cancel()

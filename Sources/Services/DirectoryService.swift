@@ -1,12 +1,11 @@
 public import ESaylovAPI
-public import NIOCore
 public import RPC
 public import Store
 import Domain
 
 /// `esaylov.v1.DirectoryService`, the public part: organisations, the commission tree,
 /// members' names and roles, candidates, proxies and territories. `GetPerson` and
-/// `ListCertificates` serve personal data (cl. 13) and stay unrouted until sessions exist.
+/// `ListCertificates` serve personal data (cl. 13) and answer UNIMPLEMENTED until sessions exist.
 public struct DirectoryService: Esaylov_V1_DirectoryService {
     let database: Database
     let tokens: PageTokens
@@ -17,39 +16,23 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         self.tokens = tokens
     }
 
-    /// Every method is deferred: it checks its input on the event loop, then waits for
-    /// PostgreSQL without holding a thread (`Database.read(_:on:timeout:)`).
-    public func placement(of method: MethodDescriptor) -> HandlerPlacement { .deferred }
-
-    public func isImplemented(_ method: MethodDescriptor) -> Bool {
-        method != Esaylov_V1_DirectoryServiceMethod.getPerson && method != Esaylov_V1_DirectoryServiceMethod.listCertificates
-    }
-
-    /// Runs `query` on the call's event loop within what is left of the deadline; storage
+    /// Runs `query` within what is left of the deadline, without holding a thread; storage
     /// failures become their gRPC statuses.
-    private func read<T>(_ context: ServerContext, _ query: Query<T>) -> EventLoopFuture<T> {
-        database.read(query, on: context.eventLoop, timeout: context.timeRemaining).flatMapErrorThrowing { error in
-            throw (error as? StoreError).map { RPCError($0) } ?? error
+    private func read<T>(_ context: ServerContext, _ query: Query<T>) async throws(RPCError) -> T {
+        do {
+            return try await database.read(query, timeout: context.timeRemaining)
+        } catch {
+            throw RPCError(error)
         }
     }
 
-    /// The call's answer: `body`'s future, or its input error as a failed one.
-    private func answer<T>(_ context: ServerContext, _ body: () throws(RPCError) -> EventLoopFuture<T>) -> EventLoopFuture<T> {
-        do { return try body() } catch { return context.eventLoop.makeFailedFuture(error) }
-    }
-
-    /// The record with `id` (a required field), as `wire` shows it; NOT_FOUND when there is none.
-    private func byID<Record, Wire>(
-        _ context: ServerContext, _ id: String, field: String, noun: String,
-        _ query: (String) -> Query<Record?>, _ wire: @escaping @Sendable (Record) -> Wire
-    ) -> EventLoopFuture<Wire> {
-        answer(context) { () throws(RPCError) in
-            try requireField(id, field)
-            return read(context, query(id)).flatMapThrowing { record in
-                guard let record else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
-                return wire(record)
-            }
-        }
+    /// The record with `id` (a required field); NOT_FOUND when there is none.
+    private func byID<Record>(
+        _ context: ServerContext, _ id: String, field: String, noun: String, _ query: (String) -> Query<Record?>
+    ) async throws(RPCError) -> Record {
+        try requireField(id, field)
+        guard let record = try await read(context, query(id)) else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
+        return record
     }
 
     /// Fails with NOT_FOUND when `exists` is false.
@@ -57,172 +40,159 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         if !exists { throw RPCError(code: .notFound, message: message()) }
     }
 
-    public func getOrganisation(
-        request: Esaylov_V1_GetOrganisationRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_Organisation> {
-        byID(context, request.organisationId, field: "organisation_id", noun: "organisation", store.organisation(id:)) { $0.wire }
+    public func getOrganisation(request: Esaylov_V1_GetOrganisationRequest, context: ServerContext) async throws -> Esaylov_V1_Organisation {
+        try await byID(context, request.organisationId, field: "organisation_id", noun: "organisation", store.organisation(id:)).wire
     }
 
     public func listOrganisations(
         request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_ListOrganisationsResponse> {
-        answer(context) { () throws(RPCError) in
-            var filter = OrganisationFilter()
-            for (i, k) in request.kinds.enumerated() {
-                guard let kind = OrganisationKind(k) else {
-                    throw invalid("kinds[\(i)]", "must be a known organisation kind, not \(k.rawValue)")
-                }
-                filter.kinds.append(kind)
+    ) async throws -> Esaylov_V1_ListOrganisationsResponse {
+        var filter = OrganisationFilter()
+        for (i, k) in request.kinds.enumerated() {
+            guard let kind = OrganisationKind(k) else {
+                throw invalid("kinds[\(i)]", "must be a known organisation kind, not \(k.rawValue)")
             }
-            if !request.territorySoato.isEmpty {
-                do throws(DomainViolation) { filter.territoryPrefix = try SOATO(request.territorySoato, field: "territory_soato").value } catch { throw invalid(error) }
-            }
-            filter.parentId = request.parentId
-            filter.nameContains = request.nameContains
-            filter.includeInactive = request.includeInactive
-            let (limit, after) = try page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
-            return read(context, store.organisations(filter: filter, after: after, limit: limit + 1)).map { [tokens, filter] rows in
-                var response = Esaylov_V1_ListOrganisationsResponse()
-                let (shown, last) = pageOf(rows, limit)
-                if let last {
-                    response.page = pageInfo(tokens.encode(filter: filter.canonical, fields: OrganisationCursor(after: last).fields))
-                }
-                response.organisations = shown.map(\.wire)
-                return response
-            }
+            filter.kinds.append(kind)
         }
+        if !request.territorySoato.isEmpty {
+            do throws(DomainViolation) { filter.territoryPrefix = try SOATO(request.territorySoato, field: "territory_soato").value } catch { throw invalid(error) }
+        }
+        filter.parentId = request.parentId
+        filter.nameContains = request.nameContains
+        filter.includeInactive = request.includeInactive
+        let (limit, after) = try page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
+        let rows = try await read(context, store.organisations(filter: filter, after: after, limit: limit + 1))
+        var response = Esaylov_V1_ListOrganisationsResponse()
+        let (shown, last) = pageOf(rows, limit)
+        if let last {
+            response.page = pageInfo(tokens.encode(filter: filter.canonical, fields: OrganisationCursor(after: last).fields))
+        }
+        response.organisations = shown.map(\.wire)
+        return response
     }
 
     public func getCommissionTree(
         request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_CommissionTree> {
-        answer(context) { () throws(RPCError) in
-            guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
-            let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
-            let root = read(context, store.organisation(id: rootId))
-            let commissions = read(context, store.commissions())
-            let officers = read(context, store.officers())
-            return root.and(commissions).and(officers).flatMapThrowing { rootAndCommissions, officers in
-                let (root, commissions) = rootAndCommissions
-                guard let root else { throw RPCError(code: .notFound, message: "no organisation has id \(rootId)") }
-                guard root.kind.isElectionCommission else {
-                    throw RPCError(
-                        code: .failedPrecondition, message: "\(rootId) is not an election commission",
-                        details: [.preconditionViolation(type: "KIND", subject: "organisation:\(rootId)", description: "the root must be an election commission")])
-                }
-                let children = Dictionary(grouping: commissions, by: { $0.parentId ?? "" })
-                func tree(_ o: OrganisationRecord, level: Int) -> Esaylov_V1_CommissionTree {
-                    var t = Esaylov_V1_CommissionTree()
-                    t.commission = o.wire
-                    t.officers = (officers[o.id] ?? []).map(\.wire)
-                    if request.depth == 0 || level < request.depth {
-                        t.children = (children[o.id] ?? []).map { tree($0, level: level + 1) }
-                    }
-                    return t
-                }
-                return tree(root, level: 0)
-            }
+    ) async throws -> Esaylov_V1_CommissionTree {
+        guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
+        let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
+        async let rootRead = read(context, store.organisation(id: rootId))
+        async let commissionsRead = read(context, store.commissions())
+        async let officersRead = read(context, store.officers())
+        let (root, commissions, officers) = try await (rootRead, commissionsRead, officersRead)
+        guard let root else { throw RPCError(code: .notFound, message: "no organisation has id \(rootId)") }
+        guard root.kind.isElectionCommission else {
+            throw RPCError(
+                code: .failedPrecondition, message: "\(rootId) is not an election commission",
+                details: [.preconditionViolation(type: "KIND", subject: "organisation:\(rootId)", description: "the root must be an election commission")])
         }
+        let children = Dictionary(grouping: commissions, by: { $0.parentId ?? "" })
+        func tree(_ o: OrganisationRecord, level: Int) -> Esaylov_V1_CommissionTree {
+            var t = Esaylov_V1_CommissionTree()
+            t.commission = o.wire
+            t.officers = (officers[o.id] ?? []).map(\.wire)
+            if request.depth == 0 || level < request.depth {
+                t.children = (children[o.id] ?? []).map { tree($0, level: level + 1) }
+            }
+            return t
+        }
+        return tree(root, level: 0)
     }
 
-    public func listMembers(
-        request: Esaylov_V1_ListMembersRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_ListMembersResponse> {
-        answer(context) { () throws(RPCError) in
-            try requireField(request.organisationId, "organisation_id")
-            var roles: [Role] = []
-            for (i, r) in request.roles.enumerated() {
-                guard let role = Role(r) else { throw invalid("roles[\(i)]", "must be a known role") }
-                roles.append(role)
-            }
-            let filter = "o=\(request.organisationId);r=\(roles.map(\.rawValue).sorted());p=\(request.includePast)"
-            let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
-                Int(f[0]).map { ($0, f[1], f[2]) }
-            }
-            let exists = read(context, store.organisation(id: request.organisationId).map { $0 != nil })
-            let members = read(
-                context, store.members(organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1))
-            return exists.and(members).flatMapThrowing { [tokens] exists, rows in
-                try found(exists, "no organisation has id \(request.organisationId)")
-                var response = Esaylov_V1_ListMembersResponse()
-                let (shown, last) = pageOf(rows, limit)
-                if let last {
-                    let order = Role.allCases.firstIndex(of: last.role)! + 1
-                    response.page = pageInfo(tokens.encode(filter: filter, fields: [String(order), last.lastName, last.personId]))
-                }
-                response.members = shown.map(\.wire)
-                return response
-            }
+    public func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) async throws -> Esaylov_V1_ListMembersResponse {
+        try requireField(request.organisationId, "organisation_id")
+        var roles: [Role] = []
+        for (i, r) in request.roles.enumerated() {
+            guard let role = Role(r) else { throw invalid("roles[\(i)]", "must be a known role") }
+            roles.append(role)
         }
+        let filter = "o=\(request.organisationId);r=\(roles.map(\.rawValue).sorted());p=\(request.includePast)"
+        let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
+            Int(f[0]).map { ($0, f[1], f[2]) }
+        }
+        async let existsRead = read(context, store.organisation(id: request.organisationId).map { $0 != nil })
+        async let membersRead = read(
+            context, store.members(organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1))
+        let (exists, rows) = try await (existsRead, membersRead)
+        try found(exists, "no organisation has id \(request.organisationId)")
+        var response = Esaylov_V1_ListMembersResponse()
+        let (shown, last) = pageOf(rows, limit)
+        if let last {
+            let order = Role.allCases.firstIndex(of: last.role)! + 1
+            response.page = pageInfo(tokens.encode(filter: filter, fields: [String(order), last.lastName, last.personId]))
+        }
+        response.members = shown.map(\.wire)
+        return response
     }
 
     public func listCandidates(
         request: Esaylov_V1_ListCandidatesRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_ListCandidatesResponse> {
-        answer(context) { () throws(RPCError) in
-            guard !request.commissionId.isEmpty || !request.partyId.isEmpty else {
-                throw invalid("commission_id", "give commission_id, party_id or both")
-            }
-            var statuses: [String] = []
-            for (i, s) in request.statuses.enumerated() {
-                guard let name = candidateStatuses.first(where: { $0.1 == s })?.0 else { throw invalid("statuses[\(i)]", "must be a known status") }
-                statuses.append(name)
-            }
-            let filter = "c=\(request.commissionId);p=\(request.partyId);s=\(statuses.sorted())"
-            let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
-            let loop = context.eventLoop
-            let known = [request.commissionId, request.partyId].filter { !$0.isEmpty }.map { id in
-                read(context, store.organisation(id: id).map { $0 != nil })
-            }
-            let rows = read(
-                context, store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1))
-            return EventLoopFuture.whenAllSucceed(known, on: loop).and(rows).flatMapThrowing { [tokens] known, rows in
-                try found(!known.contains(false), "the commission or party given does not exist")
-                var response = Esaylov_V1_ListCandidatesResponse()
-                let (shown, last) = pageOf(rows, limit)
-                if let last { response.page = pageInfo(tokens.encode(filter: filter, fields: [last.id])) }
-                response.candidates = shown.map(\.wire)
-                return response
-            }
+    ) async throws -> Esaylov_V1_ListCandidatesResponse {
+        guard !request.commissionId.isEmpty || !request.partyId.isEmpty else {
+            throw invalid("commission_id", "give commission_id, party_id or both")
         }
+        var statuses: [String] = []
+        for (i, s) in request.statuses.enumerated() {
+            guard let name = candidateStatuses.first(where: { $0.1 == s })?.0 else { throw invalid("statuses[\(i)]", "must be a known status") }
+            statuses.append(name)
+        }
+        let filter = "c=\(request.commissionId);p=\(request.partyId);s=\(statuses.sorted())"
+        let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
+        async let rowsRead = read(
+            context, store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1))
+        for id in [request.commissionId, request.partyId] where !id.isEmpty {
+            try found(try await read(context, store.organisation(id: id)) != nil, "the commission or party given does not exist")
+        }
+        let rows = try await rowsRead
+        var response = Esaylov_V1_ListCandidatesResponse()
+        let (shown, last) = pageOf(rows, limit)
+        if let last { response.page = pageInfo(tokens.encode(filter: filter, fields: [last.id])) }
+        response.candidates = shown.map(\.wire)
+        return response
     }
 
-    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) -> EventLoopFuture<Esaylov_V1_Candidate> {
-        byID(context, request.candidateId, field: "candidate_id", noun: "candidate", store.candidate(id:)) { $0.wire }
+    public func getCandidate(request: Esaylov_V1_GetCandidateRequest, context: ServerContext) async throws -> Esaylov_V1_Candidate {
+        try await byID(context, request.candidateId, field: "candidate_id", noun: "candidate", store.candidate(id:)).wire
     }
 
-    public func listProxies(
-        request: Esaylov_V1_ListProxiesRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_ListProxiesResponse> {
-        answer(context) { () throws(RPCError) in
-            try requireField(request.candidateId, "candidate_id")
-            let candidate = read(context, store.candidate(id: request.candidateId).map { $0 != nil })
-            let proxies = read(context, store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive))
-            return candidate.and(proxies).flatMapThrowing { exists, proxies in
-                try found(exists, "no candidate has id \(request.candidateId)")
-                var response = Esaylov_V1_ListProxiesResponse()
-                response.proxies = proxies.map(\.wire)
-                return response
-            }
-        }
+    public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) async throws -> Esaylov_V1_ListProxiesResponse {
+        try requireField(request.candidateId, "candidate_id")
+        async let existsRead = read(context, store.candidate(id: request.candidateId).map { $0 != nil })
+        async let proxiesRead = read(context, store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive))
+        let (exists, proxies) = try await (existsRead, proxiesRead)
+        try found(exists, "no candidate has id \(request.candidateId)")
+        var response = Esaylov_V1_ListProxiesResponse()
+        response.proxies = proxies.map(\.wire)
+        return response
     }
 
     public func listTerritories(
         request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext
-    ) -> EventLoopFuture<Esaylov_V1_ListTerritoriesResponse> {
-        answer(context) { () throws(RPCError) in
-            var parent: String?
-            if !request.parentSoato.isEmpty {
-                do throws(DomainViolation) { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
-            }
-            let exists = parent.map { read(context, store.territory(soato: $0).map { $0 != nil }) } ?? context.eventLoop.makeSucceededFuture(true)
-            return exists.and(read(context, store.territories(parent: parent))).flatMapThrowing { exists, rows in
-                try found(exists, "no territory has SOATO \(request.parentSoato)")
-                var response = Esaylov_V1_ListTerritoriesResponse()
-                response.territories = rows.map(\.wire)
-                return response
-            }
+    ) async throws -> Esaylov_V1_ListTerritoriesResponse {
+        var parent: String?
+        if !request.parentSoato.isEmpty {
+            do throws(DomainViolation) { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
         }
+        async let rowsRead = read(context, store.territories(parent: parent))
+        if let parent {
+            try found(try await read(context, store.territory(soato: parent)) != nil, "no territory has SOATO \(request.parentSoato)")
+        }
+        var response = Esaylov_V1_ListTerritoriesResponse()
+        response.territories = try await rowsRead.map(\.wire)
+        return response
+    }
+
+    /// Personal data (cl. 13): served once sessions and permissions exist.
+    public func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) async throws -> Esaylov_V1_Person {
+        throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetPerson is not served yet: it needs sessions (personal data, cl. 13)")
+    }
+
+    /// Personal data (cl. 13): served once sessions and permissions exist.
+    public func listCertificates(
+        request: Esaylov_V1_ListCertificatesRequest, context: ServerContext
+    ) async throws -> Esaylov_V1_ListCertificatesResponse {
+        throw RPCError(
+            code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCertificates is not served yet: it needs sessions (personal data, cl. 13)")
     }
 
     // MARK: input rules

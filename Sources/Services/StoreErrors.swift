@@ -32,3 +32,8 @@ extension RPCError {
         }
     }
 }
+
+/// A storage error that a handler lets through gets the same status as one it maps itself.
+extension StoreError: RPCErrorConvertible {
+    public var rpcError: RPCError { RPCError(self) }
+}

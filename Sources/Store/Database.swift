@@ -1,5 +1,6 @@
 import Dispatch
 import NIOCore
+import NIOPosix
 import Foundation
 import Synchronization
 
@@ -55,6 +56,17 @@ public final class Database: Sendable {
     /// Each event loop's connections for non-blocking calls, made on the loop's first call.
     let lanes = Mutex<[ObjectIdentifier: NIOLoopBound<Lane>]>([:])
 
+    /// The loop of reads made off any event loop (operator tools, tests), started on first use.
+    private let ownGroup = Mutex<MultiThreadedEventLoopGroup?>(nil)
+    var ownLoop: any EventLoop {
+        ownGroup.withLock { group in
+            if let group { return group.next() }
+            let made = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            group = made
+            return made.next()
+        }
+    }
+
     /// Set by `close()`: reads fail at once and no loop is asked to do anything more.
     private let closed = Atomic<Bool>(false)
     var isClosed: Bool { closed.load(ordering: .acquiring) }
@@ -67,6 +79,7 @@ public final class Database: Sendable {
         for lane in lanes.withLock({ Array($0.values) }) {
             try? await lane.eventLoop.submit { lane.value.closeAll() }.get()
         }
+        if let group = ownGroup.withLock({ $0 }) { try? await group.shutdownGracefully() }
     }
 
     deinit {
@@ -76,6 +89,7 @@ public final class Database: Sendable {
         for lane in lanes.withLock({ Array($0.values) }) {
             lane.eventLoop.execute { lane.value.closeAll() }
         }
+        ownGroup.withLock { $0?.shutdownGracefully { _ in } }
     }
 
     /// Whether the last contact with PostgreSQL succeeded.

@@ -1,6 +1,7 @@
 internal import CLibPQ
 import Dispatch
-public import NIOCore
+package import NIOCore
+import NIOPosix
 
 // Reads on the event loops. Each loop has its own connections (a lane), used only on that
 // loop, in libpq's non-blocking pipeline mode: the reads that arrive during one turn of the
@@ -9,6 +10,25 @@ public import NIOCore
 // on the sockets and tells the loop when one is ready; no thread waits for PostgreSQL.
 
 extension Database {
+    /// Runs `query`, which must change nothing, without holding any thread: on the connections
+    /// of the event loop the caller runs on (a handler's task runs on its connection's loop), or
+    /// of the database's own loop otherwise. `timeout` (what is left of the RPC's deadline) fails
+    /// the call with `.timeout`.
+    ///
+    /// The reads of one turn of a loop share a pipeline segment, which PostgreSQL runs as one
+    /// implicit transaction: that is why only reads go this way (writes take `transaction`).
+    /// A read that fails does not fail its neighbours: they are sent again.
+    public func read<Value>(_ query: Query<Value>, timeout: Duration? = nil) async throws(StoreError) -> Value {
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? ownLoop
+        do {
+            return try await read(query, on: loop, timeout: timeout).get()
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.other, reason: "read failed: \(type(of: error))")
+        }
+    }
+
     /// Runs `query`, which must change nothing, on one of `loop`'s connections without blocking
     /// any thread; the future completes on `loop`. `timeout` (what is left of the RPC's
     /// deadline) fails the call with `.timeout`.
@@ -16,7 +36,7 @@ extension Database {
     /// The reads of one turn of the loop share a pipeline segment, which PostgreSQL runs as one
     /// implicit transaction: that is why only reads go this way (writes take `withTransaction`).
     /// A read that fails does not fail its neighbours: they are sent again.
-    public func read<Value>(_ query: Query<Value>, on loop: any EventLoop, timeout: Duration? = nil) -> EventLoopFuture<Value> {
+    package func read<Value>(_ query: Query<Value>, on loop: any EventLoop, timeout: Duration? = nil) -> EventLoopFuture<Value> {
         if isClosed { return loop.makeFailedFuture(StoreError.databaseClosed) }
         let promise = loop.makePromise(of: Value.self)
         if loop.inEventLoop {

@@ -21,6 +21,13 @@ final class H2TestClient {
             (trailers.isEmpty ? headers : trailers).first { $0.0 == "grpc-message" }?.1
         }
 
+        /// A trailer (or, for a trailers-only response, a header) by name.
+        func trailer(_ name: String) -> String? {
+            (trailers.isEmpty ? headers : trailers).first { $0.0 == name }?.1
+        }
+
+        func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
+
         /// The gRPC messages in the body.
         var messages: [[UInt8]] {
             var out: [[UInt8]] = []

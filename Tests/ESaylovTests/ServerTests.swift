@@ -20,31 +20,30 @@ enum Probe {
     }
 
     static func register(_ router: inout RPCRouter, observed: Observed) {
-        router.addUnary(deadline, placement: .eventLoop) { (_: Esaylov_Fixture_Scalars, context) throws(RPCError) in
+        router.addSynchronousUnary(deadline) { (_: Esaylov_Fixture_Scalars, context) throws(RPCError) in
             var out = Esaylov_Fixture_Scalars()
             out.i64 = context.timeRemaining.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 } ?? -1
             return out
         }
-        router.addUnary(fast, placement: .eventLoop) { (request: Esaylov_Fixture_Scalars, _) throws(RPCError) in
+        router.addSynchronousUnary(fast) { (request: Esaylov_Fixture_Scalars, _) throws(RPCError) in
             request
         }
-        router.addUnary(block, placement: .blockingPool) { (_: Esaylov_Fixture_Scalars, _) throws(RPCError) in
-            usleep(400_000)  // a blocking call, as libpq's would be
-            var out = Esaylov_Fixture_Scalars()
-            out.text = "done"
-            return out
+        router.addUnary(block) { (_: Esaylov_Fixture_Scalars, context) in
+            try await context.runBlocking {
+                usleep(400_000)  // a blocking call, as libpq's would be
+                var out = Esaylov_Fixture_Scalars()
+                out.text = "done"
+                return out
+            }
         }
         // Answers after `i32` milliseconds without holding a thread; `text` picks a failure.
-        router.addDeferredUnary(later) { (request: Esaylov_Fixture_Scalars, context) -> EventLoopFuture<Esaylov_Fixture_Scalars> in
-            let promise = context.eventLoop.makePromise(of: Esaylov_Fixture_Scalars.self)
-            context.eventLoop.scheduleTask(in: .milliseconds(Int64(request.i32))) {
-                switch request.text {
-                case "not found": promise.fail(RPCError(code: .notFound, message: "nothing here"))
-                case "other": promise.fail(CancellationError())
-                default: promise.succeed(request)
-                }
+        router.addUnary(later) { (request: Esaylov_Fixture_Scalars, context) in
+            try await Task.sleep(for: .milliseconds(Int(request.i32)))
+            switch request.text {
+            case "not found": throw RPCError(code: .notFound, message: "nothing here")
+            case "other": throw ProbeFailure(secret: "must not reach the client")
+            default: return request
             }
-            return promise.futureResult
         }
         router.addServerStreaming(awaitCancel) { (_: Esaylov_Fixture_Scalars, _: ResponseWriter<Esaylov_Fixture_Scalars>, context) in
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -56,8 +55,14 @@ enum Probe {
     }
 }
 
+/// An error that is not an `RPCError`: the client must see INTERNAL and nothing of it.
+struct ProbeFailure: Error {
+    let secret: String
+}
+
 func withProbeServer(
     configure: (inout RPCServer.Configuration) -> Void = { _ in },
+    interceptors: [any ServerInterceptor] = [], extra: (inout RPCRouter) -> Void = { _ in },
     _ body: (Int, Probe.Observed, RPCServer) async throws -> Void
 ) async throws {
     var configuration = RPCServer.Configuration()
@@ -67,7 +72,8 @@ func withProbeServer(
     let observed = Probe.Observed()
     var router = RPCRouter()
     Probe.register(&router, observed: observed)
-    let server = RPCServer(configuration: configuration, router: router, logger: Logger(label: "test"))
+    extra(&router)
+    let server = RPCServer(configuration: configuration, router: router, interceptors: interceptors, logger: Logger(label: "test"))
     let port = try await server.start()
     do {
         try await body(port, observed, server)
@@ -147,7 +153,7 @@ struct ServerTests {
         }
     }
 
-    @Test func deferredHandlersAnswerLaterAndLeaveTheLoopFree() async throws {
+    @Test func asyncHandlersAnswerLaterAndLeaveTheLoopFree() async throws {
         try await withProbeServer { port, _, _ in
             let (slow, fastWhileSlow, failures, late, afterLate) = try await onThread {
                 let c = try H2TestClient(port: port)
@@ -177,6 +183,8 @@ struct ServerTests {
             #expect(fastWhileSlow.grpcStatus == "0")
             #expect(failures.map(\.grpcStatus) == ["5", "13"])
             #expect(failures[0].grpcMessage == "nothing here")
+            #expect(failures[1].grpcMessage?.hasPrefix("internal error (request id ") == true)
+            #expect(failures[1].grpcMessage?.contains("must not reach") == false)
             #expect(late.grpcStatus == "4")
             #expect(late.messages.isEmpty)
             #expect(afterLate.grpcStatus == "0")

@@ -29,22 +29,24 @@ public final class Connection {
     /// False once the connection broke (server restart, network); the pool then replaces it.
     var isHealthy: Bool { PQstatus(conn) == CONNECTION_OK }
 
-    /// Runs `sql` with bound parameters (`$1`, `$2`, … as text; nil is NULL) as a prepared
-    /// statement. SQL is never built from values.
+    /// Runs `sql` with its bound parameters as a prepared statement (prepared on first use on
+    /// this connection).
     @discardableResult
-    public func query(_ sql: String, _ params: [String?] = []) throws(StoreError) -> Rows {
+    public func query(_ sql: SQL) throws(StoreError) -> Rows {
+        let key = sql.statementKey
         let name: String
-        if let n = prepared[sql] {
+        if let n = prepared[key] {
             name = n
         } else {
             name = newStatementName()
-            let res = PQprepare(conn, name, sql, Int32(params.count), nil)
+            let types = sql.binds.map(\.type)
+            let res = types.withUnsafeBufferPointer { PQprepare(conn, name, sql.text, Int32(types.count), $0.baseAddress) }
             defer { PQclear(res) }
             try check(res)
-            prepared[sql] = name
+            prepared[key] = name
         }
-        let res = withCStrings(params) { values in
-            PQexecPrepared(conn, name, Int32(params.count), values, nil, nil, 0)
+        let res = withParameters(sql.binds) { _, values, lengths, formats in
+            PQexecPrepared(conn, name, Int32(sql.binds.count), values, lengths, formats, 0)
         }
         do {
             try check(res)
@@ -55,16 +57,18 @@ public final class Connection {
         return Rows(res!)
     }
 
-    /// Runs a statement without parameters and without preparing it (BEGIN, COMMIT, SET…).
-    public func execute(_ sql: String) throws(StoreError) {
+    /// Runs statements without parameters and without preparing them: transaction control,
+    /// settings we compute, migration files. Never with text from outside.
+    func execute(_ sql: String) throws(StoreError) {
         let res = PQexec(conn, sql)
         defer { PQclear(res) }
         try check(res)
     }
 
-    /// Limits each statement to `ms` (from the RPC's deadline), sending SET only on change.
+    /// Limits each statement to `ms` (from the RPC's deadline, clamped to what PostgreSQL takes),
+    /// sending SET only on change.
     func setStatementTimeout(ms: Int) throws(StoreError) {
-        let ms = max(1, ms)
+        let ms = clampedStatementTimeout(ms)
         guard ms != statementTimeoutMs else { return }
         try execute("SET statement_timeout = \(ms)")  // an integer we computed, not input
         statementTimeoutMs = ms
@@ -91,18 +95,18 @@ public final class Connection {
         }
     }
 
-    /// The prepared statement of `sql` on this connection, if it was prepared.
-    func preparedName(of sql: String) -> String? { prepared[sql] }
+    /// The prepared statement of a statement key (`SQL.statementKey`), if it was prepared here.
+    func preparedName(of key: String) -> String? { prepared[key] }
     /// A name no statement prepared here has.
     func newStatementName() -> String {
         statementCounter += 1
         return "s\(statementCounter)"
     }
     private var statementCounter = 0
-    /// Records that `sql` is prepared as `name`.
-    func markPrepared(_ sql: String, as name: String) { prepared[sql] = name }
+    /// Records that the statement `key` is prepared as `name`.
+    func markPrepared(_ key: String, as name: String) { prepared[key] = name }
     /// Forgets a preparation that failed, so that the next use prepares again.
-    func forgetPrepared(_ sql: String) { prepared[sql] = nil }
+    func forgetPrepared(_ key: String) { prepared[key] = nil }
 
     private func field(_ res: OpaquePointer, _ code: Character) -> String? {
         guard let p = PQresultErrorField(res, Int32(code.asciiValue!)) else { return nil }
@@ -110,13 +114,13 @@ public final class Connection {
     }
 }
 
-/// Calls `body` with a C array of NUL-terminated strings (NULL for nil) that lives for the call.
-func withCStrings<R>(_ values: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-    let owned: [UnsafeMutablePointer<CChar>?] = values.map { $0.map { strdup($0)! } }
-    defer { for p in owned { free(p) } }
-    let pointers = owned.map { UnsafePointer($0) }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+/// A statement timeout PostgreSQL accepts: at least 1 ms, at most a day (its own limit is
+/// INT_MAX ms; a deadline of `1000H` would otherwise fail with SQLSTATE 22023).
+func clampedStatementTimeout(_ ms: Int) -> Int {
+    min(max(1, ms), maxStatementTimeoutMs)
 }
+
+let maxStatementTimeoutMs = 24 * 3600 * 1000
 
 /// The rows of one result (`PGresult`), freed with the object.
 public final class Rows {
@@ -168,5 +172,37 @@ public final class Rows {
         guard let s = try optionalString(row, name) else { return nil }
         guard let v = Double(s) else { throw StoreError(.decoding, reason: "column \(name) is not a number") }
         return v
+    }
+
+    public func optionalInt(_ row: Int, _ name: String) throws(StoreError) -> Int? {
+        guard let s = try optionalString(row, name) else { return nil }
+        guard let v = Int(s) else { throw StoreError(.decoding, reason: "column \(name) is not an integer") }
+        return v
+    }
+
+    /// A `bytea` column (text output, hex form `\\x…`).
+    public func bytes(_ row: Int, _ name: String) throws(StoreError) -> [UInt8] {
+        let text = Array(try string(row, name).utf8)
+        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0 else {
+            throw StoreError(.decoding, reason: "column \(name) is not bytea in hex form")
+        }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count / 2 - 1)
+        var i = 2
+        while i < text.count {
+            guard let hi = nibble(text[i]), let lo = nibble(text[i + 1]) else {
+                throw StoreError(.decoding, reason: "column \(name) is not bytea in hex form")
+            }
+            out.append(hi << 4 | lo)
+            i += 2
+        }
+        return out
     }
 }

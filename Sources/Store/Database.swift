@@ -22,6 +22,9 @@ public final class Database: Sendable {
         public var connectionsPerEventLoop = 8
         /// Calls that may wait for one of an event loop's connections; beyond, RESOURCE_EXHAUSTED.
         public var maxWaitingPerEventLoop = 1024
+        /// Transactions that may wait for a thread of the transaction pool; beyond, they fail
+        /// at once with `.poolExhausted`.
+        public var maxWaitingTransactions = 1024
 
         public init(url: String) { self.url = url }
     }
@@ -56,6 +59,11 @@ public final class Database: Sendable {
     /// Each event loop's connections for non-blocking calls, made on the loop's first call.
     let lanes = Mutex<[ObjectIdentifier: NIOLoopBound<Lane>]>([:])
 
+    /// The threads `transaction` runs on, one per pooled connection; started on first use.
+    private let writers = Mutex<NIOThreadPool?>(nil)
+    /// Transactions submitted and not finished.
+    private let transactionsInFlight = Atomic<Int>(0)
+
     /// The loop of reads made off any event loop (operator tools, tests), started on first use.
     private let ownGroup = Mutex<MultiThreadedEventLoopGroup?>(nil)
     var ownLoop: any EventLoop {
@@ -80,6 +88,7 @@ public final class Database: Sendable {
             try? await lane.eventLoop.submit { lane.value.closeAll() }.get()
         }
         if let group = ownGroup.withLock({ $0 }) { try? await group.shutdownGracefully() }
+        if let pool = writers.withLock({ $0 }) { try? await pool.shutdownGracefully() }
     }
 
     deinit {
@@ -90,6 +99,7 @@ public final class Database: Sendable {
             lane.eventLoop.execute { lane.value.closeAll() }
         }
         ownGroup.withLock { $0?.shutdownGracefully { _ in } }
+        writers.withLock { $0?.shutdownGracefully { _ in } }
     }
 
     /// Whether the last contact with PostgreSQL succeeded.
@@ -180,19 +190,72 @@ public final class Database: Sendable {
         }
     }
 
-    /// Runs `body` in a transaction; commits when it returns, rolls back when it throws.
-    /// Serialization failures and deadlocks are retried up to `maxRetries` times.
+    /// Runs `body` in a transaction on one of the database's own threads, never on the caller's:
+    /// an `async` handler awaits it without blocking an event loop. Commits when `body` returns,
+    /// rolls back when it throws (nothing it wrote is left behind). The whole of `body` is run
+    /// again on a serialization failure or deadlock (40001, 40P01), at most `maxRetries` times,
+    /// so it must not have effects outside the transaction. `timeout` (what is left of the
+    /// RPC's deadline) bounds every statement, as `SET LOCAL statement_timeout`; time spent
+    /// waiting for a thread counts against it.
+    public func transaction<T: Sendable>(
+        timeout: Duration? = nil, isolation: Isolation = .readCommitted,
+        _ body: @escaping @Sendable (Connection) throws(StoreError) -> T
+    ) async throws(StoreError) -> T {
+        if knownUnreachable { throw .databaseUnreachable }
+        if isClosed { throw .databaseClosed }
+        let waiting = transactionsInFlight.add(1, ordering: .relaxed).newValue
+        defer { transactionsInFlight.subtract(1, ordering: .relaxed) }
+        guard waiting <= configuration.maxWaitingTransactions else {
+            throw StoreError(.poolExhausted, reason: "\(waiting - 1) transactions already wait for the database")
+        }
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let result: Result<T, StoreError>
+        do {
+            result = try await writerPool.runIfActive { () -> Result<T, StoreError> in
+                let left = deadline.map { $0 - .now }
+                if let left, left <= .zero { return .failure(StoreError(.timeout, reason: "deadline passed before the transaction started")) }
+                return Result { () throws(StoreError) in try self.withTransaction(timeout: left, isolation: isolation, body) }
+            }
+        } catch {
+            throw StoreError.databaseClosed
+        }
+        return try result.get()
+    }
+
+    private var writerPool: NIOThreadPool {
+        writers.withLock { pool in
+            if let pool { return pool }
+            let made = NIOThreadPool(numberOfThreads: max(1, configuration.poolSize))
+            made.start()
+            pool = made
+            return made
+        }
+    }
+
+    /// Transaction isolation levels.
+    public enum Isolation: String, Sendable {
+        case readCommitted = "READ COMMITTED"
+        case repeatableRead = "REPEATABLE READ"
+        case serializable = "SERIALIZABLE"
+    }
+
+    /// Runs `body` in a transaction on the calling thread, which it blocks (operator tools and
+    /// migrations; handlers use `transaction`). Commits when it returns, rolls back when it
+    /// throws; serialization failures and deadlocks are retried up to `maxRetries` times.
     @discardableResult
     public func withTransaction<T>(
-        timeout: Duration? = nil, isolation: String = "READ COMMITTED", _ body: (Connection) throws(StoreError) -> T
+        timeout: Duration? = nil, isolation: Isolation = .readCommitted, _ body: (Connection) throws(StoreError) -> T
     ) throws(StoreError) -> T {
-        precondition(["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"].contains(isolation))
         var attempt = 0
         while true {
             do throws(StoreError) {
-                return try withConnection(timeout: timeout) { (c) throws(StoreError) -> T in
-                    try c.execute("BEGIN ISOLATION LEVEL \(isolation)")
+                return try withConnection(timeout: nil) { (c) throws(StoreError) -> T in
+                    try c.execute("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
                     do throws(StoreError) {
+                        if let timeout {
+                            // An integer we computed, clamped to what PostgreSQL takes; not input.
+                            try c.execute("SET LOCAL statement_timeout = \(clampedStatementTimeout(milliseconds(timeout)))")
+                        }
                         let result = try body(c)
                         try c.execute("COMMIT")
                         return result
@@ -209,8 +272,11 @@ public final class Database: Sendable {
     }
 }
 
+/// `d` in whole milliseconds, rounded up; saturating far beyond any timeout we use.
 func milliseconds(_ d: Duration) -> Int {
     let (s, a) = d.components
+    if s >= Int64(Int.max / 1000) - 1 { return Int.max / 2 }
+    if s <= Int64(Int.min / 1000) + 1 { return Int.min / 2 }
     return Int(s) * 1000 + Int((a + 999_999_999_999_999) / 1_000_000_000_000_000)
 }
 

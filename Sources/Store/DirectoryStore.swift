@@ -145,7 +145,7 @@ public struct OrganisationCursor: Sendable, Hashable {
 /// Reads of the directory, as `Query` values to run on a connection or an event loop. Every
 /// query is a prepared statement with bound parameters.
 public struct DirectoryStore: Sendable {
-    private static let organisationColumns = """
+    private static let organisationColumns: SQL = """
         o.id, o.kind, o.name_uz, o.name_en, o.tin, o.parent_id, o.active,
         extract(epoch FROM o.created_at) AS created_at,
         t.soato, t.level, t.parent_soato, t.name_uz AS territory_name_uz, t.name_en AS territory_name_en
@@ -153,33 +153,30 @@ public struct DirectoryStore: Sendable {
 
     public init() {}
 
-    private static let organisationByID =
-        "SELECT \(organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.id = $1"
-
     public func organisation(id: String) -> Query<OrganisationRecord?> {
-        Query(Self.organisationByID, [id]) { (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.organisation(rows, 0) }
+        Query("SELECT \(Self.organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.id = \(id)") {
+            (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.organisation(rows, 0)
+        }
     }
 
     public func organisations(filter: OrganisationFilter, after: OrganisationCursor?, limit: Int) -> Query<[OrganisationRecord]> {
-        let kinds = filter.kinds.isEmpty ? nil : "{" + filter.kinds.map(\.databaseName).joined(separator: ",") + "}"
+        let kinds: [String]? = filter.kinds.isEmpty ? nil : filter.kinds.map(\.databaseName)
+        let name = escapeLike(filter.nameContains)
+        let position: SQL = after.map { a in
+            "(o.kind_order, o.territory_soato, o.name_uz, o.id) > (\(a.kindOrder), \(a.territorySoato), \(a.nameUz), \(a.id))"
+        } ?? "true"
         return Query(
             """
             SELECT \(Self.organisationColumns) FROM organisations o JOIN territories t ON t.soato = o.territory_soato
-            WHERE ($1::text[] IS NULL OR o.kind = ANY($1::text[]))
-              AND ($2 = '' OR o.territory_soato LIKE $2 || '%')
-              AND ($3 = '' OR o.parent_id = $3)
-              AND ($4 = '' OR o.name_uz ILIKE '%' || $4 || '%' ESCAPE '\\' OR o.name_en ILIKE '%' || $4 || '%' ESCAPE '\\')
-              AND ($5::boolean OR o.active)
-              AND ($6::int IS NULL OR (o.kind_order, o.territory_soato, o.name_uz, o.id) > ($6::int, $7, $8, $9))
+            WHERE (\(kinds) IS NULL OR o.kind = ANY(\(kinds)))
+              AND (\(filter.territoryPrefix) = '' OR o.territory_soato LIKE \(filter.territoryPrefix) || '%')
+              AND (\(filter.parentId) = '' OR o.parent_id = \(filter.parentId))
+              AND (\(name) = '' OR o.name_uz ILIKE '%' || \(name) || '%' ESCAPE '\\' OR o.name_en ILIKE '%' || \(name) || '%' ESCAPE '\\')
+              AND (\(filter.includeInactive) OR o.active)
+              AND \(position)
             ORDER BY o.kind_order, o.territory_soato, o.name_uz, o.id
-            LIMIT $10::int
-            """,
-            [
-                kinds, filter.territoryPrefix, filter.parentId, escapeLike(filter.nameContains),
-                filter.includeInactive ? "true" : "false",
-                after.map { String($0.kindOrder) }, after?.territorySoato ?? "", after?.nameUz ?? "", after?.id ?? "",
-                String(limit),
-            ]
+            LIMIT \(limit)
+            """
         ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.organisation(rows, i) } }
     }
 
@@ -209,7 +206,7 @@ public struct DirectoryStore: Sendable {
         }
     }
 
-    private static let memberColumns = """
+    private static let memberColumns: SQL = """
         m.person_id, p.last_name, p.first_name, p.patronymic, m.role,
         extract(epoch FROM m.since) AS since, extract(epoch FROM m.until) AS until
         """
@@ -217,20 +214,20 @@ public struct DirectoryStore: Sendable {
     public func members(
         organisationId: String, roles: [Role], includePast: Bool, after: (Int, String, String)?, limit: Int
     ) -> Query<[MemberRecord]> {
-        let roleList = roles.isEmpty ? nil : "{" + roles.map(\.databaseName).joined(separator: ",") + "}"
+        let roleList: [String]? = roles.isEmpty ? nil : roles.map(\.databaseName)
+        let roleOrder: SQL = "array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role)"
+        let position: SQL = after.map { a in "(\(roleOrder), p.last_name, m.person_id) > (\(a.0), \(a.1), \(a.2))" } ?? "true"
         return Query(
             """
-            SELECT \(Self.memberColumns),
-                   array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role) AS role_order
+            SELECT \(Self.memberColumns), \(roleOrder) AS role_order
             FROM memberships m JOIN people p ON p.id = m.person_id
-            WHERE m.organisation_id = $1
-              AND ($2::text[] IS NULL OR m.role = ANY($2::text[]))
-              AND ($3::boolean OR m.until IS NULL)
-              AND ($4::int IS NULL OR (array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role), p.last_name, m.person_id) > ($4::int, $5, $6))
+            WHERE m.organisation_id = \(organisationId)
+              AND (\(roleList) IS NULL OR m.role = ANY(\(roleList)))
+              AND (\(includePast) OR m.until IS NULL)
+              AND \(position)
             ORDER BY role_order, p.last_name, m.person_id
-            LIMIT $7::int
-            """,
-            [organisationId, roleList, includePast ? "true" : "false", after.map { String($0.0) }, after?.1 ?? "", after?.2 ?? "", String(limit)]
+            LIMIT \(limit)
+            """
         ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.member(rows, i) } }
     }
 
@@ -238,20 +235,19 @@ public struct DirectoryStore: Sendable {
         Query(
             """
             SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories
-            WHERE ($1::text IS NULL AND level = 'region') OR parent_soato = $1
+            WHERE (\(parent) IS NULL AND level = 'region') OR parent_soato = \(parent)
             ORDER BY soato
-            """, [parent]
+            """
         ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.territory(rows, i) } }
     }
 
     public func territory(soato: String) -> Query<TerritoryRecord?> {
         Query(
-            "SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories WHERE soato = $1",
-            [soato]
+            "SELECT soato, level, parent_soato, name_uz AS territory_name_uz, name_en AS territory_name_en FROM territories WHERE soato = \(soato)"
         ) { (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.territory(rows, 0) }
     }
 
-    private static let candidateColumns = """
+    private static let candidateColumns: SQL = """
         c.id, c.person_id, p.last_name, p.first_name, p.patronymic, c.election_kind, c.registering_commission_id,
         c.constituency_number, c.party_id, c.list_position, c.status, c.campaign_id, c.decision_id
         """
@@ -259,21 +255,19 @@ public struct DirectoryStore: Sendable {
     public func candidates(
         commissionId: String, partyId: String, statuses: [String], after: String?, limit: Int
     ) -> Query<[CandidateRecord]> {
-        let statusList = statuses.isEmpty ? nil : "{" + statuses.joined(separator: ",") + "}"
+        let statusList: [String]? = statuses.isEmpty ? nil : statuses
         return Query(
             """
             SELECT \(Self.candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id
-            WHERE ($1 = '' OR c.registering_commission_id = $1) AND ($2 = '' OR c.party_id = $2)
-              AND ($3::text[] IS NULL OR c.status = ANY($3::text[])) AND ($4::text IS NULL OR c.id > $4)
-            ORDER BY c.id LIMIT $5::int
-            """, [commissionId, partyId, statusList, after, String(limit)]
+            WHERE (\(commissionId) = '' OR c.registering_commission_id = \(commissionId)) AND (\(partyId) = '' OR c.party_id = \(partyId))
+              AND (\(statusList) IS NULL OR c.status = ANY(\(statusList))) AND (\(after) IS NULL OR c.id > \(after))
+            ORDER BY c.id LIMIT \(limit)
+            """
         ) { (rows) throws(StoreError) in try (0..<rows.count).map { (i) throws(StoreError) in try Self.candidate(rows, i) } }
     }
 
-    private static let candidateByID = "SELECT \(candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id WHERE c.id = $1"
-
     public func candidate(id: String) -> Query<CandidateRecord?> {
-        Query(Self.candidateByID, [id]) {
+        Query("SELECT \(Self.candidateColumns) FROM candidates c JOIN people p ON p.id = c.person_id WHERE c.id = \(id)") {
             (rows) throws(StoreError) in rows.count == 0 ? nil : try Self.candidate(rows, 0)
         }
     }
@@ -283,9 +277,9 @@ public struct DirectoryStore: Sendable {
             """
             SELECT x.id, x.person_id, p.last_name, p.first_name, p.patronymic, x.candidate_id, x.status, x.decision_id
             FROM proxies x JOIN people p ON p.id = x.person_id
-            WHERE x.candidate_id = $1 AND ($2::boolean OR x.status IN ('proposed', 'registered'))
+            WHERE x.candidate_id = \(candidateId) AND (\(includeInactive) OR x.status IN ('proposed', 'registered'))
             ORDER BY x.id
-            """, [candidateId, includeInactive ? "true" : "false"]
+            """
         ) { (rows) throws(StoreError) in
             try (0..<rows.count).map { (i) throws(StoreError) in
                 ProxyRecord(
@@ -358,22 +352,22 @@ public struct DirectoryWrites: Sendable {
         try c.query(
             """
             INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, tin, territory_soato, parent_id)
-            VALUES ($1, $2, $3::int, $4, $5, $6, $7, $8)
-            """, [id, kind.databaseName, String(kind.order), nameUz, nameEn, tin, territory, parentId])
+            VALUES (\(id), \(kind.databaseName), \(kind.order), \(nameUz), \(nameEn), \(tin), \(territory), \(parentId))
+            """)
     }
 
     public func addPerson(
         _ c: Connection, id: String, pinfl: String, lastName: String, firstName: String, patronymic: String, phone: String?
     ) throws(StoreError) {
         try c.query(
-            "INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone) VALUES ($1, $2, $3, $4, $5, $6)",
-            [id, pinfl, lastName, firstName, patronymic, phone])
+            """
+            INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone)
+            VALUES (\(id), \(pinfl), \(lastName), \(firstName), \(patronymic), \(phone))
+            """)
     }
 
     public func assignRole(_ c: Connection, organisationId: String, personId: String, role: Role) throws(StoreError) {
-        try c.query(
-            "INSERT INTO memberships (organisation_id, person_id, role) VALUES ($1, $2, $3)",
-            [organisationId, personId, role.databaseName])
+        try c.query("INSERT INTO memberships (organisation_id, person_id, role) VALUES (\(organisationId), \(personId), \(role.databaseName))")
     }
 }
 
@@ -386,17 +380,17 @@ extension DirectoryWrites {
         try c.query(
             """
             INSERT INTO certificates (issuer, serial, sha256, subject_pinfl, subject_tin, not_before, not_after, person_id, organisation_id)
-            VALUES ($1, $2, $3, $4, $5, to_timestamp($6::double precision), to_timestamp($7::double precision), $8, $9)
-            """,
-            [issuer, serial, sha256, subjectPinfl, subjectTin, String(notBefore), String(notAfter), personId, organisationId])
+            VALUES (\(issuer), \(serial), \(sha256), \(subjectPinfl), \(subjectTin), to_timestamp(\(notBefore)), to_timestamp(\(notAfter)),
+                    \(personId), \(organisationId))
+            """)
     }
 
     /// The PINFL of a person and the TIN of an organisation, for matching a certificate.
     public func identity(_ c: Connection, personId: String, organisationId: String?) throws(StoreError) -> (pinfl: String?, tin: String??) {
-        let p = try c.query("SELECT pinfl FROM people WHERE id = $1", [personId])
+        let p = try c.query("SELECT pinfl FROM people WHERE id = \(personId)")
         let pinfl = p.count == 1 ? try p.string(0, "pinfl") : nil
         guard let organisationId else { return (pinfl, .none) }
-        let o = try c.query("SELECT tin FROM organisations WHERE id = $1", [organisationId])
+        let o = try c.query("SELECT tin FROM organisations WHERE id = \(organisationId)")
         return (pinfl, o.count == 1 ? .some(try o.optionalString(0, "tin")) : .none)
     }
 }
@@ -410,13 +404,12 @@ extension DirectoryWrites {
         try c.query(
             """
             UPDATE organisations SET
-              name_uz = coalesce($2, name_uz),
-              name_en = coalesce($3, name_en),
-              tin = CASE WHEN $4::text IS NULL THEN tin WHEN $4 = '' THEN NULL ELSE $4 END,
-              parent_id = CASE WHEN $5::text IS NULL THEN parent_id WHEN $5 = '' THEN NULL ELSE $5 END,
-              active = coalesce($6::boolean, active)
-            WHERE id = $1
-            """,
-            [id, nameUz, nameEn, tin, parentId, active.map { $0 ? "true" : "false" }]).affected == 1
+              name_uz = coalesce(\(nameUz), name_uz),
+              name_en = coalesce(\(nameEn), name_en),
+              tin = CASE WHEN \(tin) IS NULL THEN tin WHEN \(tin) = '' THEN NULL ELSE \(tin) END,
+              parent_id = CASE WHEN \(parentId) IS NULL THEN parent_id WHEN \(parentId) = '' THEN NULL ELSE \(parentId) END,
+              active = coalesce(\(active), active)
+            WHERE id = \(id)
+            """).affected == 1
     }
 }

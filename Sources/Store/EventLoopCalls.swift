@@ -34,7 +34,7 @@ extension Database {
     /// deadline) fails the call with `.timeout`.
     ///
     /// The reads of one turn of the loop share a pipeline segment, which PostgreSQL runs as one
-    /// implicit transaction: that is why only reads go this way (writes take `withTransaction`).
+    /// implicit transaction: that is why only reads go this way (writes take `transaction`).
     /// A read that fails does not fail its neighbours: they are sent again.
     package func read<Value>(_ query: Query<Value>, on loop: any EventLoop, timeout: Duration? = nil) -> EventLoopFuture<Value> {
         if isClosed { return loop.makeFailedFuture(StoreError.databaseClosed) }
@@ -48,7 +48,7 @@ extension Database {
     }
 
     private func submit<Value>(_ query: Query<Value>, _ promise: EventLoopPromise<Value>, on loop: any EventLoop, timeout: Duration?) {
-        let call = PendingCall(sql: query.sql, params: query.params) { result in
+        let call = PendingCall(sql: query.sql) { result in
             switch result {
             case .success(let rows):
                 do throws(StoreError) { promise.succeed(try query.decode(rows)) } catch { promise.fail(error) }
@@ -73,8 +73,9 @@ extension Database {
 
 /// A read waiting for, or sent on, a lane's connection. Loop-confined.
 final class PendingCall {
-    let sql: String
-    let params: [String?]
+    let sql: SQL
+    /// Its prepared statement's identity (`SQL.statementKey`).
+    let key: String
     private var deliver: ((Result<Rows, StoreError>) -> Void)?
     /// Fails the call when no connection had room for it in time.
     var acquireTimer: Scheduled<Void>?
@@ -87,9 +88,9 @@ final class PendingCall {
     /// Times it was sent again because a neighbour's failure aborted its segment.
     var resent = 0
 
-    init(sql: String, params: [String?], deliver: @escaping (Result<Rows, StoreError>) -> Void) {
+    init(sql: SQL, deliver: @escaping (Result<Rows, StoreError>) -> Void) {
         self.sql = sql
-        self.params = params
+        self.key = sql.statementKey
         self.deliver = deliver
     }
 
@@ -271,10 +272,10 @@ final class Lane {
     /// The connection to PostgreSQL broke while calls were on it.
     func lostConnectionWithCalls() { database?.setReady(false) }
 
-    /// The database is gone: connections close, waiting calls fail.
+    /// The database is gone: connections close, and every call on them or waiting fails.
     func closeAll() {
         closed = true
-        for c in connections { c.close() }
+        for c in connections { c.close(failing: .databaseClosed) }
         connections = []
         while let call = waiting.popFirst() { call.complete(.failure(.databaseClosed)) }
     }
@@ -335,19 +336,24 @@ final class LoopConnection {
         call.connection = self
         outstanding += 1
         let name: String
-        if let known = connection.preparedName(of: call.sql) {
+        let binds = call.sql.binds
+        if let known = connection.preparedName(of: call.key) {
             name = known
         } else {
             name = connection.newStatementName()
-            guard PQsendPrepare(connection.conn, name, call.sql, Int32(call.params.count), nil) == 1 else {
+            let types = binds.map(\.type)
+            let prepared = types.withUnsafeBufferPointer {
+                PQsendPrepare(connection.conn, name, call.sql.text, Int32(types.count), $0.baseAddress)
+            }
+            guard prepared == 1 else {
                 expected.append(.query(call))
                 return broke()
             }
-            connection.markPrepared(call.sql, as: name)
+            connection.markPrepared(call.key, as: name)
             expected.append(.prepare(call))
         }
-        let sent = withCStrings(call.params) { values in
-            PQsendQueryPrepared(connection.conn, name, Int32(call.params.count), values, nil, nil, 0)
+        let sent = withParameters(binds) { _, values, lengths, formats in
+            PQsendQueryPrepared(connection.conn, name, Int32(binds.count), values, lengths, formats, 0)
         }
         expected.append(.query(call))
         guard sent == 1 else { return broke() }
@@ -432,7 +438,7 @@ final class LoopConnection {
         defer { if let res { PQclear(res) } }
         let status = res.map(PQresultStatus)
         if status == PGRES_COMMAND_OK { return }
-        connection.forgetPrepared(call.sql)
+        connection.forgetPrepared(call.key)
         if let status, status != PGRES_PIPELINE_ABORTED { call.prepareFailure = connection.failure(of: res) }
     }
 
@@ -471,16 +477,30 @@ final class LoopConnection {
         SocketWatcher.shared.remove(fd)
     }
 
-    /// The connection broke: its calls fail UNAVAILABLE and the lane forgets it.
-    private func broke() {
+    /// Closes, failing the calls written on it and not yet answered with `error`: none is left
+    /// without an answer.
+    func close(failing error: StoreError) {
         guard !closed else { return }
         close()
+        for call in takeCalls() { call.complete(.failure(error)) }
+    }
+
+    /// The calls written and not answered, forgotten here.
+    private func takeCalls() -> [PendingCall] {
         let calls = expected.compactMap { entry -> PendingCall? in
             if case .query(let call) = entry { return call }
             return nil
         }
         expected.removeAll()
         outstanding = 0
+        return calls
+    }
+
+    /// The connection broke: its calls fail UNAVAILABLE and the lane forgets it.
+    private func broke() {
+        guard !closed else { return }
+        close()
+        let calls = takeCalls()
         lane?.dropped(self)
         if !calls.isEmpty { lane?.lostConnectionWithCalls() }
         for call in calls { call.complete(.failure(StoreError(.unavailable, reason: "the database connection broke"))) }

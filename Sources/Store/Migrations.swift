@@ -31,15 +31,15 @@ public enum Migrations {
     }
 
     /// An arbitrary constant naming our advisory lock.
-    static let lockKey = "7261606"
+    static let lockKey = 7_261_606
 
     /// Applies what is missing; returns the versions applied now.
     @discardableResult
     public static func migrate(_ database: Database) throws(StoreError) -> [Int] {
         let migrations = try bundled()
         return try database.withConnection(timeout: .seconds(300)) { (c) throws(StoreError) -> [Int] in
-            try c.query("SELECT pg_advisory_lock($1::bigint)", [lockKey])
-            defer { _ = try? c.query("SELECT pg_advisory_unlock($1::bigint)", [lockKey]) }
+            try c.query("SELECT pg_advisory_lock(\(lockKey))")
+            defer { _ = try? c.query("SELECT pg_advisory_unlock(\(lockKey))") }
             try c.execute("""
                 CREATE TABLE IF NOT EXISTS schema_migrations (
                   version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
@@ -55,7 +55,7 @@ public enum Migrations {
                 try c.execute("BEGIN")
                 do throws(StoreError) {
                     try c.execute(m.sql)
-                    try c.query("INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)", [String(m.version), m.name])
+                    try c.query("INSERT INTO schema_migrations (version, name) VALUES (\(m.version), \(m.name))")
                     try c.execute("COMMIT")
                 } catch {
                     try? c.execute("ROLLBACK")

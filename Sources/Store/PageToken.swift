@@ -14,7 +14,7 @@ public struct PageTokens: Sendable {
     /// Loads the deployment's key (made by migration 1).
     public static func load(from database: Database) throws(StoreError) -> PageTokens {
         try database.withConnection { (c) throws(StoreError) -> PageTokens in
-            let rows = try c.query("SELECT value FROM server_secrets WHERE name = $1", ["page_token_key"])
+            let rows = try c.query("SELECT value FROM server_secrets WHERE name = 'page_token_key'")
             guard rows.count == 1 else { throw StoreError(.other, reason: "page token key is missing") }
             return PageTokens(key: Array(try rows.string(0, "value").utf8))
         }

@@ -71,9 +71,12 @@ public enum Seed {
             try c.query(
                 "INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en) VALUES ('17', 'republic', 'country', NULL, 'Oʻzbekiston Respublikasi', 'Republic of Uzbekistan') ON CONFLICT DO NOTHING")
             for t in rows {
+                let parent = t.parent.isEmpty ? "17" : t.parent
                 try c.query(
-                    "INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                    [t.soato, t.level, t.kind, t.parent.isEmpty ? "17" : t.parent, t.nameUz, t.nameEn])
+                    """
+                    INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en)
+                    VALUES (\(t.soato), \(t.level), \(t.kind), \(parent), \(t.nameUz), \(t.nameEn)) ON CONFLICT DO NOTHING
+                    """)
             }
             var tinCounter = 0
             func org(_ id: String, _ kind: OrganisationKind, _ uz: String, _ en: String, _ soato: String, _ parent: String?) throws(StoreError) {
@@ -82,8 +85,8 @@ public enum Seed {
                 try c.query(
                     """
                     INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, tin, territory_soato, parent_id)
-                    VALUES ($1, $2, $3::int, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
-                    """, [id, kind.databaseName, String(kind.order), uz, en, tin, soato, parent])
+                    VALUES (\(id), \(kind.databaseName), \(kind.order), \(uz), \(en), \(tin), \(soato), \(parent)) ON CONFLICT DO NOTHING
+                    """)
             }
             try org("cec", .centralElectionCommission, "Oʻzbekiston Respublikasi Markaziy saylov komissiyasi",
                     "Central Election Commission of the Republic of Uzbekistan", "17", nil)
@@ -137,13 +140,14 @@ public enum Seed {
                     try c.query(
                         """
                         INSERT INTO people (id, pinfl, last_name, first_name, patronymic, birth_date)
-                        VALUES ($1, $2, $3, $4, '', make_date($5::int, $6::int, $7::int)) ON CONFLICT DO NOTHING
-                        """,
-                        [id, pinfl, lastNames[Int(h % UInt64(lastNames.count))], firstNames[Int((h >> 8) % UInt64(firstNames.count))],
-                         String(Seed.birthYear(h)), String(Seed.birthMonth(h)), String(Seed.birthDay(h))])
+                        VALUES (\(id), \(pinfl), \(lastNames[Int(h % UInt64(lastNames.count))]), \(firstNames[Int((h >> 8) % UInt64(firstNames.count))]),
+                                '', make_date(\(Int32(Seed.birthYear(h))), \(Int32(Seed.birthMonth(h))), \(Int32(Seed.birthDay(h))))) ON CONFLICT DO NOTHING
+                        """)
                     try c.query(
-                        "INSERT INTO memberships (organisation_id, person_id, role, since) VALUES ($1, $2, $3, '2024-07-01') ON CONFLICT DO NOTHING",
-                        [org, id, role.databaseName])
+                        """
+                        INSERT INTO memberships (organisation_id, person_id, role, since)
+                        VALUES (\(org), \(id), \(role.databaseName), '2024-07-01') ON CONFLICT DO NOTHING
+                        """)
                 }
             }
             return try c.query("SELECT count(*) AS n FROM organisations").int(0, "n")

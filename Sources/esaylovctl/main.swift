@@ -6,6 +6,7 @@ import Services
 import Store
 import Foundation
 import Signatures
+import Synchronization
 
 // esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
 let usage = """
@@ -75,7 +76,7 @@ let constraintFields = [
     "certificates_organisation_id_fkey": "--organisation", "certificates_check": "--file (validity)",
 ]
 
-func run(_ args: [String]) throws(Failure) {
+func run(_ args: [String]) async throws(Failure) {
     guard let url = Storage.urlFromEnvironment else { throw fail("ESAYLOV_DATABASE_URL is not set (Scripts/pg.sh url prints the embedded one)") }
     let database: Database
     do { database = try Storage.open(url: url, poolSize: 2, patience: .seconds(10)) } catch { throw fail(error.message, code: 4) }
@@ -94,7 +95,7 @@ func run(_ args: [String]) throws(Failure) {
         let territory = try validated { () throws(DomainViolation) in try SOATO(f["territory"] ?? "", field: "--territory").value }
         let tin = try f["tin"].map { t throws(Failure) in try validated { () throws(DomainViolation) in try TIN(t, field: "--tin").value } }
         do {
-            try database.withTransaction { (c) throws(StoreError) in
+            try await database.transaction { (c) throws(StoreError) in
                 try DirectoryWrites().addOrganisation(
                     c, id: id, kind: kind, nameUz: try required2(f, "name-uz"), nameEn: try required2(f, "name-en"), tin: tin,
                     territory: territory, parentId: f["parent"])
@@ -107,15 +108,12 @@ func run(_ args: [String]) throws(Failure) {
         let tin = try f["tin"].map { t throws(Failure) in
             t.isEmpty ? "" : try validated { () throws(DomainViolation) in try TIN(t, field: "--tin").value }
         }
-        var active: Bool?
-        if let a = f["active"] {
-            guard a == "true" || a == "false" else { throw fail("--active: true or false") }
-            active = a == "true"
-        }
+        if let a = f["active"], a != "true", a != "false" { throw fail("--active: true or false") }
+        let active = f["active"].map { $0 == "true" }
         for name in ["name-uz", "name-en"] where f[name]?.isEmpty == true { throw fail("--\(name): must not be empty") }
         let found: Bool
         do {
-            found = try database.withTransaction { (c) throws(StoreError) in
+            found = try await database.transaction { (c) throws(StoreError) in
                 try DirectoryWrites().updateOrganisation(
                     c, id: id, nameUz: f["name-uz"], nameEn: f["name-en"], tin: tin, parentId: f["parent"], active: active)
             }
@@ -130,7 +128,7 @@ func run(_ args: [String]) throws(Failure) {
         let last = try required(f, "last-name")
         let first = try required(f, "first-name")
         do {
-            try database.withTransaction { (c) throws(StoreError) in
+            try await database.transaction { (c) throws(StoreError) in
                 try DirectoryWrites().addPerson(c, id: id, pinfl: pinfl, lastName: last, firstName: first, patronymic: f["patronymic"] ?? "", phone: phone)
             }
         } catch { throw explain(error, constraintFields) }
@@ -141,7 +139,7 @@ func run(_ args: [String]) throws(Failure) {
         let org = try required(f, "organisation")
         let person = try required(f, "person")
         do {
-            try database.withTransaction { (c) throws(StoreError) in
+            try await database.transaction { (c) throws(StoreError) in
                 guard let kind = try c.run(DirectoryStore().organisation(id: org))?.kind else {
                     throw StoreError(.foreignKeyViolation, constraint: "memberships_organisation_id_fkey", reason: "unknown organisation")
                 }
@@ -163,7 +161,7 @@ func run(_ args: [String]) throws(Failure) {
         guard let pinfl = cert.subjectPINFL else { throw fail("--file: the certificate's subject has no PINFL (OID \(CertificateInfo.pinflOID))") }
         _ = try validated { () throws(DomainViolation) in try PINFL(pinfl, field: "--file subject PINFL") }
         do {
-            try database.withTransaction { (c) throws(StoreError) in
+            try await database.transaction { (c) throws(StoreError) in
                 let known = try DirectoryWrites().identity(c, personId: person, organisationId: f["organisation"])
                 guard let personPinfl = known.pinfl else {
                     throw StoreError(.foreignKeyViolation, constraint: "certificates_person_id_fkey", reason: "unknown person")
@@ -190,11 +188,11 @@ func run(_ args: [String]) throws(Failure) {
         guard args.count == 3 else { throw fail(usage) }
         guard let text = try? String(contentsOfFile: args[2], encoding: .utf8) else { throw fail("cannot read \(args[2])") }
         let rows = try importRows(text)
-        var failedLine = 0
+        let failedLine = LineTracker()
         do {
-            try database.withTransaction { (c) throws(StoreError) in
+            try await database.transaction { (c) throws(StoreError) in
                 for r in rows {
-                    failedLine = r.line
+                    failedLine.line.store(r.line, ordering: .relaxed)
                     try DirectoryWrites().addOrganisation(
                         c, id: r.id, kind: r.kind, nameUz: r.nameUz, nameEn: r.nameEn, tin: r.tin, territory: r.territory, parentId: r.parent)
                 }
@@ -202,7 +200,7 @@ func run(_ args: [String]) throws(Failure) {
         } catch {
             let e = explain(error, constraintFields)
             let message = e.message.replacingOccurrences(of: "--", with: "")  // columns, not flags
-            throw Failure(message: "line \(failedLine): \(message); nothing was imported", code: e.code)
+            throw Failure(message: "line \(failedLine.line.load(ordering: .relaxed)): \(message); nothing was imported", code: e.code)
         }
         print("esaylovctl: imported \(rows.count) organisations")
     default:
@@ -216,8 +214,13 @@ func required2(_ f: [String: String], _ name: String) throws(StoreError) -> Stri
     return v
 }
 
+/// The row an import was at when it failed (set inside the transaction, read after it).
+final class LineTracker: Sendable {
+    let line = Atomic<Int>(0)
+}
+
 do {
-    try run(Array(CommandLine.arguments.dropFirst()))
+    try await run(Array(CommandLine.arguments.dropFirst()))
     exit(0)
 } catch {
     ServerMain.printError("esaylovctl: \(error.message)")

@@ -75,31 +75,41 @@ struct StoreTests {
         }
     }
 
-    @Test func transactionsRollBackOnError() throws {
+    @Test func transactionsThatThrowLeaveNothingBehind() async throws {
         let db = TestDatabase.make()
         let id = "rollback-" + UUID().uuidString.prefix(8).lowercased()
-        do {
-            try db.withTransaction { (c) throws(StoreError) in
-                try c.query("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato) VALUES ($1, 'mahalla', 14, 'x', 'x', '17')", [id])
+        await #expect(throws: StoreError.self) {
+            try await db.transaction { (c) throws(StoreError) in
+                try c.query("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato) VALUES (\(id), 'mahalla', 14, 'x', 'x', '17')")
+                try c.query("INSERT INTO people (id, pinfl, last_name, first_name) VALUES (\(id), '31210632040244', 'a', 'b')")
                 throw StoreError(.other, reason: "stop")
             }
-        } catch {}
-        let n = try db.withConnection { (c) throws(StoreError) in try c.query("SELECT 1 FROM organisations WHERE id = $1", [id]).count }
+        }
+        // The blocking form, used by operator tools, the same.
+        #expect(throws: StoreError.self) {
+            try db.withTransaction { (c) throws(StoreError) in
+                try c.query("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato) VALUES (\(id), 'mahalla', 14, 'x', 'x', '17')")
+                throw StoreError(.other, reason: "stop")
+            }
+        }
+        let n = try await db.transaction { (c) throws(StoreError) in
+            try c.query("SELECT 1 FROM organisations WHERE id = \(id) UNION ALL SELECT 1 FROM people WHERE id = \(id)").count
+        }
         #expect(n == 0)
     }
 
-    @Test func conflictsAreRetriedWithABound() throws {
+    @Test func conflictsAreRetriedWithABound() async throws {
         let db = TestDatabase.make()
         let attempts = Mutex(0)
-        let value = try db.withTransaction { (_) throws(StoreError) -> Int in
+        let value = try await db.transaction { (_) throws(StoreError) -> Int in
             let n = attempts.withLock { $0 += 1; return $0 }
             if n < 3 { throw StoreError(.conflict, sqlState: "40001", reason: "serialization failure") }
             return n
         }
         #expect(value == 3)
         attempts.withLock { $0 = 0 }
-        #expect(throws: StoreError.self) {
-            try db.withTransaction { (_) throws(StoreError) in
+        await #expect(throws: StoreError.self) {
+            try await db.transaction { (_) throws(StoreError) in
                 attempts.withLock { $0 += 1 }
                 throw StoreError(.conflict, sqlState: "40P01", reason: "deadlock")
             }
@@ -110,18 +120,16 @@ struct StoreTests {
     @Test func realSerializationFailuresAreRetried() async throws {
         let db = TestDatabase.make(poolSize: 4)
         try db.withConnection { (c) throws(StoreError) in
-            try c.execute("CREATE TABLE IF NOT EXISTS test_counter (id int PRIMARY KEY, n int NOT NULL)")
-            try c.execute("INSERT INTO test_counter VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET n = 0")
+            try c.query("CREATE TABLE IF NOT EXISTS test_counter (id int PRIMARY KEY, n int NOT NULL)")
+            try c.query("INSERT INTO test_counter VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET n = 0")
         }
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
                 group.addTask {
-                    _ = try? await onThreadSync {
-                        try db.withTransaction(isolation: "SERIALIZABLE") { (c) throws(StoreError) in
-                            let n = try c.query("SELECT n FROM test_counter WHERE id = 1").int(0, "n")
-                            usleep(2000)
-                            try c.query("UPDATE test_counter SET n = $1::int WHERE id = 1", [String(n + 1)])
-                        }
+                    _ = try? await db.transaction(isolation: .serializable) { (c) throws(StoreError) in
+                        let n = try c.query("SELECT n FROM test_counter WHERE id = 1").int(0, "n")
+                        usleep(2000)
+                        try c.query("UPDATE test_counter SET n = \(n + 1) WHERE id = 1")
                     }
                 }
             }
@@ -132,22 +140,23 @@ struct StoreTests {
 
     @Test func constraintsBecomeClearStatuses() throws {
         let db = TestDatabase.make()
-        func failure(_ sql: String, _ params: [String?]) -> StoreError? {
+        func failure(_ sql: SQL) -> StoreError? {
             do {
-                try db.withTransaction { (c) throws(StoreError) in try c.query(sql, params) }
+                try db.withTransaction { (c) throws(StoreError) in try c.query(sql) }
                 return nil
             } catch { return error }
         }
-        let dup = failure("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato) VALUES ('cec', 'mahalla', 14, 'x', 'x', '17')", [])
+        let dup = failure("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato) VALUES ('cec', 'mahalla', 14, 'x', 'x', '17')")
         #expect(dup?.kind == .uniqueViolation && dup?.constraint == "organisations_pkey")
         #expect(RPCError(dup!, fieldsByConstraint: ["organisations_pkey": "id"]).code == .alreadyExists)
-        let fk = failure("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato, parent_id) VALUES ($1, 'party_branch', 6, 'x', 'x', '17', 'none')", ["fk-" + UUID().uuidString.prefix(6).lowercased()])
+        let fkID = "fk-" + UUID().uuidString.prefix(6).lowercased()
+        let fk = failure("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato, parent_id) VALUES (\(fkID), 'party_branch', 6, 'x', 'x', '17', 'none')")
         #expect(fk?.kind == .foreignKeyViolation)
         #expect(RPCError(fk!).code == .failedPrecondition)
-        let pinfl = failure("INSERT INTO people (id, pinfl, last_name, first_name) VALUES ($1, '31210632040245', 'a', 'b')", ["badpinfl"])
+        let pinfl = failure("INSERT INTO people (id, pinfl, last_name, first_name) VALUES (\("badpinfl"), '31210632040245', 'a', 'b')")
         #expect(pinfl?.kind == .checkViolation && pinfl?.constraint == "people_pinfl_check")
         #expect(RPCError(pinfl!).code == .invalidArgument)
-        let soato = failure("INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en) VALUES ('1899', 'region', 'region', '17', 'x', 'x')", [])
+        let soato = failure("INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en) VALUES ('1899', 'region', 'region', '17', 'x', 'x')")
         #expect(soato?.kind == .checkViolation)
         #expect(!"\(dup!)".contains("cec"))  // descriptions never echo data
     }
@@ -163,6 +172,51 @@ struct StoreTests {
         }
         // The connection goes back with the default timeout: a slower query still works.
         try db.withConnection { (c) throws(StoreError) in try c.query("SELECT pg_sleep(0.2)") }
+    }
+
+    @Test func transactionTimeoutsComeFromTheDeadlineAndAreClamped() async throws {
+        let db = TestDatabase.make()
+        await #expect(throws: StoreError(.timeout, sqlState: "57014", reason: "statement failed")) {
+            try await db.transaction(timeout: .milliseconds(100)) { (c) throws(StoreError) in _ = try c.query("SELECT pg_sleep(2)") }
+        }
+        // A deadline of 1000 hours (legal in grpc-timeout) is more than statement_timeout takes
+        // (SQLSTATE 22023): it is clamped, and the work runs normally.
+        let far = Duration.seconds(1000 * 3600)
+        #expect(try await db.transaction(timeout: far) { (c) throws(StoreError) in try c.query("SELECT 1 AS v").int(0, "v") } == 1)
+        #expect(try db.withConnection(timeout: far) { (c) throws(StoreError) in try c.query("SELECT 1 AS v").int(0, "v") } == 1)
+        #expect(try await db.read(Query("SELECT 1 AS v") { (rows) throws(StoreError) in try rows.int(0, "v") }, timeout: far) == 1)
+        // A deadline that passed before a thread was free: the transaction does not start.
+        await #expect(throws: StoreError.self) {
+            try await db.transaction(timeout: .zero) { (c) throws(StoreError) in _ = try c.query("SELECT 1") }
+        }
+    }
+
+    @Test func interpolatedValuesAreBoundWithTheirTypes() async throws {
+        let db = TestDatabase.make()
+        let hostile = "x'); DROP TABLE people; --"
+        let when = Date(timeIntervalSince1970: 1_720_000_000.25)
+        let nothing: String? = nil
+        let columns: SQL = "\(hostile)::text AS t, \(42) + 1 AS i, \(true) AS b"
+        let q = Query<[String?]>(
+            """
+            SELECT \(columns), \(1.5) * 2 AS d, extract(epoch FROM \(when)) AS e, \(SQLBytes([0, 39, 255])) AS y,
+                   array_length(\(["a\"b", "c\\d", "{e}"]), 1) AS n, (\(["a\"b", "c\\d", "{e}"]))[1] AS first,
+                   \(nothing) IS NULL AS nul, 7 = ANY(\([5, 7])) AS any
+            """
+        ) { (rows) throws(StoreError) in
+            [try rows.string(0, "t"), try rows.string(0, "i"), try rows.string(0, "b"), try rows.string(0, "d"), try rows.string(0, "e"),
+             try rows.bytes(0, "y").map(String.init).joined(separator: ","), try rows.string(0, "n"), try rows.string(0, "first"),
+             try rows.string(0, "nul"), try rows.string(0, "any")]
+        }
+        #expect(q.sql.text.contains("$1::text AS t, $2 + 1 AS i, $3 AS b, $4 * 2"))
+        #expect(!q.sql.text.contains("DROP"))
+        let expected: [String?] = [hostile, "43", "t", "3", "1720000000.250000", "0,39,255", "3", "a\"b", "t", "t"]
+        #expect(try await db.read(q) == expected)
+        #expect(try await db.transaction { (c) throws(StoreError) in try c.run(q) } == expected)
+        // A missing column is a decoding error that names it.
+        await #expect(throws: StoreError(.decoding, reason: "result has no column nope")) {
+            try await db.read(Query("SELECT 1 AS v") { (rows) throws(StoreError) in try rows.int(0, "nope") })
+        }
     }
 
     @Test func pageTokensRefuseAlteration() throws {

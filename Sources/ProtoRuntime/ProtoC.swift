@@ -33,10 +33,14 @@ package enum ProtoC {
     /// Runs `build` to make a C message tree in a fresh arena and packs it.
     package static func pack(_ build: (ProtoArena) -> UnsafeMutableRawPointer) -> [UInt8] {
         let arena = ProtoArena()
-        let message = build(arena).assumingMemoryBound(to: ProtobufCMessage.self)
-        let size = protobuf_c_message_get_packed_size(message)
-        return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = size == 0 ? 0 : protobuf_c_message_pack(message, buffer.baseAddress!)
+        // The message tree lives in the arena's memory: the arena must outlive every read of
+        // it through `message`, which Swift cannot see (its last use is `build`).
+        return withExtendedLifetime(arena) {
+            let message = build(arena).assumingMemoryBound(to: ProtobufCMessage.self)
+            let size = protobuf_c_message_get_packed_size(message)
+            return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                count = size == 0 ? 0 : protobuf_c_message_pack(message, buffer.baseAddress!)
+            }
         }
     }
 

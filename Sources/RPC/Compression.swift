@@ -34,25 +34,21 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
     /// Compresses one message.
     func compress(_ input: [UInt8]) throws(RPCError) -> [UInt8] {
         guard self != .identity else { return input }
-        var stream = z_stream()
-        guard esaylov_deflate_init(&stream, Z_DEFAULT_COMPRESSION, windowBits) == Z_OK else {
-            throw RPCError(code: .internal, message: "cannot start \(rawValue) compression")
-        }
-        defer { deflateEnd(&stream) }
-        let bound = Int(deflateBound(&stream, uLong(input.count)))
+        let stream = try ZStream(deflating: windowBits, encoding: rawValue)
+        let bound = Int(deflateBound(stream.raw, uLong(input.count)))
         var output = [UInt8](repeating: 0, count: bound)
         var input = input
         let rv: Int32 = input.withUnsafeMutableBufferPointer { inBuf in
             output.withUnsafeMutableBufferPointer { outBuf in
-                stream.next_in = inBuf.baseAddress
-                stream.avail_in = uInt(inBuf.count)
-                stream.next_out = outBuf.baseAddress
-                stream.avail_out = uInt(outBuf.count)
-                return CZlib.deflate(&stream, Z_FINISH)
+                stream.raw.pointee.next_in = inBuf.baseAddress
+                stream.raw.pointee.avail_in = uInt(inBuf.count)
+                stream.raw.pointee.next_out = outBuf.baseAddress
+                stream.raw.pointee.avail_out = uInt(outBuf.count)
+                return CZlib.deflate(stream.raw, Z_FINISH)
             }
         }
         guard rv == Z_STREAM_END else { throw RPCError(code: .internal, message: "\(rawValue) compression failed") }
-        output.removeSubrange(Int(stream.total_out)...)
+        output.removeSubrange(Int(stream.raw.pointee.total_out)...)
         return output
     }
 
@@ -60,24 +56,21 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
     /// limit is judged on what the message becomes, so a small bomb costs nothing.
     func decompress(_ input: [UInt8], limit: Int) throws(RPCError) -> [UInt8] {
         guard self != .identity else { return input }
-        var stream = z_stream()
-        guard esaylov_inflate_init(&stream, windowBits) == Z_OK else {
-            throw RPCError(code: .internal, message: "cannot start \(rawValue) decompression")
-        }
-        defer { inflateEnd(&stream) }
+        let stream = try ZStream(inflating: windowBits, encoding: rawValue)
+        let z = stream.raw
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 1024), 256 * 1024))
         var input = input
         var done = false
         try input.withUnsafeMutableBufferPointer { (inBuf) throws(RPCError) in
-            stream.next_in = inBuf.baseAddress
-            stream.avail_in = uInt(inBuf.count)
+            z.pointee.next_in = inBuf.baseAddress
+            z.pointee.avail_in = uInt(inBuf.count)
             while !done {
                 let (rv, produced) = chunk.withUnsafeMutableBufferPointer { outBuf -> (Int32, Int) in
-                    stream.next_out = outBuf.baseAddress
-                    stream.avail_out = uInt(outBuf.count)
-                    let rv = inflate(&stream, Z_NO_FLUSH)
-                    return (rv, outBuf.count - Int(stream.avail_out))
+                    z.pointee.next_out = outBuf.baseAddress
+                    z.pointee.avail_out = uInt(outBuf.count)
+                    let rv = inflate(z, Z_NO_FLUSH)
+                    return (rv, outBuf.count - Int(z.pointee.avail_out))
                 }
                 switch rv {
                 case Z_STREAM_END: done = true
@@ -93,15 +86,48 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
                         message: "decompressed request message exceeds the limit of \(limit) bytes")
                 }
                 output += chunk[..<produced]
-                if !done, produced == 0, stream.avail_in == 0 {
+                if !done, produced == 0, z.pointee.avail_in == 0 {
                     throw RPCError(code: .internal, message: "\(rawValue)-compressed message is truncated")
                 }
             }
         }
-        if stream.avail_in != 0 {
+        if z.pointee.avail_in != 0 {
             throw RPCError(code: .internal, message: "bytes after the end of a \(rawValue)-compressed message")
         }
         return output
+    }
+}
+
+/// One zlib stream in heap memory of its own: zlib keeps a pointer back to its `z_stream`
+/// between calls (and checks it), so the struct must never move, as a Swift local passed by
+/// `&` may. Ended and freed with the object.
+final class ZStream {
+    let raw: UnsafeMutablePointer<z_stream>
+    private let inflating: Bool
+
+    init(inflating windowBits: Int32, encoding: String) throws(RPCError) {
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: z_stream())
+        inflating = true
+        guard esaylov_inflate_init(raw, windowBits) == Z_OK else {
+            raw.deallocate()
+            throw RPCError(code: .internal, message: "cannot start \(encoding) decompression")
+        }
+    }
+
+    init(deflating windowBits: Int32, encoding: String) throws(RPCError) {
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: z_stream())
+        inflating = false
+        guard esaylov_deflate_init(raw, Z_DEFAULT_COMPRESSION, windowBits) == Z_OK else {
+            raw.deallocate()
+            throw RPCError(code: .internal, message: "cannot start \(encoding) compression")
+        }
+    }
+
+    deinit {
+        if inflating { inflateEnd(raw) } else { deflateEnd(raw) }
+        raw.deallocate()
     }
 }
 

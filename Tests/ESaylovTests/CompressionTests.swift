@@ -48,3 +48,21 @@ struct CompressionTests {
         #expect(MessageEncoding.preferred(fromAccept: nil) == nil)
     }
 }
+
+@Suite("zlib streams")
+struct ZStreamTests {
+    /// zlib checks on every call that its state still points at the `z_stream` it was
+    /// initialised with: a stream that moved would fail with Z_STREAM_ERROR ("corrupt"). A
+    /// message that needs hundreds of inflate calls (output chunks of 1 KiB) keeps it honest.
+    @Test(arguments: [MessageEncoding.gzip, .deflate])
+    func manyCallsOnOneStream(encoding: MessageEncoding) throws {
+        var input: [UInt8] = []
+        var x: UInt32 = 12345
+        for _ in 0..<600_000 {
+            x = x &* 1_103_515_245 &+ 12345
+            input.append(UInt8(truncatingIfNeeded: x >> 24) & 0x0F)
+        }
+        let packed = try encoding.compress(input)
+        #expect(try encoding.decompress(packed, limit: input.count) == input)
+    }
+}

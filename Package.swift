@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "esaylovctl", targets: ["esaylovctl"]),
         .executable(name: "esaylov-server", targets: ["esaylov-server"]),
         .executable(name: "esaylov-interop-server", targets: ["esaylov-interop-server"]),
+        .executable(name: "esaylov-bench", targets: ["esaylov-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -81,6 +82,9 @@ let package = Package(
             dependencies: ["Services", "RPC", "ESaylovAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+
+        // Load generators of Scripts/bench.sh that need the Swift API (write transactions).
+        .executableTarget(name: "esaylov-bench", dependencies: ["Store"], swiftSettings: strict),
 
         // Codec fixture: every field kind, generated like the real contracts.
         .target(name: "FixtureProtoC", dependencies: ["ESaylovProtoC", "CProtobufC"], path: "Tests/FixtureProtoC"),

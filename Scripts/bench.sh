@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Health/Check throughput of esaylov-server against nghttpd serving the same bytes (the
-# ceiling), measured in the same run with the same load:
+# ceiling), then the storage benches (GetOrganisation and write transactions against pgbench
+# running the same SQL), each measured in the same run with the same load:
 #   h2load -c 16 -m 64 -D 10 --warm-up-time=2 on core 1, each server alone on core 0.
 # Fails when the servers do not answer health before and after, or when our count of OK
 # calls differs from h2load's successes (h2load counts any HTTP 200 as a success).
@@ -239,7 +240,45 @@ cancelled=$(echo "$statuses" | sed -n 's/^CANCELLED=//p')
 bad=$(echo "$statuses" | grep -v -e '^OK=' -e '^CANCELLED=' -e '^$' || true)
 [ -z "$bad" ] && [ "${cancelled:-0}" -le 384 ] || { echo "bench: GetOrganisation answered: $statuses" >&2; exit 1; }
 
+# --- write transactions: Database.transaction against pgbench running the same SQL ---
+# An RPC-sized write: a request-like row (256-byte payload, unique idempotency key) and an
+# audit-like row referencing it, in one transaction, at 64 concurrent callers; pgbench runs
+# the same statements at 64 clients. The Swift callers and their pool threads run on core 0.
+WRITE_TARGET=0.70
+WRITE_CALLERS=64
+WRITE_POOL=16
+swift build -c release --product esaylov-bench 2>&1 | grep -E "error|warning: " || true
+PGOPTIONS="-c client_min_messages=warning" psql -q -v ON_ERROR_STOP=1 "$DBURL" <<'SQL'
+CREATE TABLE IF NOT EXISTS bench_requests (id bigserial PRIMARY KEY, sender text NOT NULL, idempotency_key text NOT NULL,
+  payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (sender, idempotency_key));
+CREATE TABLE IF NOT EXISTS bench_audit (seq bigserial PRIMARY KEY, request_id bigint NOT NULL REFERENCES bench_requests (id),
+  actor text NOT NULL, action text NOT NULL, at timestamptz NOT NULL DEFAULT now());
+TRUNCATE bench_audit, bench_requests;
+SQL
+cat > "$work/write.sql" <<'SQL'
+\set caller random(0, 63)
+\set n random(1, 1000000000)
+BEGIN;
+INSERT INTO bench_requests (sender, idempotency_key, payload)
+  VALUES ('org-' || :caller, :client_id || '-' || :n || '-' || random(), decode(repeat('07', 256), 'hex')) RETURNING id \gset
+INSERT INTO bench_audit (request_id, actor, action) VALUES (:id, 'org-' || :caller, 'request.submitted');
+COMMIT;
+SQL
+write_pg=$("${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$WRITE_CALLERS" -j 1 -T "$DURATION" -f "$work/write.sql" "$DBURL" 2>/dev/null \
+  | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
+write_out=$(ESAYLOV_DATABASE_URL=$DBURL "${SERVER_CPU[@]}" .build/release/esaylov-bench transactions \
+  --callers "$WRITE_CALLERS" --seconds "$DURATION" --pool "$WRITE_POOL")
+write_tps=$(echo "$write_out" | sed -n 's/.*: \([0-9]*\) tps.*/\1/p')
+write_failed=$(echo "$write_out" | sed -n 's/.*failed \([0-9]*\).*/\1/p')
+[ -n "$write_tps" ] && [ -n "$write_pg" ] || { echo "bench: write transactions did not run: $write_out" >&2; exit 1; }
+[ "$write_failed" = 0 ] || { echo "bench: write transactions failed: $write_out" >&2; exit 1; }
+write_ratio=$(python3 -c "print(f'{$write_tps/$write_pg:.2f}')")
+echo "write transaction at $WRITE_CALLERS callers (pool $WRITE_POOL): $write_out"
+echo "write transactions / pgbench ($write_pg tps at $WRITE_CALLERS clients): ${write_ratio}x (target >= ${WRITE_TARGET}x)"
+psql -q "$DBURL" -c 'DROP TABLE bench_audit, bench_requests'
+
 if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "transport target met" || echo "transport target NOT met"
   python3 -c "import sys; sys.exit(0 if $db_ratio >= $DB_TARGET else 1)" && echo "storage target met" || echo "storage target NOT met"
+  python3 -c "import sys; sys.exit(0 if $write_ratio >= $WRITE_TARGET else 1)" && echo "write target met" || echo "write target NOT met"
 fi

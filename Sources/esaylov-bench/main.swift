@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Store
+import Synchronization
+
+// esaylov-bench: load generators for Scripts/bench.sh that need the Swift API itself.
+//
+//   esaylov-bench transactions --callers N --seconds S --pool P
+//
+// N concurrent callers each run, in a loop for S seconds, one write transaction through
+// `Database.transaction` shaped like a request RPC's: a request-like row and an audit-like
+// row (tables bench_requests and bench_audit, which bench.sh creates). Prints
+// `transactions: COUNT in SECONDS s: TPS tps, p99 MS ms, failed F`.
+
+func value(_ flag: String, _ fallback: Int) -> Int {
+    let args = CommandLine.arguments
+    guard let i = args.firstIndex(of: flag), i + 1 < args.count, let n = Int(args[i + 1]) else { return fallback }
+    return n
+}
+
+guard CommandLine.arguments.dropFirst().first == "transactions" else {
+    print("usage: esaylov-bench transactions --callers N --seconds S --pool P")
+    exit(2)
+}
+guard let url = getenv("ESAYLOV_DATABASE_URL").map({ String(cString: $0) }) else {
+    print("esaylov-bench: ESAYLOV_DATABASE_URL is not set")
+    exit(2)
+}
+let callers = value("--callers", 64)
+let seconds = value("--seconds", 10)
+var configuration = Database.Configuration(url: url)
+configuration.poolSize = value("--pool", 64)
+configuration.maxWaitingTransactions = callers
+let database = Database(configuration: configuration)
+
+final class Tally: Sendable {
+    let state = Mutex((done: 0, failed: 0, latencies: [Double]()))
+}
+let tally = Tally()
+// Keys unique across runs, as a client's idempotency keys are.
+let run = UInt64.random(in: 0...UInt64.max)
+let start = ContinuousClock.now
+let until = start + .seconds(seconds)
+await withTaskGroup(of: Void.self) { group in
+    for caller in 0..<callers {
+        group.addTask {
+            var n = 0
+            while ContinuousClock.now < until {
+                n += 1
+                let sender = "org-\(caller)"
+                let key = "\(run)-\(caller)-\(n)"
+                let began = ContinuousClock.now
+                do {
+                    try await database.transaction(timeout: .seconds(5)) { (c) throws(StoreError) in
+                        let id = try c.query(
+                            """
+                            INSERT INTO bench_requests (sender, idempotency_key, payload) VALUES (\(sender), \(key), \(SQLBytes(Array(repeating: 7, count: 256))))
+                            RETURNING id
+                            """
+                        ).int(0, "id")
+                        try c.query("INSERT INTO bench_audit (request_id, actor, action) VALUES (\(id), \(sender), 'request.submitted')")
+                    }
+                    let ms = (ContinuousClock.now - began) / .milliseconds(1)
+                    tally.state.withLock { $0.done += 1; $0.latencies.append(ms) }
+                } catch {
+                    tally.state.withLock { $0.failed += 1 }
+                }
+            }
+        }
+    }
+}
+let elapsed = (ContinuousClock.now - start) / .seconds(1)
+let (done, failed, latencies) = tally.state.withLock { ($0.done, $0.failed, $0.latencies.sorted()) }
+let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(0.99 * Double(latencies.count)))]
+print("transactions: \(done) in \(String(format: "%.1f", elapsed)) s: \(Int(Double(done) / elapsed)) tps, p99 \(String(format: "%.1f", p99)) ms, failed \(failed)")
+await database.close()

@@ -1,6 +1,7 @@
 public import Logging
 import NIOCore
 import NIOPosix
+public import ServiceLifecycle
 import Synchronization
 
 /// A gRPC server over HTTP/2 cleartext (h2c): nghttp2 for HTTP/2, SwiftNIO for sockets.
@@ -43,6 +44,8 @@ public final class RPCServer: Sendable {
         public var maxContinuations = 8
         /// The furthest deadline a call may have; a later one is brought down to it.
         public var maxDeadline: Duration = .seconds(24 * 3600)
+        /// How long calls in flight may take to finish once a graceful shutdown began.
+        public var shutdownGrace: Duration = .seconds(5)
 
         public init() {}
     }
@@ -51,7 +54,9 @@ public final class RPCServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: Mutex<(any Channel)?> = Mutex(nil)
     private let connections = ConnectionRegistry()
+    private let draining = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
+    private let started = Atomic<Bool>(false)
 
     /// Every call passes the server's own interceptors (request id, call log, deadline bound),
     /// then `interceptors` in order (authentication, metrics, …).
@@ -66,6 +71,9 @@ public final class RPCServer: Sendable {
     /// Binds and starts accepting; returns the port actually bound.
     @discardableResult
     public func start() async throws -> Int {
+        guard !started.exchange(true, ordering: .acquiringAndReleasing) else {
+            return channel.withLock { $0?.localAddress?.port } ?? core.configuration.port
+        }
         core.pool.start()
         let core = self.core
         let connections = self.connections
@@ -99,24 +107,39 @@ public final class RPCServer: Sendable {
         try await ch.closeFuture.get()
     }
 
-    /// Stops accepting, sends GOAWAY on every connection, lets calls finish for `grace`,
-    /// then closes what is left. Only the first call does anything.
-    public func shutdownGracefully(grace: Duration = .seconds(5)) async {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    /// Stops accepting, sends GOAWAY on every connection, lets calls finish for `grace`, then
+    /// closes what is left. The event loops keep running (services that live on them, such as
+    /// the database's connections, close after this); `shutdownGracefully` stops them. Only the
+    /// first call does anything.
+    public func drain(grace: Duration) async {
+        guard !draining.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let ch = channel.withLock({ $0 }) { try? await ch.close() }
         for c in connections.all { c.pipeline.fireUserInboundEventTriggered(GracefulShutdownEvent()) }
-        let until = ContinuousClock.now + grace
-        while ContinuousClock.now < until, !connections.isEmpty {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        await connections.waitUntilEmpty(timeout: grace)
         for c in connections.all { try? await c.close() }
-        for hook in core.router.shutdownHooks { await hook() }
+    }
+
+    /// Drains (`drain(grace:)`), then stops the blocking pool and the event loops.
+    public func shutdownGracefully(grace: Duration = .seconds(5)) async {
+        await drain(grace: grace)
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await core.pool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }
 
     /// Calls answered so far, by status code.
     public var statusCounts: [RPCError.Code: Int] { core.statusCounts }
+}
+
+/// Under a `ServiceGroup`: serves (binding first unless `start()` already did) until the
+/// group shuts down gracefully, then drains. The event loops stop in `shutdownGracefully()`,
+/// called once every service that uses them has finished.
+extension RPCServer: Service {
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        await drain(grace: core.configuration.shutdownGrace)
+    }
 }
 
 /// What every connection of one server shares.
@@ -168,15 +191,59 @@ final class ServerCore: Sendable {
 
 /// The open connections, for graceful shutdown.
 final class ConnectionRegistry: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private struct State {
+        var channels: [ObjectIdentifier: any Channel] = [:]
+        /// Tasks waiting for the last connection to close.
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+    }
+    private let state = Mutex(State())
 
     func add(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        channels.withLock { $0[id] = channel }
-        channel.closeFuture.whenComplete { [self] _ in _ = channels.withLock { $0.removeValue(forKey: id) } }
+        state.withLock { $0.channels[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.channels.removeValue(forKey: id)
+                guard s.channels.isEmpty else { return [] }
+                defer { s.waiters = [:] }
+                return Array(s.waiters.values)
+            }
+            for w in waiters { w.resume() }
+        }
     }
 
-    var all: [any Channel] { channels.withLock { Array($0.values) } }
-    var count: Int { channels.withLock { $0.count } }
-    var isEmpty: Bool { channels.withLock { $0.isEmpty } }
+    var all: [any Channel] { state.withLock { Array($0.channels.values) } }
+    var count: Int { state.withLock { $0.channels.count } }
+    var isEmpty: Bool { state.withLock { $0.channels.isEmpty } }
+
+    /// Returns once no connection is open, or after `timeout`.
+    func waitUntilEmpty(timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.emptied() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns when no connection is open, or when the task is cancelled.
+    private func emptied() async {
+        let id = state.withLock { s in
+            defer { s.nextWaiter += 1 }
+            return s.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.channels.isEmpty || Task.isCancelled { return true }
+                    s.waiters[id] = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
 }

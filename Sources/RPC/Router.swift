@@ -78,14 +78,6 @@ public struct RPCRouter: Sendable {
 
     public var registeredServices: [String] { services.sorted() }
 
-    /// Run by `RPCServer.shutdownGracefully` once calls are done and before the event loops
-    /// stop: for services holding resources that live on the loops (database connections).
-    private(set) var shutdownHooks: [@Sendable () async -> Void] = []
-
-    public mutating func addShutdownHook(_ hook: @escaping @Sendable () async -> Void) {
-        shutdownHooks.append(hook)
-    }
-
     private mutating func add(_ method: MethodDescriptor, _ handler: MethodHandler) {
         precondition(routes[method.path] == nil, "\(method) registered twice")
         services.insert(method.service)

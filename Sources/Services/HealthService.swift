@@ -1,10 +1,11 @@
 public import ESaylovAPI
 public import RPC
+public import ServiceLifecycle
 import Synchronization
 
 /// `grpc.health.v1.Health`: the serving status of the whole server (`""`) and of each
 /// registered service. Check answers on the event loop; Watch streams every change.
-public final class HealthService: Grpc_Health_V1_HealthService {
+public final class HealthService: Grpc_Health_V1_HealthService, Service {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
 
     private struct Watcher {
@@ -46,6 +47,13 @@ public final class HealthService: Grpc_Health_V1_HealthService {
             return Array(s.watchers.values)
         }
         for w in targets { w.continuation.yield(.notServing) }
+    }
+
+    /// Under a service group: serves until the group shuts down, then turns everything
+    /// NOT_SERVING (first, before the server sends GOAWAY: it stands last in the group).
+    public func run() async throws {
+        try? await gracefulShutdown()
+        enterShutdown()
     }
 
     public func status(of service: String) -> Status? {

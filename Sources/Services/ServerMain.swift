@@ -1,14 +1,16 @@
 internal import CAllocator
-import Dispatch
 import Logging
 public import RPC
+public import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs a server until SIGTERM or SIGINT: prints `listening on HOST:PORT` once bound (the
 /// line scripts and tests wait for), then on a signal turns health NOT_SERVING, sends
-/// GOAWAY, lets calls finish, and prints the count of answered calls by status.
+/// GOAWAY, lets calls finish, closes what the services hold, and prints the count of answered
+/// calls by status. The services (those `register` returns, the server, health) run in one
+/// `ServiceGroup`, which shuts them down in reverse order on the signal.
 public enum ServerMain {
     /// Keeps glibc from handing memory back to the system on every large free. By default it
     /// adapts its thresholds as it goes, and an event loop that sends big responses can fall
@@ -21,7 +23,7 @@ public enum ServerMain {
 
     public static func run(
         name: String, arguments: [String], health: HealthService,
-        register: (inout RPCRouter) throws(OptionError) -> Void
+        register: (inout RPCRouter) throws(OptionError) -> [any Service]
     ) async -> Int32 {
         let options: ServerOptions
         do {
@@ -35,8 +37,9 @@ public enum ServerMain {
         var logger = Logger(label: name)
         logger.logLevel = .info
         var router = RPCRouter()
+        let services: [any Service]
         do {
-            try register(&router)
+            services = try register(&router)
         } catch {
             printError("\(name): \(error.message)")
             return 1
@@ -62,9 +65,15 @@ public enum ServerMain {
         }
         writeLine("\(name): listening on \(options.configuration.host):\(port)", to: 1)
 
-        let signals = SignalWaiter()
-        await signals.wait()
-        health.enterShutdown()
+        // Shut down in reverse: health turns NOT_SERVING, the server drains, then the services
+        // it used (the database) close, while the event loops still run; then they stop.
+        let group = ServiceGroup(configuration: .init(
+            services: services + [server, health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("a service failed", metadata: ["error": "\(type(of: error))"])
+        }
         await server.shutdownGracefully()
         let counts = server.statusCounts.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
@@ -88,35 +97,3 @@ public enum ServerMain {
     }
 }
 
-/// Waits for SIGTERM or SIGINT.
-final class SignalWaiter: Sendable {
-    func wait() async {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let queue = DispatchQueue(label: "signals")
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let once = OnceFlag()
-            var sources: [any DispatchSourceSignal] = []
-            for sig in [SIGTERM, SIGINT] {
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-                source.setEventHandler { if once.take() { continuation.resume() } }
-                source.resume()
-                sources.append(source)
-            }
-            SignalSources.keep(sources)
-        }
-    }
-}
-
-import Synchronization
-
-private final class OnceFlag: Sendable {
-    private let done = Atomic<Bool>(false)
-    func take() -> Bool { !done.exchange(true, ordering: .relaxed) }
-}
-
-/// Signal sources must stay alive for the life of the process.
-private enum SignalSources {
-    nonisolated(unsafe) static var all: [any DispatchSourceSignal] = []
-    static func keep(_ sources: [any DispatchSourceSignal]) { all += sources }
-}

@@ -1,5 +1,6 @@
 public import Store
 import Logging
+public import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +41,21 @@ public enum Storage {
         database.onReadinessChange { ready in
             for name in [""] + services { health.setStatus(ready ? .serving : .notServing, for: name) }
         }
-        database.startMonitoring()
+    }
+}
+
+/// The database as a service of the server's group: monitors it while the server runs; once
+/// the group shuts down (the server has drained, its event loops still run), closes its
+/// connections on their loops.
+public struct DatabaseService: Service {
+    public let database: Database
+
+    public init(_ database: Database) {
+        self.database = database
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await database.monitor() }
+        await database.close()
     }
 }

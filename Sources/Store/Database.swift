@@ -37,7 +37,7 @@ public final class Database: Sendable {
     /// Presumed reachable until a call or the monitor finds otherwise.
     private let ready = Atomic<Bool>(true)
     private let readinessHandlers = Mutex<[@Sendable (Bool) -> Void]>([])
-    private let monitor = Mutex<TimerBox?>(nil)
+    private let monitorTask = Mutex<Task<Void, Never>?>(nil)
 
     public init(configuration: Configuration) {
         var configuration = configuration
@@ -83,7 +83,7 @@ public final class Database: Sendable {
     /// before the loops stop; reads fail UNAVAILABLE from then on. The blocking pool stays usable.
     public func close() async {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        monitor.withLock { $0?.timer.cancel() }
+        monitorTask.withLock { $0?.cancel() }
         for lane in lanes.withLock({ Array($0.values) }) {
             try? await lane.eventLoop.submit { lane.value.closeAll() }.get()
         }
@@ -92,7 +92,7 @@ public final class Database: Sendable {
     }
 
     deinit {
-        monitor.withLock { $0?.timer.cancel() }
+        monitorTask.withLock { $0?.cancel() }
         // Not closed: its loops still run (a closed database has nothing left on them).
         guard !isClosed else { return }
         for lane in lanes.withLock({ Array($0.values) }) {
@@ -119,21 +119,35 @@ public final class Database: Sendable {
     /// Checks the database every `interval` while it is reachable, so readiness follows a
     /// database that goes away even when no call touches it; while it is unreachable, retries
     /// with exponential backoff (a quarter of `interval`, doubling, at most twice `interval`).
-    public func startMonitoring(interval: Duration = .seconds(1)) {
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "esaylov.database.monitor"))
-        let ms = max(1, milliseconds(interval))
-        let backoff = Backoff(first: max(1, ms / 4), cap: ms * 2)
-        timer.setEventHandler { [weak self] in
-            guard let self else { return }
-            let ok = (try? self.withConnection(timeout: .seconds(2), probing: true) { (c) throws(StoreError) in try c.execute("SELECT 1") }) != nil
-            let next = ok ? backoff.reset(then: ms) : backoff.next()
-            self.monitor.withLock { $0?.timer.schedule(deadline: .now() + .milliseconds(next)) }
+    /// From its start, calls while the database is down fail at once (UNAVAILABLE) and only
+    /// the monitor reconnects. Runs until its task is cancelled; each probe runs on the
+    /// database's own threads, never on the caller's.
+    public func monitor(interval: Duration = .seconds(1)) async {
+        var schedule = ProbeSchedule(interval: interval)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: schedule.next(afterSuccess: await probe()))
         }
-        timer.schedule(deadline: .now())
+    }
+
+    /// Runs the monitor in a task of its own until `close()` (for callers outside a service
+    /// group: tests, tools). The task holds the database only while it probes.
+    public func startMonitoring(interval: Duration = .seconds(1)) {
+        let task = Task { [weak self] in
+            var schedule = ProbeSchedule(interval: interval)
+            while !Task.isCancelled {
+                guard let ok = await self?.probe() else { return }
+                try? await Task.sleep(for: schedule.next(afterSuccess: ok))
+            }
+        }
+        monitorTask.withLock { $0 = task }
+    }
+
+    /// One check of the database, on its own threads.
+    private func probe() async -> Bool {
         monitoring.store(true, ordering: .releasing)
-        timer.resume()
-        let box = TimerBox(timer)
-        monitor.withLock { $0 = box }
+        return (try? await writerPool.runIfActive {
+            try self.withConnection(timeout: .seconds(2), probing: true) { (c) throws(StoreError) in try c.execute("SELECT 1") }
+        }) != nil
     }
 
     /// Runs `body` with a connection. `timeout` (what is left of the RPC's deadline) becomes
@@ -280,32 +294,25 @@ func milliseconds(_ d: Duration) -> Int {
     return Int(s) * 1000 + Int((a + 999_999_999_999_999) / 1_000_000_000_000_000)
 }
 
-/// Exponential backoff in milliseconds.
-private final class Backoff: Sendable {
-    private let state: Mutex<Int>
-    private let first: Int
-    private let cap: Int
+/// When the monitor probes next: `interval` after a success; after a failure a quarter of it,
+/// doubling on each further failure up to twice `interval`.
+struct ProbeSchedule {
+    let interval: Duration
+    private var backoff: Duration
 
-    init(first: Int, cap: Int) {
-        self.first = first
-        self.cap = cap
-        state = Mutex(first)
+    init(interval: Duration) {
+        self.interval = interval
+        backoff = max(interval / 4, .milliseconds(1))
     }
 
-    /// The next delay, doubling up to the cap.
-    func next() -> Int { state.withLock { b in defer { b = min(b * 2, cap) }; return b } }
-
-    /// Starts over; returns `delay`.
-    func reset(then delay: Int) -> Int {
-        state.withLock { $0 = first }
-        return delay
+    mutating func next(afterSuccess ok: Bool) -> Duration {
+        if ok {
+            backoff = max(interval / 4, .milliseconds(1))
+            return interval
+        }
+        defer { backoff = min(backoff * 2, interval * 2) }
+        return backoff
     }
-}
-
-/// Keeps the monitor's timer; a dispatch source is safe to cancel from any thread.
-private final class TimerBox: @unchecked Sendable {
-    let timer: any DispatchSourceTimer
-    init(_ timer: any DispatchSourceTimer) { self.timer = timer }
 }
 
 /// Hands a connection between threads (through the pool's lock, or to the loop that adopts it).

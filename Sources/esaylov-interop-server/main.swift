@@ -13,5 +13,6 @@ let status = await ServerMain.run(
 ) { router in
     router.register(health)
     router.register(InteropService())
+    return []
 }
 exit(status)

@@ -13,13 +13,13 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: Array(Comma
     router.register(health)
     guard let url = Storage.urlFromEnvironment else {
         ServerMain.printError("esaylov-server: ESAYLOV_DATABASE_URL is not set: serving health and reflection only")
-        return
+        return []
     }
     let database = try Storage.open(url: url, poolSize: poolSize.total, connectionsPerEventLoop: poolSize.perEventLoop)
     let tokens: PageTokens
     do { tokens = try PageTokens.load(from: database) } catch { throw OptionError(message: "cannot load the page token key: \(error)") }
     router.register(DirectoryService(database: database, tokens: tokens))
-    router.addShutdownHook { await database.close() }
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
+    return [DatabaseService(database)]
 }
 exit(status)

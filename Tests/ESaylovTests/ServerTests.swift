@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import NIOCore
 import RPC
+import ServiceLifecycle
 import Synchronization
 import Testing
 
@@ -214,5 +215,40 @@ struct ServerTests {
             await server.shutdownGracefully(grace: .seconds(3))
             #expect(try await response.grpcStatus == "0")
         }
+    }
+
+    /// Under a ServiceGroup: a graceful shutdown lets the call in flight finish, then the
+    /// server stops accepting; the services before it in the group shut down after it.
+    @Test func aServiceGroupDrainsTheServerFirst() async throws {
+        var configuration = RPCServer.Configuration()
+        configuration.port = 0
+        configuration.eventLoopThreads = 1
+        var router = RPCRouter()
+        Probe.register(&router, observed: Probe.Observed())
+        let server = RPCServer(configuration: configuration, router: router, logger: Logger(label: "test"))
+        let port = try await server.start()
+        // Runs once the server's run() has returned: by then it no longer accepts connections.
+        let refusedWhenNext = Mutex<Bool?>(nil)
+        struct Next: Service {
+            let record: @Sendable (Bool) -> Void
+            let port: Int
+            func run() async throws {
+                try? await gracefulShutdown()
+                record((try? H2TestClient(port: port)) == nil)
+            }
+        }
+        let next = Next(record: { refused in refusedWhenNext.withLock { $0 = refused } }, port: port)
+        let group = ServiceGroup(configuration: .init(services: [next, server], logger: Logger(label: "test")))
+        async let running: Void = group.run()
+        async let response = onThread {
+            let c = try H2TestClient(port: port)
+            return c.wait(c.start(path: Probe.block.path, messages: [[]]))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        await group.triggerGracefulShutdown()
+        #expect(try await response.grpcStatus == "0")  // the call in flight finished
+        try await running
+        #expect(refusedWhenNext.withLock { $0 } == true)
+        await server.shutdownGracefully()
     }
 }

@@ -11,7 +11,7 @@ struct CallExecutor {
 
     /// The request headers of a routed call arrived. Runs the interceptors' `accept`; starts a
     /// streaming-input handler at once; a single-message call waits for `inputEnded`.
-    func start(_ stream: ServerStream, _ route: RPCRouter.Route, _ context: ServerContext, on connection: HTTP2ServerHandler) {
+    func start(_ stream: ServerStream, _ route: RPCRouter.Route, _ context: ServerContext, on connection: HTTP2Connection) {
         stream.route = route
         for interceptor in interceptors {
             stream.interceptorsEntered += 1
@@ -28,7 +28,7 @@ struct CallExecutor {
     }
 
     /// The client half-closed. A single-message call now runs its handler.
-    func inputEnded(_ stream: ServerStream, request: [UInt8], on connection: HTTP2ServerHandler) {
+    func inputEnded(_ stream: ServerStream, request: [UInt8], on connection: HTTP2Connection) {
         guard let route = stream.route, let context = stream.context else { return }
         switch route.handler {
         case .synchronous(let handler):
@@ -48,10 +48,10 @@ struct CallExecutor {
     /// Runs an asynchronous handler in a task on the connection's event loop (its executor);
     /// its returned message, or its error, becomes the call's end.
     private func run(
-        _ stream: ServerStream, _ context: ServerContext, on connection: HTTP2ServerHandler,
+        _ stream: ServerStream, _ context: ServerContext, on connection: HTTP2Connection,
         _ body: @escaping @Sendable (RawResponseWriter) async throws -> [UInt8]?
     ) {
-        let loop = connection.eventLoop!
+        let loop = connection.eventLoop
         let bound = NIOLoopBound(stream, eventLoop: loop)
         let writer = RawResponseWriter(stream: bound, context: context)
         let interceptors = self.interceptors

@@ -1,48 +1,331 @@
 internal import CNghttp2
+import NIOCore
 
-/// Owns one `nghttp2_session` (server side). Every call happens on the connection's
-/// event loop; nghttp2 is not thread-safe.
+/// A failed nghttp2 call: the function and nghttp2's own description of the code.
+struct NGHTTP2Error: Error, CustomStringConvertible {
+    let function: String
+    let code: Int
+
+    var description: String { "\(function): \(String(cString: nghttp2_strerror(Int32(code))))" }
+}
+
+/// HTTP/2 error codes we send (RFC 9113 §7).
+enum HTTP2ErrorCode: UInt32 {
+    case noError = 0x0
+    case protocolError = 0x1
+    case internalError = 0x2
+    case cancel = 0x8
+    case enhanceYourCalm = 0xB
+}
+
+/// A frame nghttp2 finished receiving, in Swift terms.
+struct ReceivedFrame {
+    enum Kind: Equatable {
+        case settings, ping, rstStream, goAway, windowUpdate, priority
+        /// A request's HEADERS (not trailers).
+        case requestHeaders
+        /// Trailers a client sent after its data.
+        case trailers
+        case data
+        case other
+    }
+    let kind: Kind
+    let streamID: Int32
+    let endStream: Bool
+    let ack: Bool
+}
+
+/// What the session reports while it reads bytes and writes frames. Every method runs on the
+/// connection's event loop, inside `receive` or `send`.
+protocol NGHTTP2SessionDelegate: AnyObject {
+    /// A client opens a stream with HEADERS; false refuses it (the stream is reset).
+    func streamOpened(_ id: Int32) -> Bool
+    /// One request header field; throwing ends the connection (the peer ignores our limits).
+    func header(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) throws
+    /// Throwing ends the connection.
+    func frameReceived(_ frame: ReceivedFrame) throws
+    func dataReceived(stream id: Int32, _ bytes: UnsafeRawBufferPointer)
+    func streamClosed(_ id: Int32, errorCode: UInt32)
+    /// Throwing ends the connection.
+    func frameSent(isReset: Bool) throws
+    /// Fills `buffer` with response body bytes of stream `id`.
+    func readBody(stream id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> BodyRead
+}
+
+/// What a stream's data source gives nghttp2.
+enum BodyRead {
+    /// `count` bytes; more may follow.
+    case bytes(Int)
+    /// `count` bytes, then the body ends and these trailers close the stream.
+    case lastBytes(Int, trailers: [(String, String)])
+    /// Nothing now: nghttp2 waits for `resumeData`.
+    case deferred
+    /// The stream is gone: nghttp2 resets it.
+    case failed
+}
+
+/// Owns one server-side `nghttp2_session` and is the only caller of its functions: every
+/// return code becomes a thrown `NGHTTP2Error`, every callback an event of the delegate, and
+/// no nghttp2 type leaves this file. Used on the connection's event loop only (nghttp2 is
+/// not thread-safe).
 final class NGHTTP2Session {
-    let raw: OpaquePointer
+    private var raw: OpaquePointer!
+    /// Unowned: the delegate owns the session and outlives it.
+    private unowned let delegate: any NGHTTP2SessionDelegate
+    /// A delegate error thrown inside a callback, rethrown by `receive`.
+    private var callbackError: (any Error)?
 
-    /// `userData` is handed back to every callback; the owner must outlive the session.
-    init(callbacks: OpaquePointer, userData: UnsafeMutableRawPointer, options: OpaquePointer) throws(RPCError) {
+    init(delegate: any NGHTTP2SessionDelegate, options: NGHTTP2Options) throws(NGHTTP2Error) {
+        self.delegate = delegate
         var session: OpaquePointer?
-        let rv = nghttp2_session_server_new2(&session, callbacks, userData, options)
-        guard rv == 0, let session else {
-            throw RPCError(code: .internal, message: "nghttp2_session_server_new2 failed: \(rv)")
-        }
+        let rv = nghttp2_session_server_new2(&session, NGHTTP2Callbacks.shared.callbacks, Unmanaged.passUnretained(self).toOpaque(), options.raw)
+        guard rv == 0, let session else { throw NGHTTP2Error(function: "nghttp2_session_server_new2", code: Int(rv)) }
         raw = session
     }
 
     deinit { nghttp2_session_del(raw) }
+
+    private func check(_ rv: Int32, _ function: String) throws(NGHTTP2Error) {
+        if rv != 0 { throw NGHTTP2Error(function: function, code: Int(rv)) }
+    }
+
+    // MARK: input and output
+
+    /// Feeds received bytes; the delegate hears of every frame. Throws on a fatal protocol error
+    /// (nghttp2 has then queued the GOAWAY that is due) or when the delegate refused the peer.
+    func receive(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress else { return }
+        let rv = nghttp2_session_mem_recv(raw, base.assumingMemoryBound(to: UInt8.self), bytes.count)
+        if let error = callbackError {
+            callbackError = nil
+            throw error
+        }
+        if rv < 0 { throw NGHTTP2Error(function: "nghttp2_session_mem_recv", code: rv) }
+    }
+
+    /// Moves what nghttp2 has to send into `buffer`, up to about `limit` bytes; returns how
+    /// many bytes were added (0: nothing to send).
+    func send(into buffer: inout ByteBuffer, limit: Int) throws(NGHTTP2Error) -> Int {
+        let start = buffer.readableBytes
+        while buffer.readableBytes - start < limit {
+            var data: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(raw, &data)
+            if n < 0 { throw NGHTTP2Error(function: "nghttp2_session_mem_send", code: n) }
+            if n == 0 { break }
+            // Valid only until the next mem_send: copied now.
+            buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
+        }
+        return buffer.readableBytes - start
+    }
+
+    var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
+    var wantsWrite: Bool { nghttp2_session_want_write(raw) != 0 }
+    var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(raw) }
+
+    // MARK: submissions
+
+    func submitSettings(maxConcurrentStreams: UInt32, maxHeaderListSize: UInt32, initialWindowSize: UInt32) throws(NGHTTP2Error) {
+        let settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: maxHeaderListSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: initialWindowSize),
+        ]
+        let rv = settings.withUnsafeBufferPointer { nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), $0.baseAddress, $0.count) }
+        try check(rv, "nghttp2_submit_settings")
+    }
+
+    func setConnectionWindow(_ size: Int32) throws(NGHTTP2Error) {
+        try check(nghttp2_session_set_local_window_size(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, size), "nghttp2_session_set_local_window_size")
+    }
+
+    /// Response HEADERS: with a body that the delegate's `readBody` supplies, or alone with
+    /// END_STREAM.
+    func submitResponse(stream id: Int32, headers: [(String, String)], hasBody: Bool) throws(NGHTTP2Error) {
+        let rv: Int32
+        if hasBody {
+            var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBodyCallback)
+            rv = withHeaderArray(headers) { nghttp2_submit_response(raw, id, $0, $1, &provider) }
+        } else {
+            rv = withHeaderArray(headers) { nghttp2_submit_response(raw, id, $0, $1, nil) }
+        }
+        try check(rv, "nghttp2_submit_response")
+    }
+
+    func submitReset(stream id: Int32, code: HTTP2ErrorCode) throws(NGHTTP2Error) {
+        try check(nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, code.rawValue), "nghttp2_submit_rst_stream")
+    }
+
+    func submitGoAway(lastStreamID: Int32, code: HTTP2ErrorCode) throws(NGHTTP2Error) {
+        try check(nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, code.rawValue, nil, 0), "nghttp2_submit_goaway")
+    }
+
+    /// GOAWAY with `code` and no new stream; the session ends once it is sent.
+    func terminate(code: HTTP2ErrorCode) throws(NGHTTP2Error) {
+        try check(nghttp2_session_terminate_session(raw, code.rawValue), "nghttp2_session_terminate_session")
+    }
+
+    /// The stream's body has more to read. nghttp2 answers INVALID_ARGUMENT when the body is
+    /// not deferred (it will call `readBody` anyway) or the stream is gone: both mean there is
+    /// nothing to resume, not a failure.
+    func resumeData(stream id: Int32) throws(NGHTTP2Error) {
+        let rv = nghttp2_session_resume_data(raw, id)
+        if rv == NGHTTP2_ERR_INVALID_ARGUMENT.rawValue { return }
+        try check(rv, "nghttp2_session_resume_data")
+    }
+
+    /// Returns `count` bytes of window to the connection.
+    func consumeConnection(_ count: Int) throws(NGHTTP2Error) {
+        try check(nghttp2_session_consume_connection(raw, count), "nghttp2_session_consume_connection")
+    }
+
+    /// Returns `count` bytes of window to stream `id` (nothing for a stream already closed).
+    func consumeStream(_ id: Int32, _ count: Int) throws(NGHTTP2Error) {
+        try check(nghttp2_session_consume_stream(raw, id, count), "nghttp2_session_consume_stream")
+    }
+
+    // MARK: callbacks
+
+    fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        guard hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
+        return delegate.streamOpened(hd.stream_id) ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+    }
+
+    fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
+        guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
+        let isTrailer = frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST
+        return callback { try delegate.header(stream: frame.pointee.hd.stream_id, name: name, value: value, isTrailer: isTrailer) }
+    }
+
+    fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        let kind: ReceivedFrame.Kind
+        switch UInt32(hd.type) {
+        case NGHTTP2_SETTINGS.rawValue: kind = .settings
+        case NGHTTP2_PING.rawValue: kind = .ping
+        case NGHTTP2_RST_STREAM.rawValue: kind = .rstStream
+        case NGHTTP2_GOAWAY.rawValue: kind = .goAway
+        case NGHTTP2_WINDOW_UPDATE.rawValue: kind = .windowUpdate
+        case NGHTTP2_PRIORITY.rawValue: kind = .priority
+        case NGHTTP2_DATA.rawValue: kind = .data
+        case NGHTTP2_HEADERS.rawValue: kind = frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST ? .requestHeaders : .trailers
+        default: kind = .other
+        }
+        let event = ReceivedFrame(
+            kind: kind, streamID: hd.stream_id, endStream: hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+            ack: hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0)
+        return callback { try delegate.frameReceived(event) }
+    }
+
+    fileprivate func dataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
+        delegate.dataReceived(stream: streamID, data)
+        return 0
+    }
+
+    fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
+        delegate.streamClosed(streamID, errorCode: errorCode)
+        return 0
+    }
+
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        callback { try delegate.frameSent(isReset: frame.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue)) }
+    }
+
+    fileprivate func readBody(streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
+        switch delegate.readBody(stream: streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length)) {
+        case .bytes(let n): return n
+        case .deferred: return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        case .failed: return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        case .lastBytes(let n, let trailers):
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            let rv = withHeaderArray(trailers) { nghttp2_submit_trailer(raw, streamID, $0, $1) }
+            return rv == 0 ? n : Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        }
+    }
+
+    /// Runs a delegate call inside a callback: an error ends the session (and is rethrown by
+    /// `receive`) instead of crossing into C.
+    private func callback(_ body: () throws -> Void) -> Int32 {
+        do {
+            try body()
+            return 0
+        } catch {
+            callbackError = callbackError ?? error
+            return Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+        }
+    }
 }
 
-/// nghttp2 callback table and options, built once per process.
-final class NGHTTP2Callbacks: @unchecked Sendable {  // immutable after init; nghttp2 copies both into each session
+/// The callback table, built once per process; nghttp2 copies it into each session.
+private final class NGHTTP2Callbacks: @unchecked Sendable {  // immutable after init
+    static let shared = NGHTTP2Callbacks()
     let callbacks: OpaquePointer
-    let options: OpaquePointer
 
-    init(build: (OpaquePointer) -> Void, configure: (OpaquePointer) -> Void) {
+    private init() {
         var cbs: OpaquePointer?
         precondition(nghttp2_session_callbacks_new(&cbs) == 0, "out of memory")
         callbacks = cbs!
-        build(callbacks)
-        var opt: OpaquePointer?
-        precondition(nghttp2_option_new(&opt) == 0, "out of memory")
-        options = opt!
-        configure(options)
+        nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
+            session(userData).beginHeaders(frame!)
+        }
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, namelen, value, valuelen, _, userData in
+            session(userData).header(
+                frame!, name: UnsafeRawBufferPointer(start: name, count: namelen), value: UnsafeRawBufferPointer(start: value, count: valuelen))
+        }
+        nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
+            session(userData).frameReceived(frame!)
+        }
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, len, userData in
+            session(userData).dataChunk(streamID: streamID, UnsafeRawBufferPointer(start: data, count: len))
+        }
+        nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
+            session(userData).streamClosed(streamID, errorCode: errorCode)
+        }
+        nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
+            session(userData).frameSent(frame!)
+        }
     }
 
-    deinit {
-        nghttp2_session_callbacks_del(callbacks)
-        nghttp2_option_del(options)
+    deinit { nghttp2_session_callbacks_del(callbacks) }
+}
+
+/// Session options from the server's configuration, made once per server; nghttp2 copies them
+/// into each session.
+final class NGHTTP2Options: @unchecked Sendable {  // immutable after init; only read by nghttp2_session_server_new2
+    let raw: OpaquePointer
+
+    init(_ configuration: RPCServer.Configuration) {
+        var opt: OpaquePointer?
+        precondition(nghttp2_option_new(&opt) == 0, "out of memory")
+        raw = opt!
+        // We return window as the application takes data, so input is bounded per stream.
+        nghttp2_option_set_no_auto_window_update(raw, 1)
+        nghttp2_option_set_max_deflate_dynamic_table_size(raw, 4096)
+        // Floods nghttp2 itself can stop: CONTINUATION runs, RST_STREAM bursts from the client,
+        // a peer that sends PING/SETTINGS and never reads the ACKs, oversized SETTINGS frames.
+        nghttp2_option_set_max_continuations(raw, configuration.maxContinuations)
+        nghttp2_option_set_stream_reset_rate_limit(raw, UInt64(configuration.resetBurst), UInt64(configuration.resetsPerSecond))
+        nghttp2_option_set_max_outbound_ack(raw, 1000)
+        nghttp2_option_set_max_settings(raw, 32)
+        // Closed streams are kept (nghttp2 bounds them by the concurrent-stream limit), so a
+        // frame on one gets the STREAM_CLOSED answer RFC 9113 §5.1 requires.
     }
+
+    deinit { nghttp2_option_del(raw) }
+}
+
+// C callbacks capture nothing: the session comes back from the user data.
+private func session(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session {
+    Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private let readBodyCallback: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
+    session(userData).readBody(streamID: streamID, into: buf!, length: length, flags: flags!)
 }
 
 /// Calls `body` with an `nghttp2_nv` array for `headers`; nghttp2 copies names and values
 /// during submit, so the memory only has to outlive the call.
-func withHeaderArray<R>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+private func withHeaderArray<R>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
     var total = 0
     for (n, v) in headers { total += n.utf8.count + v.utf8.count }
     return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in

@@ -52,4 +52,5 @@ public struct RPCError: Error, Hashable, Sendable, CustomStringConvertible {
 
     static let okStatus = RPCError(code: .ok, message: "")
     static let cancelledByClient = RPCError(code: .cancelled, message: "call cancelled by the client")
+    static let callEnded = RPCError(code: .cancelled, message: "call already ended")
 }

@@ -147,7 +147,7 @@ final class ServerCore: Sendable {
     let configuration: RPCServer.Configuration
     let router: RPCRouter
     let logger: Logger
-    let nghttp2: NGHTTP2Callbacks
+    let nghttp2Options: NGHTTP2Options
     let pool: NIOThreadPool
     let executor: CallExecutor
     private let blockingInFlight = Atomic<Int>(0)
@@ -158,7 +158,7 @@ final class ServerCore: Sendable {
         self.executor = CallExecutor(interceptors: interceptors, logger: logger)
         self.router = router
         self.logger = logger
-        self.nghttp2 = NGHTTP2Callbacks(build: installCallbacks, configure: { configureOptions($0, configuration) })
+        self.nghttp2Options = NGHTTP2Options(configuration)
         self.pool = NIOThreadPool(numberOfThreads: max(1, configuration.blockingPoolThreads))
     }
 

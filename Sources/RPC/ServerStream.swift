@@ -1,78 +1,78 @@
-internal import CNghttp2
 import NIOCore
 
-/// One HTTP/2 stream carrying one gRPC call. Lives on its connection's event loop only.
-final class ServerStream {
-    let id: Int32
-    let eventLoop: any EventLoop
-    /// Weak: a handler task may outlive its connection and must then find nothing to touch.
-    weak var connection: HTTP2ServerHandler?
-
-    // Request headers, gathered by the header callback.
+/// What the client sent in a stream's request headers.
+struct RequestHead {
     var method = ""
     var path = ""
     var contentType: String?
     var timeout: String?
     var encoding: String?
     var acceptEncoding: String?
-    var requestEncoding = MessageEncoding.identity
     var metadata = Metadata()
-    var headerBytes = 0
-    var headersTooLarge = false
+    /// A `-bin` metadata key whose value is not base64.
     var badHeader: String?
+}
+
+/// One HTTP/2 stream carrying one gRPC call: performs what its `StreamStateMachine` decides.
+/// Lives on its connection's event loop only.
+final class ServerStream {
+    let id: Int32
+    let eventLoop: any EventLoop
+    /// Weak: a handler task may outlive its connection and must then find nothing to touch.
+    weak var connection: HTTP2Connection?
+
+    var machine = StreamStateMachine()
+    var head = RequestHead()
+    var requestEncoding = MessageEncoding.identity
 
     var route: RPCRouter.Route?
+    var context: ServerContext?
     /// How many of the server's interceptors accepted (or refused) the call: those are told of its end.
     var interceptorsEntered = 0
-    var context: ServerContext?
     var deframer: MessageDeframer
+    /// The one request message of a unary or server-streaming call, until the input ends.
     var requestMessage: [UInt8]?
     var messageCount = 0
     var requestSource: RawRequestStream?
-    /// Bytes received but not yet returned to the client's window (paused streaming input).
-    var unconsumedBytes = 0
-    var inputPaused = false
-    var inboundEnded = false
 
-    // Response side.
-    var headersSent = false
-    var outbound = CircularBuffer<ByteBuffer>()
-    var outboundBytes = 0
-    var writeWaiters: [EventLoopPromise<Void>] = []
-    var pendingTrailers: [(String, String)]?
-    /// Set once the final status is decided; later writes are refused.
-    var finished = false
-    /// Set when nghttp2 closed the stream.
-    var closed = false
+    /// Response frames not yet taken by nghttp2.
+    private var outbound = CircularBuffer<ByteBuffer>()
+    private var outboundBytes = 0
+    private var writeWaiters: [EventLoopPromise<Void>] = []
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
 
-    init(id: Int32, connection: HTTP2ServerHandler, eventLoop: any EventLoop, maxMessageSize: Int) {
+    init(id: Int32, connection: HTTP2Connection, eventLoop: any EventLoop, maxMessageSize: Int) {
         self.id = id
         self.connection = connection
         self.eventLoop = eventLoop
         self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
     }
 
+    var isFinished: Bool { machine.isFinished }
+
     // MARK: responses
 
     /// Queues one response message (already compressed when `compressed`); the future
     /// completes when the writer may go on.
     func enqueueResponse(_ message: [UInt8], compressed: Bool) -> EventLoopFuture<Void> {
-        guard !finished, !closed, let connection else {
-            return eventLoop.makeFailedFuture(RPCError(code: .cancelled, message: "call already ended"))
-        }
+        guard let connection else { return eventLoop.makeFailedFuture(RPCError.callEnded) }
         var frame = connection.allocator.buffer(capacity: message.count + 5)
         MessageDeframer.frame(message, compressed: compressed, into: &frame)
-        outboundBytes += frame.readableBytes
-        outbound.append(frame)
-        if headersSent {
+        switch machine.messageQueued() {
+        case .refuse:
+            return eventLoop.makeFailedFuture(RPCError.callEnded)
+        case .submitHeaders:
+            outboundBytes += frame.readableBytes
+            outbound.append(frame)
+            connection.submitResponseHeaders(self)
+        case .resumeData:
+            outboundBytes += frame.readableBytes
+            outbound.append(frame)
             connection.resumeData(self)
-        } else {
-            connection.submitHeaders(self, endStream: false)
         }
-        connection.scheduleFlush()
-        if outboundBytes <= connection.core.configuration.responseBufferHighWater || finished || closed {
+        connection.outputPending()
+        if outboundBytes <= connection.core.configuration.responseBufferHighWater {
             return eventLoop.makeSucceededFuture(())
         }
         let promise = eventLoop.makePromise(of: Void.self)
@@ -80,8 +80,32 @@ final class ServerStream {
         return promise.futureResult
     }
 
-    /// Called after the data source drained bytes.
-    func releaseWaitersIfDrained() {
+    /// nghttp2 asks for body bytes.
+    func readBody(into buffer: UnsafeMutableRawBufferPointer) -> BodyRead {
+        var written = 0
+        while written < buffer.count, var chunk = outbound.first {
+            let n = min(buffer.count - written, chunk.readableBytes)
+            chunk.withUnsafeReadableBytes { src in
+                (buffer.baseAddress! + written).copyMemory(from: src.baseAddress!, byteCount: n)
+            }
+            chunk.moveReaderIndex(forwardBy: n)
+            written += n
+            if chunk.readableBytes == 0 {
+                outbound.removeFirst()
+            } else {
+                outbound[outbound.startIndex] = chunk
+            }
+        }
+        outboundBytes -= written
+        releaseWaitersIfDrained()
+        switch machine.bodyRequested(queueEmptyAfter: outbound.isEmpty) {
+        case .sendLast(let trailers): return .lastBytes(written, trailers: trailers.map { ($0.name, $0.value) })
+        case .send: return written == 0 ? .deferred : .bytes(written)
+        case .none: return written == 0 ? .failed : .bytes(written)
+        }
+    }
+
+    private func releaseWaitersIfDrained() {
         guard !writeWaiters.isEmpty, let connection,
             outboundBytes <= connection.core.configuration.responseBufferHighWater / 2
         else { return }
@@ -111,45 +135,42 @@ final class ServerStream {
         }
     }
 
-    /// Ends the call with `status` (OK included). Idempotent: the first status wins.
+    /// Ends the call with `status` (OK included). The first status wins.
     func finish(_ status: RPCError) {
-        guard !finished else { return }
-        finished = true
+        guard !machine.isFinished, let connection else { return }
         deadlineTimer?.cancel()
         deadlineTimer = nil
-        failWaiters()
-        guard !closed, let connection else { return }
         connection.core.count(status.code)
+        // Interceptors hear of the end before the trailers are built: they may add to them.
         if let context { connection.core.executor.ended(self, context, status: status) }
-        var trailers: [(String, String)] = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { trailers.append(("grpc-message", GRPCWire.percentEncode(status.message))) }
-        if let context { trailers += context.trailingMetadata.headerFields }
-        trailers += status.metadata.headerFields
+        var trailers = [StreamStateMachine.Field(name: "grpc-status", value: String(status.code.rawValue))]
+        if !status.message.isEmpty { trailers.append(.init(name: "grpc-message", value: GRPCWire.percentEncode(status.message))) }
+        if let context { trailers += context.trailingMetadata.headerFields.map { .init(name: $0.0, value: $0.1) } }
+        trailers += status.metadata.headerFields.map { .init(name: $0.0, value: $0.1) }
         if let details = status.statusDetailsBytes() {
-            trailers.append(("grpc-status-details-bin", Base64.encode(details)))
+            trailers.append(.init(name: "grpc-status-details-bin", value: Base64.encode(details)))
         }
-        if headersSent {
-            pendingTrailers = trailers
+        switch machine.finish(trailers: trailers) {
+        case .submitTrailersOnly(let fields):
+            connection.submitTrailersOnly(self, fields.map { ($0.name, $0.value) })
+        case .resumeData:
             connection.resumeData(self)
-        } else {
-            pendingTrailers = trailers
-            connection.submitHeaders(self, endStream: true)
+        case .none:
+            break
         }
-        connection.scheduleFlush()
+        failWaiters()
+        connection.outputPending()
     }
 
     /// The stream is gone (RST_STREAM from the client, connection closed, or done).
-    func didClose(errorCode: UInt32) {
-        closed = true
+    func didClose() {
         deadlineTimer?.cancel()
         deadlineTimer = nil
-        let cancelled = RPCError.cancelledByClient
-        if !finished {
-            finished = true
+        if machine.closed() == .cancelCall {
             connection?.core.count(.cancelled)
             if let context { connection?.core.executor.ended(self, context, status: .cancelledByClient) }
         }
-        requestSource?.finish(cancelled)
+        requestSource?.finish(.cancelledByClient)
         context?.cancel()
         task?.cancel()
         failWaiters()
@@ -160,6 +181,6 @@ final class ServerStream {
     private func failWaiters() {
         let waiters = writeWaiters
         writeWaiters = []
-        for w in waiters { w.fail(RPCError(code: .cancelled, message: "call already ended")) }
+        for w in waiters { w.fail(RPCError.callEnded) }
     }
 }

@@ -191,7 +191,7 @@ final class Lane {
     /// The open connection with the fewest calls, among those taking calls.
     private func leastBusy() -> LoopConnection? {
         var best: LoopConnection?
-        for c in connections where !c.cancelling && c.outstanding < (best?.outstanding ?? .max) { best = c }
+        for c in connections where c.takesCalls && c.outstanding < (best?.outstanding ?? .max) { best = c }
         return best
     }
 
@@ -259,7 +259,10 @@ final class Lane {
                 failWaitingIfNoConnection(StoreError(.unavailable, reason: "cannot put the connection in pipeline mode"))
                 return
             }
-            guard !closed else { return connection.close() }
+            guard !closed else {
+                connection.close()
+                return
+            }
             connections.append(connection)
             database?.setReady(true)
             roomFreed()
@@ -301,19 +304,15 @@ final class LoopConnection {
         case sync
     }
     private var expected = CircularBuffer<Entry>()
-    /// Calls written and not yet answered.
-    private(set) var outstanding = 0
-    private var syncPending = false
-    /// A cancel request is on its way: no new calls until the pipeline drains, so that it
-    /// cannot hit them.
-    private(set) var cancelling = false
+    private var machine = PipelineStateMachine()
     /// The first result of the command at the front (libpq may hand more; the first decides).
     private var result: OpaquePointer?
-    private var wantsWrite = false
-    /// Whether the watcher will report the next readiness (it reports once, then waits to be armed).
-    private var armed = false
-    private var armedForWrite = false
-    private(set) var closed = false
+
+    /// Calls written and not yet answered.
+    var outstanding: Int { machine.outstanding }
+    /// Whether new calls may be sent here (not while a cancel is on its way, nor once closed).
+    var takesCalls: Bool { machine.takesCalls }
+    var closed: Bool { machine.isClosed }
 
     init?(_ connection: Connection, lane: Lane) {
         guard PQsetnonblocking(connection.conn, 1) == 0, PQenterPipelineMode(connection.conn) == 1 else { return nil }
@@ -323,7 +322,6 @@ final class LoopConnection {
         self.fd = fd
         self.lane = lane
         SocketWatcher.shared.add(self, loop: lane.loop)
-        armed = true
     }
 
     deinit { if let result { PQclear(result) } }
@@ -334,7 +332,7 @@ final class LoopConnection {
         call.acquireTimer?.cancel()
         call.acquireTimer = nil
         call.connection = self
-        outstanding += 1
+        let opensSegment = machine.callWritten()
         let name: String
         let binds = call.sql.binds
         if let known = connection.preparedName(of: call.key) {
@@ -357,49 +355,45 @@ final class LoopConnection {
         }
         expected.append(.query(call))
         guard sent == 1 else { return broke() }
-        if !syncPending {
-            syncPending = true
-            lane?.needsSync(self)
-        }
+        if opensSegment { lane?.needsSync(self) }
     }
 
     /// Ends the pipeline segment and sends what was written.
     func sync() {
-        guard !closed, syncPending else { return }
-        syncPending = false
+        guard machine.syncDue() else { return }
         guard PQpipelineSync(connection.conn) == 1 else { return broke() }
         expected.append(.sync)
         flush()
     }
 
     private func flush() {
+        let pending: Bool
         switch PQflush(connection.conn) {
-        case 0: wantsWrite = false
-        case 1: wantsWrite = true
+        case 0: pending = false
+        case 1: pending = true
         default: return broke()
         }
-        arm()
+        perform(machine.flushed(pending: pending))
     }
 
-    private func arm() {
-        guard !closed, !armed || armedForWrite != wantsWrite else { return }
-        SocketWatcher.shared.arm(fd, write: wantsWrite)
-        armed = true
-        armedForWrite = wantsWrite
+    private func perform(_ action: PipelineStateMachine.ArmAction) {
+        if case .arm(let forWrite) = action { SocketWatcher.shared.arm(fd, write: forWrite) }
     }
 
     /// The socket is readable or writable (the watcher reports it on the loop).
     func ready() {
         guard !closed else { return }
-        guard lane != nil else { return close() }
-        armed = false
-        if wantsWrite {
+        guard lane != nil else {
+            close()
+            return
+        }
+        if machine.socketReady() {
             flush()
             if closed { return }
         }
         guard PQconsumeInput(connection.conn) == 1, connection.isHealthy else { return broke() }
         readResults()
-        arm()
+        perform(machine.rearm())
     }
 
     /// Takes every result libpq has complete, in the order the commands were written.
@@ -443,8 +437,7 @@ final class LoopConnection {
     }
 
     private func answered(_ call: PendingCall, _ res: OpaquePointer?) {
-        outstanding -= 1
-        if outstanding == 0 { cancelling = false }
+        machine.answered()
         call.connection = nil
         let outcome: Result<Rows, StoreError>
         if let res, PQresultStatus(res) == PGRES_PIPELINE_ABORTED {
@@ -470,37 +463,30 @@ final class LoopConnection {
         call.complete(outcome)
     }
 
-    /// Stops watching the socket; the connection closes when the lane lets it go.
-    func close() {
-        guard !closed else { return }
-        closed = true
+    /// Stops watching the socket; the connection closes when the lane lets it go. Returns
+    /// the calls written on it and not answered (none when it was closed already).
+    @discardableResult
+    func close() -> [PendingCall] {
+        guard machine.close() != nil else { return [] }
         SocketWatcher.shared.remove(fd)
-    }
-
-    /// Closes, failing the calls written on it and not yet answered with `error`: none is left
-    /// without an answer.
-    func close(failing error: StoreError) {
-        guard !closed else { return }
-        close()
-        for call in takeCalls() { call.complete(.failure(error)) }
-    }
-
-    /// The calls written and not answered, forgotten here.
-    private func takeCalls() -> [PendingCall] {
         let calls = expected.compactMap { entry -> PendingCall? in
             if case .query(let call) = entry { return call }
             return nil
         }
         expected.removeAll()
-        outstanding = 0
         return calls
+    }
+
+    /// Closes, failing the calls written on it and not yet answered with `error`: none is left
+    /// without an answer.
+    func close(failing error: StoreError) {
+        for call in close() { call.complete(.failure(error)) }
     }
 
     /// The connection broke: its calls fail UNAVAILABLE and the lane forgets it.
     private func broke() {
         guard !closed else { return }
-        close()
-        let calls = takeCalls()
+        let calls = close()
         lane?.dropped(self)
         if !calls.isEmpty { lane?.lostConnectionWithCalls() }
         for call in calls { call.complete(.failure(StoreError(.unavailable, reason: "the database connection broke"))) }
@@ -510,8 +496,8 @@ final class LoopConnection {
     /// cancel it (a cancel hits whatever runs, so a neighbour's read is never cancelled). The
     /// cancel request opens its own connection, so it is sent from a background thread.
     func cancelIfAlone(_ call: PendingCall) {
-        guard outstanding == 1, call.connection === self, let cancel = PQgetCancel(connection.conn) else { return }
-        cancelling = true
+        guard call.connection === self, machine.cancelRequested() else { return }
+        guard let cancel = PQgetCancel(connection.conn) else { return }
         let box = CancelBox(cancel)
         DispatchQueue.global().async {
             var buffer = [CChar](repeating: 0, count: 256)

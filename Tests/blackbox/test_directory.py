@@ -51,6 +51,20 @@ def test_get_organisation(stub, pb):
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_field(err) == "organisation_id"
 
 
+def test_a_far_deadline_on_a_storage_call_answers_normally(esaylov_server, pb):
+    """grpc-timeout 1000H is legal; PostgreSQL's statement_timeout takes at most INT_MAX ms."""
+    from rawh2 import RawH2, grpc_frame
+    _, d, _ = pb
+    c = RawH2(int(esaylov_server.address.split(":")[1]))
+    body = grpc_frame(d.GetOrganisationRequest(organisation_id="tec-1718").SerializeToString())
+    sid = c.request("/esaylov.v1.DirectoryService/GetOrganisation", body, extra=[("grpc-timeout", "1000H")])
+    r = c.wait(sid)
+    c.close()
+    assert r.status == "0", r.all_headers
+    o = d.Organisation.FromString(r.data[5:])
+    assert o.id == "tec-1718"
+
+
 def list_all(stub, pb, **filters):
     common, d, _ = pb
     seen, token, pages = [], "", 0

@@ -42,6 +42,8 @@ struct WireWalker {
             throw malformed(path, "messages nested deeper than \(ProtoLimits.maxDepth) levels")
         }
         try charge(desc.pointee.sizeof_message)
+        // Singular message fields met so far in this message (made on the first one).
+        var singularMessages: [UInt32] = []
         var i = 0
         let n = bytes.count
         while i < n {
@@ -70,7 +72,18 @@ struct WireWalker {
                 }
                 let body = UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(length))])
                 i += Int(length)
-                if let field { try checkLengthDelimited(field, body, depth: depth, path: fieldPath) }
+                if let field {
+                    // protobuf-c merges repeated occurrences of a singular sub-message, each
+                    // merge copying what came before: quadratic work for a client's linear bytes.
+                    // No encoder writes one twice, so a second occurrence is refused.
+                    if field.pointee.type == PROTOBUF_C_TYPE_MESSAGE, field.pointee.label != PROTOBUF_C_LABEL_REPEATED {
+                        if singularMessages.contains(field.pointee.id) {
+                            throw malformed(fieldPath, "a singular message field appears more than once")
+                        }
+                        singularMessages.append(field.pointee.id)
+                    }
+                    try checkLengthDelimited(field, body, depth: depth, path: fieldPath)
+                }
             default:
                 // Groups (3, 4) do not exist in proto3; 6 and 7 are not wire types.
                 throw malformed(fieldPath, "unsupported wire type \(wireType)")

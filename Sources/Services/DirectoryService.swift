@@ -11,6 +11,9 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     let tokens: PageTokens
     let store = DirectoryStore()
 
+    /// The deepest commission tree served (the law's is 3: CEC, territorial, district).
+    static let maxTreeDepth = 16
+
     public init(database: Database, tokens: PageTokens) {
         self.database = database
         self.tokens = tokens
@@ -87,12 +90,16 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
                 details: [.preconditionViolation(type: "KIND", subject: "organisation:\(rootId)", description: "the root must be an election commission")])
         }
         let children = Dictionary(grouping: commissions, by: { $0.parentId ?? "" })
+        // The schema keeps parent chains acyclic and at most 16 deep; the walk does not trust
+        // that: it never enters a commission twice and stops at that depth.
+        var visited: Set<String> = []
         func tree(_ o: OrganisationRecord, level: Int) -> Esaylov_V1_CommissionTree {
+            visited.insert(o.id)
             var t = Esaylov_V1_CommissionTree()
             t.commission = o.wire
             t.officers = (officers[o.id] ?? []).map(\.wire)
-            if request.depth == 0 || level < request.depth {
-                t.children = (children[o.id] ?? []).map { tree($0, level: level + 1) }
+            if (request.depth == 0 || level < request.depth) && level < Self.maxTreeDepth {
+                t.children = (children[o.id] ?? []).filter { !visited.contains($0.id) }.map { tree($0, level: level + 1) }
             }
             return t
         }

@@ -102,4 +102,15 @@ struct DecodeSafetyTests {
         let decoded = try Esaylov_Fixture_Everything(serializedBytes: Wire.field(99, [1, 2, 3]))
         #expect(decoded == Esaylov_Fixture_Everything())
     }
+
+    /// protobuf-c merges every further occurrence of a singular sub-message with all before it
+    /// (quadratic CPU for linear input): the walker refuses a second one, naming the field.
+    @Test func aSingularMessageFieldTwiceIsRefused() {
+        let inner = Wire.field(1, Array("x".utf8))  // Nested.Inner.name
+        expectFailure(Wire.field(21, Wire.field(1, inner) + Wire.field(1, inner)), kind: .malformed, mentioning: "nested.inner")
+        expectFailure(Wire.field(1, []) + Wire.field(1, []), kind: .malformed, mentioning: "more than once")
+        // Repeated message fields and other singular fields may repeat as the wire format allows.
+        #expect((try? Esaylov_Fixture_Everything(serializedBytes: Wire.field(10, []) + Wire.field(10, []))) != nil)
+        #expect((try? Esaylov_Fixture_Everything(serializedBytes: Wire.field(7, []) + Wire.field(7, []))) != nil)
+    }
 }

@@ -161,6 +161,31 @@ struct StoreTests {
         #expect(!"\(dup!)".contains("cec"))  // descriptions never echo data
     }
 
+    @Test func theDirectoryRefusesParentCyclesAndInfiniteTimes() async throws {
+        let db = TestDatabase.make()
+        let a = "cycle-a-" + UUID().uuidString.prefix(6).lowercased()
+        let b = "cycle-b-" + UUID().uuidString.prefix(6).lowercased()
+        try await db.transaction { (c) throws(StoreError) in
+            try c.query("INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato) VALUES (\(a), 'mahalla', 14, 'a', 'a', '17')")
+            try c.query(
+                "INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato, parent_id) VALUES (\(b), 'mahalla', 14, 'b', 'b', '17', \(a))")
+        }
+        func failure(_ body: @escaping @Sendable (Connection) throws(StoreError) -> Void) async -> StoreError? {
+            do {
+                try await db.transaction(body)
+                return nil
+            } catch { return error }
+        }
+        let cycle = await failure { (c) throws(StoreError) in try c.query("UPDATE organisations SET parent_id = \(b) WHERE id = \(a)") }
+        #expect(cycle?.kind == .checkViolation && cycle?.constraint == "organisations_parent_acyclic")
+        let infinite = await failure { (c) throws(StoreError) in
+            try c.query("INSERT INTO memberships (organisation_id, person_id, role, since, until) SELECT \(a), id, 'head', now(), 'infinity' FROM people LIMIT 1")
+        }
+        #expect(infinite?.kind == .checkViolation && infinite?.constraint == "memberships_finite")
+        let ancient = await failure { (c) throws(StoreError) in try c.query("UPDATE organisations SET created_at = '-infinity' WHERE id = \(a)") }
+        #expect(ancient?.constraint == "organisations_created_finite")
+    }
+
     @Test func statementTimeoutComesFromTheDeadline() throws {
         let db = TestDatabase.make()
         do {

@@ -65,6 +65,36 @@ def test_a_far_deadline_on_a_storage_call_answers_normally(esaylov_server, pb):
     assert o.id == "tec-1718"
 
 
+def psql(sql):
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", os.environ["ESAYLOV_DATABASE_URL"], "-c", sql],
+                   check=True, capture_output=True, text=True)
+
+
+def test_commission_tree_survives_a_parent_cycle(stub, pb):
+    """The schema refuses cycles; data that slipped past it (the guard disabled by an owner)
+    must still not take the server down: the walk never enters a commission twice."""
+    common, d, _ = pb
+    a, b = "dec-cycle-a-" + uuid.uuid4().hex[:6], "dec-cycle-b-" + uuid.uuid4().hex[:6]
+    psql(f"INSERT INTO organisations (id, kind, kind_order, name_uz, name_en, territory_soato, parent_id) VALUES "
+         f"('{a}', 'district_election_commission', 4, 'a', 'a', '1718203', 'tec-1718'), "
+         f"('{b}', 'district_election_commission', 4, 'b', 'b', '1718203', '{a}')")
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        psql(f"UPDATE organisations SET parent_id = '{b}' WHERE id = '{a}'")
+    assert "cannot be its own ancestor" in refused.value.stderr
+    psql(f"BEGIN; ALTER TABLE organisations DISABLE TRIGGER organisations_parent_guard; "
+         f"UPDATE organisations SET parent_id = '{b}' WHERE id = '{a}'; "
+         f"ALTER TABLE organisations ENABLE TRIGGER organisations_parent_guard; COMMIT")
+    try:
+        t = stub.GetCommissionTree(d.GetCommissionTreeRequest(root_commission_id=a), timeout=10)
+        assert t.commission.id == a
+        assert [c.commission.id for c in t.children] == [b]
+        assert list(t.children[0].children) == []
+        # The whole tree still answers (the cycle hangs off no root).
+        assert stub.GetCommissionTree(d.GetCommissionTreeRequest(depth=1), timeout=10).commission.id == "cec"
+    finally:
+        psql(f"DELETE FROM organisations WHERE id IN ('{a}', '{b}')")
+
+
 def list_all(stub, pb, **filters):
     common, d, _ = pb
     seen, token, pages = [], "", 0

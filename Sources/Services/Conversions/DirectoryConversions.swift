@@ -3,10 +3,15 @@ import Domain
 import ESaylovAPI
 import Store
 
+/// A wire Timestamp for seconds since 1970, held to the range Timestamp allows (0001-01-01
+/// to 9999-12-31): the schema refuses infinite times, and this never traps on one anyway.
 func timestamp(_ epoch: Double) -> Google_Protobuf_Timestamp {
+    let range = -62_135_596_800.0...253_402_300_799.0
+    let clamped = epoch.isNaN ? 0 : min(max(epoch, range.lowerBound), range.upperBound)
     var t = Google_Protobuf_Timestamp()
-    t.seconds = Int64(epoch.rounded(.down))
-    t.nanos = Int32(((epoch - epoch.rounded(.down)) * 1e9).rounded())
+    let seconds = clamped.rounded(.down)
+    t.seconds = Int64(seconds)
+    t.nanos = Int32(min(999_999_999, ((clamped - seconds) * 1e9).rounded()))
     return t
 }
 
@@ -53,7 +58,8 @@ extension MemberRecord {
         m.name = name
         m.role = role.wire
         m.since = timestamp(since)
-        if let until { m.until = timestamp(until) }
+        // An open end ('infinity') is no end: unset, like a current membership's.
+        if let until, until.isFinite { m.until = timestamp(until) }
         return m
     }
 }

@@ -32,6 +32,14 @@ final class HTTP2Connection {
     private var lastActivity = NIODeadline.now()
     private var resets: TokenBucket
     private var controlFrames: TokenBucket
+    /// Window credit this connection reserved from the server's receive budget (beyond the
+    /// 64 KiB every HTTP/2 connection starts with).
+    private var credit = 0
+    /// What decompression may produce on this connection, per second.
+    private var inflateBudget: ByteBudget
+    /// Streams whose compressed messages wait for `inflateBudget`, and the timer that resumes them.
+    private var throttled: Set<Int32> = []
+    private var throttleTimer: Scheduled<Void>?
 
     init(core: ServerCore, io: any HTTP2ConnectionIO, eventLoop: any EventLoop, allocator: ByteBufferAllocator, peer: String) throws {
         self.core = core
@@ -43,11 +51,18 @@ final class HTTP2Connection {
         let c = core.configuration
         resets = TokenBucket(burst: c.resetBurst, perSecond: c.resetsPerSecond)
         controlFrames = TokenBucket(burst: c.controlFrameBurst, perSecond: c.controlFramesPerSecond)
+        inflateBudget = ByteBudget(burst: c.inflateBurst, perSecond: c.inflatePerSecond)
         session = try NGHTTP2Session(delegate: self, options: core.nghttp2Options)
         try session.submitSettings(
             maxConcurrentStreams: c.maxConcurrentStreams, maxHeaderListSize: UInt32(c.maxHeaderListSize), initialWindowSize: c.streamWindowSize)
-        try session.setConnectionWindow(c.connectionWindowSize)
+        credit = core.receiveBudget.reserveCredit(upTo: max(0, Int(c.connectionWindowSize) - Self.defaultWindow))
+        try session.setConnectionWindow(Int32(Self.defaultWindow + credit))
     }
+
+    /// HTTP/2's initial connection window (RFC 9113 §6.9.2).
+    static let defaultWindow = 65_535
+
+    deinit { core.receiveBudget.returnCredit(credit) }
 
     // MARK: channel events
 
@@ -81,10 +96,14 @@ final class HTTP2Connection {
     func inactive() {
         timer?.cancel()
         timer = nil
+        throttleTimer?.cancel()
+        throttleTimer = nil
         _ = machine.close()
         let open = streams
         streams = [:]
         for (_, s) in open { s.didClose() }
+        core.receiveBudget.returnCredit(credit)
+        credit = 0
     }
 
     func errorCaught(_ error: any Error) {
@@ -215,12 +234,24 @@ final class HTTP2Connection {
         }
     }
 
-    /// Resumes a streaming call's input once its handler drained its queue.
+    /// Resumes a streaming call's input once its handler drained its queue: the messages that
+    /// waited in the deframer go on, then the window held back returns.
     func resumeInput(_ stream: ServerStream) {
         let held = stream.machine.resumeInput()
-        guard held > 0 else { return }
-        perform { try session.consumeStream(stream.id, held) }
+        drainMessages(stream)
+        if stream.machine.requestIsEnded { completeInput(stream) }
+        if held > 0 { perform { try session.consumeStream(stream.id, held) } }
         flush()
+    }
+
+    /// Returns a finished or closed stream's request bytes to the budget and their window to
+    /// the peer.
+    func releaseInput(_ stream: ServerStream) {
+        let bytes = stream.heldBytes
+        guard bytes > 0 else { return }
+        stream.heldBytes = 0
+        core.receiveBudget.release(bytes)
+        perform { try session.consumeConnection(bytes) }
     }
 
     /// Ends the connection at once with GOAWAY(ENHANCE_YOUR_CALM): the peer is abusive.
@@ -241,6 +272,10 @@ final class HTTP2Connection {
         guard head.method == "POST" else { return submitHTTPStatus(stream, status: 405) }
         guard let contentType = head.contentType, contentType.hasPrefix("application/grpc") else {
             return submitHTTPStatus(stream, status: 415)
+        }
+        if core.receiveBudget.isExhausted {
+            stream.finish(RPCError(code: .resourceExhausted, message: "the server holds as many request bytes as it may; retry later"))
+            return
         }
         guard let route = core.router.routes[head.path] else {
             let parts = head.path.split(separator: "/", omittingEmptySubsequences: false)
@@ -307,7 +342,7 @@ final class HTTP2Connection {
     func makeRequestSource(_ stream: ServerStream) -> RawRequestStream {
         let bound = NIOLoopBound(stream, eventLoop: eventLoop)
         let loop = eventLoop
-        let source = RawRequestStream(limit: core.configuration.requestBufferLimit) {
+        let source = RawRequestStream(limit: core.configuration.requestBufferLimit, budget: core.receiveBudget) {
             loop.execute {
                 let s = bound.value
                 s.connection?.resumeInput(s)
@@ -317,18 +352,32 @@ final class HTTP2Connection {
         return source
     }
 
+    /// Takes the complete messages out of the deframer: a single-message call keeps its one
+    /// message (and its bytes stay held until the call ends); a streaming call's go to its
+    /// handler's queue, their wire bytes released as they go, until the queue is full: then
+    /// the rest waits, still compressed, and so does the window (`resumeInput`).
     private func drainMessages(_ stream: ServerStream) {
         while !stream.isFinished {
+            if let source = stream.requestSource, !source.wantsMore { return }
+            if stream.requestEncoding != .identity, stream.deframer.hasCompleteMessage, !inflateBudget.canSpend() {
+                return throttle(stream)
+            }
             let message: [UInt8]
             let compressed: Bool
+            let wire: Int
             do throws(RPCError) {
                 guard let frame = try stream.deframer.next() else { return }
                 compressed = frame.compressed
+                wire = frame.bytes.count + 5
                 if frame.compressed {
                     guard stream.requestEncoding != .identity else {
                         throw RPCError(code: .internal, message: "compressed message received without a grpc-encoding")
                     }
                     message = try stream.requestEncoding.decompress(frame.bytes, limit: core.configuration.maxReceiveMessageSize)
+                    inflateBudget.spend(message.count)
+                    guard core.receiveBudget.canHold(message.count) else {
+                        throw RPCError(code: .resourceExhausted, message: "the server holds as many request bytes as it may; retry later")
+                    }
                 } else {
                     message = frame.bytes
                 }
@@ -341,8 +390,17 @@ final class HTTP2Connection {
             }
             stream.messageCount += 1
             if let source = stream.requestSource {
+                // The queue holds (and accounts for) the message now; its wire bytes go back.
+                let released = min(wire, stream.heldBytes)
+                stream.heldBytes -= released
+                core.receiveBudget.release(released)
+                perform { try session.consumeConnection(released) }
                 if !source.yield(message, compressed: compressed) { stream.machine.pauseInput() }
             } else if stream.messageCount == 1 {
+                if compressed {
+                    core.receiveBudget.hold(message.count)
+                    stream.heldBytes += message.count
+                }
                 stream.requestMessage = message
                 stream.context?.requestWasCompressed = compressed
             } else {
@@ -352,16 +410,58 @@ final class HTTP2Connection {
         }
     }
 
+    /// `stream` has compressed messages waiting for the connection's decompression budget:
+    /// they go on when it refills.
+    private func throttle(_ stream: ServerStream) {
+        throttled.insert(stream.id)
+        guard throttleTimer == nil else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        throttleTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(inflateBudget.refillDelay / .nanoseconds(1)))) {
+            bound.value.resumeThrottled()
+        }
+    }
+
+    private func resumeThrottled() {
+        throttleTimer = nil
+        let waiting = throttled
+        throttled = []
+        for id in waiting {
+            guard let stream = streams[id] else { continue }
+            drainMessages(stream)
+            if stream.machine.requestIsEnded { completeInput(stream) }
+        }
+        flush()
+    }
+
+    /// A streaming call's input ended: once every message is in the handler's queue, the
+    /// queue ends (or fails, when a message was cut short).
+    private func endStreamingInput(_ stream: ServerStream) {
+        guard let source = stream.requestSource, !stream.isFinished, !stream.deframer.hasCompleteMessage else { return }
+        if stream.deframer.hasPartialMessage {
+            let error = RPCError(code: .internal, message: "request stream ended inside a message (truncated)")
+            source.finish(error)
+            stream.finish(error)
+        } else {
+            source.finish(nil)
+        }
+    }
+
     private func inputEnded(_ stream: ServerStream) {
         guard stream.machine.requestEnded(), stream.route != nil else { return }
+        completeInput(stream)
+    }
+
+    /// The client half-closed and `stream` has taken what it can: a streaming call's queue
+    /// ends; a single-message call runs its handler, unless its message still waits for the
+    /// decompression budget (it runs when the message is in).
+    private func completeInput(_ stream: ServerStream) {
+        guard !stream.isFinished else { return }
+        if stream.requestSource != nil { return endStreamingInput(stream) }
+        if stream.deframer.hasCompleteMessage, stream.messageCount == 0 { return }
         if stream.deframer.hasPartialMessage {
             let error = RPCError(code: .internal, message: "request stream ended inside a message (truncated)")
             stream.requestSource?.finish(error)
             stream.finish(error)
-            return
-        }
-        if let source = stream.requestSource {
-            source.finish(nil)
             return
         }
         guard let request = stream.requestMessage else {
@@ -436,12 +536,20 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
     }
 
     func dataReceived(stream id: Int32, _ bytes: UnsafeRawBufferPointer) {
-        perform { try session.consumeConnection(bytes.count) }
-        guard let stream = streams[id] else { return }
+        guard let stream = streams[id] else {
+            perform { try session.consumeConnection(bytes.count) }
+            return
+        }
         switch stream.route == nil ? .discard : stream.machine.dataReceived(bytes.count) {
         case .discard:
-            perform { try session.consumeStream(id, bytes.count) }
+            perform {
+                try session.consumeConnection(bytes.count)
+                try session.consumeStream(id, bytes.count)
+            }
         case .deliver(let returnWindow):
+            // Held until released: the connection's window comes back only then.
+            stream.heldBytes += bytes.count
+            core.receiveBudget.hold(bytes.count)
             stream.deframer.append(bytes)
             if returnWindow { perform { try session.consumeStream(id, bytes.count) } }
             drainMessages(stream)

@@ -24,7 +24,17 @@ public struct MessageDeframer: Sendable {
     }
 
     /// True when bytes of an incomplete message are held (a truncation at end of stream).
-    public var hasPartialMessage: Bool { buffer.readableBytes > 0 }
+    public var hasPartialMessage: Bool { buffer.readableBytes > 0 && !hasCompleteMessage }
+
+    /// Bytes held (a message in progress, or complete ones not yet taken).
+    public var bufferedBytes: Int { buffer.readableBytes + (pending.map { _ in 5 } ?? 0) }
+
+    /// True when `next()` would return a message.
+    public var hasCompleteMessage: Bool {
+        if let pending { return buffer.readableBytes >= pending.length }
+        guard buffer.readableBytes >= 5, let length = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self) else { return false }
+        return buffer.readableBytes - 5 >= Int(length)
+    }
 
     /// The next complete message, `nil` when more bytes are needed.
     public mutating func next() throws(RPCError) -> Frame? {
@@ -42,6 +52,11 @@ public struct MessageDeframer: Sendable {
             }
             buffer.moveReaderIndex(forwardBy: 5)
             pending = (flag == 1, length)
+            // Room for exactly this message: growing by doubling would hold up to twice it.
+            if buffer.writableBytes < length - buffer.readableBytes {
+                buffer.discardReadBytes()
+                buffer.reserveCapacity(minimumWritableBytes: length - buffer.readableBytes)
+            }
         }
         let (compressed, length) = pending!
         guard buffer.readableBytes >= length else { return nil }

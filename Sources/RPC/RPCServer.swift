@@ -18,7 +18,17 @@ public final class RPCServer: Sendable {
         /// Largest request message, judged from its length prefix before buffering.
         public var maxReceiveMessageSize = 4 * 1024 * 1024
         public var streamWindowSize: UInt32 = 1 << 20
-        public var connectionWindowSize: Int32 = 8 << 20
+        /// The flow-control window a connection gets: the most request bytes one client may
+        /// have in flight or buffered with us. Reserved from `receiveBudget`.
+        public var connectionWindowSize: Int32 = 16 << 20
+        /// Request bytes the whole process holds at most (windows granted, buffers, what
+        /// decompression made); past it, new calls get RESOURCE_EXHAUSTED before their body is read.
+        public var receiveBudget = 256 << 20
+        /// Bytes that decompression may produce per connection: a burst, then a rate per
+        /// second. Past it, compressed messages wait (their window with them), so that a trickle
+        /// of small gzip bombs cannot keep an event loop busy.
+        public var inflateBurst = 16 << 20
+        public var inflatePerSecond = 32 << 20
         /// Response bytes buffered per stream before a streaming write suspends.
         public var responseBufferHighWater = 256 * 1024
         /// Request bytes queued per streaming call before the window stops reopening.
@@ -150,12 +160,14 @@ final class ServerCore: Sendable {
     let nghttp2Options: NGHTTP2Options
     let pool: NIOThreadPool
     let executor: CallExecutor
+    let receiveBudget: ReceiveBudget
     private let blockingInFlight = Atomic<Int>(0)
     private let counts = Mutex([Int](repeating: 0, count: 17))
 
     init(configuration: RPCServer.Configuration, router: RPCRouter, interceptors: [any ServerInterceptor], logger: Logger) {
         self.configuration = configuration
         self.executor = CallExecutor(interceptors: interceptors, logger: logger)
+        self.receiveBudget = ReceiveBudget(limit: configuration.receiveBudget)
         self.router = router
         self.logger = logger
         self.nghttp2Options = NGHTTP2Options(configuration)

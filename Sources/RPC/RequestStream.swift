@@ -36,12 +36,19 @@ final class RawRequestStream: Sendable {
     }
     private let state = Mutex(State())
     let limit: Int
+    /// Queued messages count against the server's receive budget until the handler takes them.
+    private let budget: ReceiveBudget
     private let onDrained: @Sendable () -> Void
 
-    init(limit: Int, onDrained: @escaping @Sendable () -> Void) {
+    init(limit: Int, budget: ReceiveBudget, onDrained: @escaping @Sendable () -> Void) {
         self.limit = limit
+        self.budget = budget
         self.onDrained = onDrained
     }
+
+    /// False while the queue is full: the transport takes no more messages out of the
+    /// deframer (nor decompresses them) until the handler drains it.
+    var wantsMore: Bool { state.withLock { !$0.producerPaused && $0.end == nil } }
 
     var lastMessageWasCompressed: Bool { state.withLock { $0.lastCompressed } }
 
@@ -56,6 +63,7 @@ final class RawRequestStream: Sendable {
             }
             s.queue.append((message, compressed))
             s.queuedBytes += message.count
+            budget.hold(message.count)
             if s.queuedBytes >= limit { s.producerPaused = true }
             return (nil, !s.producerPaused)
         }
@@ -70,6 +78,7 @@ final class RawRequestStream: Sendable {
             if let error {
                 s.end = .failure(error)
                 s.queue.removeAll()
+                budget.release(s.queuedBytes)
                 s.queuedBytes = 0
             } else {
                 s.end = .success(())
@@ -92,6 +101,7 @@ final class RawRequestStream: Sendable {
                     if let (m, compressed) = s.queue.popFirst() {
                         s.lastCompressed = compressed
                         s.queuedBytes -= m.count
+                        budget.release(m.count)
                         var drained = false
                         if s.producerPaused, s.queuedBytes < limit / 2 {
                             s.producerPaused = false

@@ -34,6 +34,8 @@ final class ServerStream {
     var requestMessage: [UInt8]?
     var messageCount = 0
     var requestSource: RawRequestStream?
+    /// Request bytes this stream holds against the budget and the connection's window.
+    var heldBytes = 0
 
     /// Response frames not yet taken by nghttp2.
     private var outbound = CircularBuffer<ByteBuffer>()
@@ -150,6 +152,9 @@ final class ServerStream {
         if let details = status.statusDetailsBytes() {
             trailers.append(.init(name: "grpc-status-details-bin", value: Base64.encode(details)))
         }
+        // The call reads no more: its request bytes go back, and a queue its handler left is freed.
+        connection.releaseInput(self)
+        requestSource?.finish(RPCError.callEnded)
         switch machine.finish(trailers: trailers) {
         case .submitTrailersOnly(let fields):
             connection.submitTrailersOnly(self, fields.map { ($0.name, $0.value) })
@@ -171,6 +176,7 @@ final class ServerStream {
             if let context { connection?.core.executor.ended(self, context, status: .cancelledByClient) }
         }
         requestSource?.finish(.cancelledByClient)
+        connection?.releaseInput(self)
         context?.cancel()
         task?.cancel()
         failWaiters()

@@ -57,6 +57,12 @@ struct StreamStateMachine {
 
     var isClosed: Bool { state == .closed }
 
+    /// Whether the client half-closed.
+    var requestIsEnded: Bool {
+        if case .active(.ended, _) = state { return true }
+        return false
+    }
+
     // MARK: request side
 
     enum HeaderAction: Equatable {

@@ -24,3 +24,38 @@ struct TokenBucket {
         return true
     }
 }
+
+/// A budget of bytes per second: spending may overdraw it (the size of what was spent is
+/// known only afterwards); while it is overdrawn, nothing more is spent until it refills.
+struct ByteBudget {
+    let burst: Double
+    let perSecond: Double
+    private var tokens: Double
+    private var last: NIODeadline
+
+    init(burst: Int, perSecond: Int) {
+        self.burst = Double(burst)
+        self.perSecond = Double(max(1, perSecond))
+        tokens = Double(burst)
+        last = .now()
+    }
+
+    private mutating func refill(_ now: NIODeadline) {
+        let elapsed = Double((now - last).nanoseconds) / 1e9
+        last = now
+        tokens = min(burst, tokens + elapsed * perSecond)
+    }
+
+    /// Whether anything may be spent now.
+    mutating func canSpend(now: NIODeadline = .now()) -> Bool {
+        refill(now)
+        return tokens > 0
+    }
+
+    mutating func spend(_ bytes: Int) { tokens -= Double(bytes) }
+
+    /// How long until something may be spent again.
+    var refillDelay: Duration {
+        tokens > 0 ? .zero : .nanoseconds(Int64((-tokens + 1) / perSecond * 1e9))
+    }
+}

@@ -31,6 +31,8 @@ public struct ServerOptions: Sendable {
             case "--max-connections": configuration.maxConnections = try number(flag, 1...1_000_000)
             case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
             case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
+            case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
+            case "--receive-budget-bytes": configuration.receiveBudget = try number(flag, (1 << 20)...(1 << 40))
             case "--help", "-h": throw OptionError(message: Self.usage)
             default: throw OptionError(message: "unknown option \(flag)\n\(Self.usage)")
             }
@@ -51,6 +53,9 @@ public struct ServerOptions: Sendable {
                  --max-connections N (default 4096)  --handshake-timeout-ms N (default 10000)
                  --idle-timeout-s N (default 300)  --db-pool N (database connections, shared out
                  among the event loops, and blocking threads; default 8)
+                 --connection-window-bytes N (request bytes one connection may have in flight or
+                 buffered; default 16777216)  --receive-budget-bytes N (request bytes the process
+                 holds at most; default 268435456)
         """
 }
 

@@ -1,0 +1,117 @@
+"""Resource bounds seen from outside: what one client can make the server hold, measured in
+the server's RSS, while every other client is served."""
+import gzip
+import socket
+import struct
+import time
+
+import grpc
+import h2.config
+import h2.connection
+import h2.settings
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from attack import attack
+from conftest import Server
+
+MIB = 1024
+
+
+def health_within(server, seconds=1.0):
+    start = time.monotonic()
+    with grpc.insecure_channel(server.address) as ch:
+        r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=seconds)
+    assert r.status == health_pb2.HealthCheckResponse.SERVING
+    return time.monotonic() - start
+
+
+@pytest.fixture
+def server():
+    s = Server("esaylov-server")
+    health_within(s, 5)
+    yield s
+    s.stop()
+
+
+def settle(server, baseline, slack_kib, seconds=5.0):
+    """Waits until RSS is within `slack_kib` of `baseline`; returns the last reading."""
+    end = time.monotonic() + seconds
+    while True:
+        rss = server.rss_kib()
+        if rss - baseline <= slack_kib or time.monotonic() > end:
+            return rss
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("connections,budget_mib", [(1, 32), (50, 300)])
+def test_stalled_uploads_are_bounded(server, connections, budget_mib):
+    """100 streams a connection, each announcing 4 MiB and sending all but its last byte."""
+    baseline = server.rss_kib()
+    attackers = attack(server.port, connections=connections, streams=100, seconds=6.0, stall=0.5)
+    peak = server.rss_kib()
+    sent = sum(a.sent for a in attackers)
+    assert health_within(server) < 1.0
+    for a in attackers:
+        a.close()
+    grown = (peak - baseline) / MIB
+    assert grown <= budget_mib, f"RSS grew {grown:.0f} MiB for {sent / 2**20:.0f} MiB sent on {connections} connection(s)"
+    after = settle(server, baseline, 96 * MIB)
+    assert (after - baseline) / MIB <= 96, f"RSS stayed {(after - baseline) / MIB:.0f} MiB above where it was"
+    assert health_within(server) < 1.0
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def test_compressed_stream_inflates_only_as_fast_as_it_is_read(server):
+    """One reflection stream, gzip: ~4 KB on the wire per message, each inflating to almost
+    4 MiB (a host name of zeros), 200 of them, and the client never reads a response. The
+    server decompresses only what its handler's queue has room for."""
+    host = b"a" * ((4 << 20) - 64)
+    message = b"\x0a" + varint(len(host)) + host  # ServerReflectionRequest.host
+    bomb = gzip.compress(message)
+    assert len(bomb) < 8192
+    baseline = server.rss_kib()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})  # read nothing
+    sock.sendall(conn.data_to_send())
+    # The server's SETTINGS and connection window first: they say what may be sent.
+    end = time.monotonic() + 2
+    while time.monotonic() < end and conn.outbound_flow_control_window <= 65535:
+        sock.settimeout(0.2)
+        try:
+            conn.receive_data(sock.recv(65536))
+        except socket.timeout:
+            pass
+    sock.sendall(conn.data_to_send())
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                            (":path", "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+                            (":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers"),
+                            ("grpc-encoding", "gzip")])
+    sent = 0
+    for _ in range(200):
+        framed = struct.pack(">BI", 1, len(bomb)) + bomb
+        if conn.local_flow_control_window(sid) < len(framed):
+            break
+        conn.send_data(sid, framed)
+        sent += 1
+    sock.sendall(conn.data_to_send())
+    time.sleep(2.0)
+    peak = server.rss_kib()
+    assert health_within(server) < 1.0
+    sock.close()
+    grown = (peak - baseline) / MIB
+    assert sent >= 100
+    assert grown <= 32, f"RSS grew {grown:.0f} MiB for {sent} compressed messages"
+    settle(server, baseline, 96 * MIB)

@@ -40,6 +40,8 @@ final class HTTP2Connection {
     /// Streams whose compressed messages wait for `inflateBudget`, and the timer that resumes them.
     private var throttled: Set<Int32> = []
     private var throttleTimer: Scheduled<Void>?
+    /// Calls without a deadline that may still be waiting for their request at the end of this read.
+    private var awaitingInput: [ServerStream] = []
 
     init(core: ServerCore, io: any HTTP2ConnectionIO, eventLoop: any EventLoop, allocator: ByteBufferAllocator, peer: String) throws {
         self.core = core
@@ -87,13 +89,23 @@ final class HTTP2Connection {
         }
     }
 
-    func readComplete() { flush() }
+    func readComplete() {
+        if !awaitingInput.isEmpty {
+            for s in awaitingInput where !s.isFinished && s.receiveTimer == nil {
+                let waitsForInput = s.requestSource == nil ? !s.machine.requestIsEnded : s.deframer.hasPartialMessage
+                if waitsForInput { armReceiveTimer(s) }
+            }
+            awaitingInput.removeAll(keepingCapacity: true)
+        }
+        flush()
+    }
 
     func writabilityChanged() {
         if io.isWritable { flush() }
     }
 
     func inactive() {
+        awaitingInput.removeAll()
         timer?.cancel()
         timer = nil
         throttleTimer?.cancel()
@@ -219,10 +231,58 @@ final class HTTP2Connection {
         submit(stream, headers + trailers, hasBody: false)
     }
 
-    /// Answers a request that is not gRPC with a plain HTTP status.
+    /// Answers a request that is not gRPC with a plain HTTP status and a short text body
+    /// saying what this endpoint is; the body obeys flow control like any other.
     private func submitHTTPStatus(_ stream: ServerStream, status: Int) {
         guard stream.machine.answerHTTP() else { return }
-        submit(stream, [(":status", String(status)), ("content-length", "0")], hasBody: false)
+        var body = allocator.buffer(capacity: Self.notGRPC.utf8.count)
+        body.writeString(Self.notGRPC)
+        stream.queueBody(body)
+        submit(stream, [
+            (":status", String(status)), ("content-type", "text/plain; charset=utf-8"), ("content-length", String(body.readableBytes)),
+        ], hasBody: true)
+    }
+
+    static let notGRPC = "This is a gRPC endpoint (esaylov): send POST with content-type application/grpc.\n"
+
+    /// After a call's status is decided, its response (trailers behind a window the client
+    /// keeps closed) may take `finishLinger`; then the stream is reset.
+    func lingerAfterFinish(_ stream: ServerStream) {
+        // What the client's windows let through leaves with the next flush: nothing to watch.
+        guard stream.pendingBytes > session.sendWindow(stream: stream.id) else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let id = stream.id
+        stream.deadlineTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(core.configuration.finishLinger / .nanoseconds(1)))) {
+            let connection = bound.value
+            guard connection.streams[id] != nil else { return }
+            connection.perform { try connection.session.submitReset(stream: id, code: .cancel) }
+            connection.flush()
+        }
+    }
+
+    /// For a call without a deadline: its request must arrive within the receive timeout.
+    /// Checked again while a streaming call's messages keep coming.
+    private func armReceiveTimer(_ stream: ServerStream) {
+        let bound = NIOLoopBound(stream, eventLoop: eventLoop)
+        let seen = stream.messageCount
+        stream.receiveTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(core.configuration.receiveTimeout / .nanoseconds(1)))) {
+            let s = bound.value
+            s.receiveTimer = nil
+            guard !s.isFinished, !s.machine.requestIsEnded || s.deframer.hasPartialMessage else { return }
+            if s.requestSource != nil {
+                // A streaming call: only a message begun and not finished in time is late.
+                guard s.deframer.hasPartialMessage else { return }
+                if s.messageCount > seen {
+                    s.connection?.armReceiveTimer(s)
+                    return
+                }
+            }
+            let error = RPCError(code: .deadlineExceeded, message: "the request did not arrive within \(s.connection?.core.configuration.receiveTimeout ?? .zero)")
+            s.requestSource?.finish(error)
+            s.finish(error)
+            s.context?.cancel()
+            s.task?.cancel()
+        }
     }
 
     private func submit(_ stream: ServerStream, _ headers: [(String, String)], hasBody: Bool) {
@@ -324,6 +384,11 @@ final class HTTP2Connection {
             return
         }
         core.executor.start(stream, route, context, on: self)
+        // A call without a deadline still gets its request in bounded time: checked at the end
+        // of this read (most unary requests are complete by then and need no timer).
+        if !stream.isFinished, context.deadline.map({ $0 - .now > core.configuration.receiveTimeout }) ?? true {
+            awaitingInput.append(stream)
+        }
         // The deadline as the interceptors left it.
         if !stream.isFinished, let deadline = context.deadline {
             let bound = NIOLoopBound(stream, eventLoop: eventLoop)
@@ -542,10 +607,9 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
         }
         switch stream.route == nil ? .discard : stream.machine.dataReceived(bytes.count) {
         case .discard:
-            perform {
-                try session.consumeConnection(bytes.count)
-                try session.consumeStream(id, bytes.count)
-            }
+            // The connection's window comes back (other streams need it); the stream's does
+            // not, so a client that goes on sending after its call ended stops within a window.
+            perform { try session.consumeConnection(bytes.count) }
         case .deliver(let returnWindow):
             // Held until released: the connection's window comes back only then.
             stream.heldBytes += bytes.count
@@ -553,6 +617,9 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
             stream.deframer.append(bytes)
             if returnWindow { perform { try session.consumeStream(id, bytes.count) } }
             drainMessages(stream)
+            if stream.receiveTimer == nil, stream.requestSource != nil, stream.deframer.hasPartialMessage, stream.context?.deadline == nil {
+                awaitingInput.append(stream)
+            }
         }
     }
 
@@ -561,8 +628,18 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
     }
 
     /// Counts the resets we send: a client can provoke them with bad frames (MadeYouReset).
-    func frameSent(isReset: Bool) throws {
-        if isReset, machine.acceptsStreams, !resets.take() { try calmDown("too many streams reset") }
+    /// When a complete response left while the client is still sending, a RST_STREAM
+    /// (NO_ERROR) tells it to stop (RFC 9113 §8.1); those are ours, not provoked, and not counted.
+    func frameSent(_ frame: SentFrame) throws {
+        switch frame.kind {
+        case .reset(let code):
+            if code != HTTP2ErrorCode.noError.rawValue, machine.acceptsStreams, !resets.take() { try calmDown("too many streams reset") }
+        case .headers, .data:
+            guard frame.endStream, let stream = streams[frame.streamID], !stream.machine.requestIsEnded else { return }
+            try session.submitReset(stream: frame.streamID, code: .noError)
+        case .other:
+            break
+        }
     }
 
     func readBody(stream id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> BodyRead {

@@ -46,17 +46,28 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     func frameReceived(_ frame: ReceivedFrame) throws
     func dataReceived(stream id: Int32, _ bytes: UnsafeRawBufferPointer)
     func streamClosed(_ id: Int32, errorCode: UInt32)
-    /// Throwing ends the connection.
-    func frameSent(isReset: Bool) throws
+    /// A frame left; throwing ends the connection.
+    func frameSent(_ frame: SentFrame) throws
     /// Fills `buffer` with response body bytes of stream `id`.
     func readBody(stream id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> BodyRead
+}
+
+/// A frame nghttp2 sent.
+struct SentFrame {
+    enum Kind: Equatable {
+        case reset(errorCode: UInt32)
+        case headers, data, other
+    }
+    let kind: Kind
+    let streamID: Int32
+    let endStream: Bool
 }
 
 /// What a stream's data source gives nghttp2.
 enum BodyRead {
     /// `count` bytes; more may follow.
     case bytes(Int)
-    /// `count` bytes, then the body ends and these trailers close the stream.
+    /// `count` bytes, then the body ends: with these trailers, or (none) with the DATA frame.
     case lastBytes(Int, trailers: [(String, String)])
     /// Nothing now: nghttp2 waits for `resumeData`.
     case deferred
@@ -116,6 +127,11 @@ final class NGHTTP2Session {
             buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: n))
         }
         return buffer.readableBytes - start
+    }
+
+    /// How many bytes the peer lets us send now on stream `id` (its window and the connection's).
+    func sendWindow(stream id: Int32) -> Int {
+        Int(min(nghttp2_session_get_stream_remote_window_size(raw, id), nghttp2_session_get_remote_window_size(raw)))
     }
 
     var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
@@ -228,7 +244,15 @@ final class NGHTTP2Session {
     }
 
     fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
-        callback { try delegate.frameSent(isReset: frame.pointee.hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue)) }
+        let hd = frame.pointee.hd
+        let kind: SentFrame.Kind = switch UInt32(hd.type) {
+        case NGHTTP2_RST_STREAM.rawValue: .reset(errorCode: frame.pointee.rst_stream.error_code)
+        case NGHTTP2_HEADERS.rawValue: .headers
+        case NGHTTP2_DATA.rawValue: .data
+        default: .other
+        }
+        let event = SentFrame(kind: kind, streamID: hd.stream_id, endStream: hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0)
+        return callback { try delegate.frameSent(event) }
     }
 
     fileprivate func readBody(streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
@@ -236,6 +260,9 @@ final class NGHTTP2Session {
         case .bytes(let n): return n
         case .deferred: return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         case .failed: return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        case .lastBytes(let n, let trailers) where trailers.isEmpty:
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            return n
         case .lastBytes(let n, let trailers):
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue | NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
             let rv = withHeaderArray(trailers) { nghttp2_submit_trailer(raw, streamID, $0, $1) }

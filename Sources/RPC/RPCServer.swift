@@ -27,8 +27,8 @@ public final class RPCServer: Sendable {
         /// Bytes that decompression may produce per connection: a burst, then a rate per
         /// second. Past it, compressed messages wait (their window with them), so that a trickle
         /// of small gzip bombs cannot keep an event loop busy.
-        public var inflateBurst = 16 << 20
-        public var inflatePerSecond = 32 << 20
+        public var inflateBurst = 8 << 20
+        public var inflatePerSecond = 8 << 20
         /// Response bytes buffered per stream before a streaming write suspends.
         public var responseBufferHighWater = 256 * 1024
         /// Request bytes queued per streaming call before the window stops reopening.
@@ -54,6 +54,13 @@ public final class RPCServer: Sendable {
         public var maxContinuations = 8
         /// The furthest deadline a call may have; a later one is brought down to it.
         public var maxDeadline: Duration = .seconds(24 * 3600)
+        /// A call without a deadline must have its request message (for unary and
+        /// server-streaming calls: all of its input; for streaming ones: each message once it
+        /// has begun) within this time, or it ends DEADLINE_EXCEEDED.
+        public var receiveTimeout: Duration = .seconds(30)
+        /// How long the response of a call that has ended may wait for the client's window
+        /// before the stream is reset (a client that stops reading holds nothing for ever).
+        public var finishLinger: Duration = .seconds(10)
         /// How long calls in flight may take to finish once a graceful shutdown began.
         public var shutdownGrace: Duration = .seconds(5)
 

@@ -42,7 +42,10 @@ final class ServerStream {
     private var outboundBytes = 0
     private var writeWaiters: [EventLoopPromise<Void>] = []
     var task: Task<Void, Never>?
+    /// The call's deadline; once it has ended, how long its response may take to leave.
     var deadlineTimer: Scheduled<Void>?
+    /// The server's receive timeout, for a call without a deadline: its request must arrive in time.
+    var receiveTimer: Scheduled<Void>?
 
     init(id: Int32, connection: HTTP2Connection, eventLoop: any EventLoop, maxMessageSize: Int) {
         self.id = id
@@ -52,6 +55,9 @@ final class ServerStream {
     }
 
     var isFinished: Bool { machine.isFinished }
+
+    /// Response bytes queued and not yet taken by nghttp2.
+    var pendingBytes: Int { outboundBytes }
 
     // MARK: responses
 
@@ -80,6 +86,12 @@ final class ServerStream {
         let promise = eventLoop.makePromise(of: Void.self)
         writeWaiters.append(promise)
         return promise.futureResult
+    }
+
+    /// Queues the body of a plain HTTP answer (not gRPC-framed).
+    func queueBody(_ bytes: ByteBuffer) {
+        outboundBytes += bytes.readableBytes
+        outbound.append(bytes)
     }
 
     /// nghttp2 asks for body bytes.
@@ -142,6 +154,8 @@ final class ServerStream {
         guard !machine.isFinished, let connection else { return }
         deadlineTimer?.cancel()
         deadlineTimer = nil
+        receiveTimer?.cancel()
+        receiveTimer = nil
         connection.core.count(status.code)
         // Interceptors hear of the end before the trailers are built: they may add to them.
         if let context { connection.core.executor.ended(self, context, status: status) }
@@ -164,6 +178,7 @@ final class ServerStream {
             break
         }
         failWaiters()
+        connection.lingerAfterFinish(self)
         connection.outputPending()
     }
 
@@ -171,6 +186,8 @@ final class ServerStream {
     func didClose() {
         deadlineTimer?.cancel()
         deadlineTimer = nil
+        receiveTimer?.cancel()
+        receiveTimer = nil
         if machine.closed() == .cancelCall {
             connection?.core.count(.cancelled)
             if let context { connection?.core.executor.ended(self, context, status: .cancelledByClient) }

@@ -180,11 +180,11 @@ struct StreamStateMachine {
         }
     }
 
-    /// A request that is not gRPC is answered with a plain HTTP status. False when a response
-    /// was already started.
+    /// A request that is not gRPC is answered with a plain HTTP status and a short body,
+    /// which ends the stream when it is sent. False when a response was already started.
     mutating func answerHTTP() -> Bool {
         guard case .active(let request, .idle) = state else { return false }
-        state = .active(request: request, response: .done)
+        state = .active(request: request, response: .finishing(trailers: []))
         return true
     }
 

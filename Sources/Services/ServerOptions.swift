@@ -31,6 +31,8 @@ public struct ServerOptions: Sendable {
             case "--max-connections": configuration.maxConnections = try number(flag, 1...1_000_000)
             case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
             case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
+            case "--receive-timeout-ms": configuration.receiveTimeout = .milliseconds(try number(flag, 1...3_600_000))
+            case "--finish-linger-ms": configuration.finishLinger = .milliseconds(try number(flag, 1...3_600_000))
             case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
             case "--receive-budget-bytes": configuration.receiveBudget = try number(flag, (1 << 20)...(1 << 40))
             case "--help", "-h": throw OptionError(message: Self.usage)
@@ -55,7 +57,10 @@ public struct ServerOptions: Sendable {
                  among the event loops, and blocking threads; default 8)
                  --connection-window-bytes N (request bytes one connection may have in flight or
                  buffered; default 16777216)  --receive-budget-bytes N (request bytes the process
-                 holds at most; default 268435456)
+                 holds at most; default 268435456)  --receive-timeout-ms N (a call without a
+                 deadline gets its request, or each streamed message, within it; default 30000)
+                 --finish-linger-ms N (an ended call's response may wait this long for the
+                 client's window, then the stream is reset; default 10000)
         """
 }
 

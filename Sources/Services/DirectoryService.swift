@@ -3,6 +3,19 @@ public import RPC
 public import Store
 import Domain
 
+/// The longest values `esaylov.v1.DirectoryService` accepts, checked before anything reaches
+/// SQL (INVALID_ARGUMENT naming the field otherwise); documented in `directory.proto`.
+enum FieldLimits {
+    /// Organisation, person, candidate and campaign ids (the schema's own limit is 64).
+    static let id = 64
+    /// A SOATO code has at most 10 digits.
+    static let soato = 10
+    static let searchText = 100
+    static let pageToken = 512
+    /// Entries of a repeated filter (kinds, roles, statuses).
+    static let filterValues = 32
+}
+
 /// `esaylov.v1.DirectoryService`, the public part: organisations, the commission tree,
 /// members' names and roles, candidates, proxies and territories. `GetPerson` and
 /// `ListCertificates` serve personal data (cl. 13) and answer UNIMPLEMENTED until sessions exist.
@@ -34,6 +47,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         _ context: ServerContext, _ id: String, field: String, noun: String, _ query: (String) -> Query<Record?>
     ) async throws(RPCError) -> Record {
         try requireField(id, field)
+        try limit(id, field, FieldLimits.id)
         guard let record = try await read(context, query(id)) else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
         return record
     }
@@ -50,6 +64,10 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     public func listOrganisations(
         request: Esaylov_V1_ListOrganisationsRequest, context: ServerContext
     ) async throws -> Esaylov_V1_ListOrganisationsResponse {
+        try limit(request.kinds, "kinds", FieldLimits.filterValues)
+        try limit(request.territorySoato, "territory_soato", FieldLimits.soato)
+        try limit(request.parentId, "parent_id", FieldLimits.id)
+        try limit(request.nameContains, "name_contains", FieldLimits.searchText)
         var filter = OrganisationFilter()
         for (i, k) in request.kinds.enumerated() {
             guard let kind = OrganisationKind(k) else {
@@ -78,6 +96,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         request: Esaylov_V1_GetCommissionTreeRequest, context: ServerContext
     ) async throws -> Esaylov_V1_CommissionTree {
         guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
+        try limit(request.rootCommissionId, "root_commission_id", FieldLimits.id)
         let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
         async let rootRead = read(context, store.organisation(id: rootId))
         async let commissionsRead = read(context, store.commissions())
@@ -108,6 +127,8 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
 
     public func listMembers(request: Esaylov_V1_ListMembersRequest, context: ServerContext) async throws -> Esaylov_V1_ListMembersResponse {
         try requireField(request.organisationId, "organisation_id")
+        try limit(request.organisationId, "organisation_id", FieldLimits.id)
+        try limit(request.roles, "roles", FieldLimits.filterValues)
         var roles: [Role] = []
         for (i, r) in request.roles.enumerated() {
             guard let role = Role(r) else { throw invalid("roles[\(i)]", "must be a known role") }
@@ -138,6 +159,10 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         guard !request.commissionId.isEmpty || !request.partyId.isEmpty else {
             throw invalid("commission_id", "give commission_id, party_id or both")
         }
+        try limit(request.commissionId, "commission_id", FieldLimits.id)
+        try limit(request.partyId, "party_id", FieldLimits.id)
+        try limit(request.campaignId, "campaign_id", FieldLimits.id)
+        try limit(request.statuses, "statuses", FieldLimits.filterValues)
         var statuses: [String] = []
         for (i, s) in request.statuses.enumerated() {
             guard let name = candidateStatuses.first(where: { $0.1 == s })?.0 else { throw invalid("statuses[\(i)]", "must be a known status") }
@@ -164,6 +189,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
 
     public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) async throws -> Esaylov_V1_ListProxiesResponse {
         try requireField(request.candidateId, "candidate_id")
+        try limit(request.candidateId, "candidate_id", FieldLimits.id)
         async let existsRead = read(context, store.candidate(id: request.candidateId).map { $0 != nil })
         async let proxiesRead = read(context, store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive))
         let (exists, proxies) = try await (existsRead, proxiesRead)
@@ -176,6 +202,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     public func listTerritories(
         request: Esaylov_V1_ListTerritoriesRequest, context: ServerContext
     ) async throws -> Esaylov_V1_ListTerritoriesResponse {
+        try limit(request.parentSoato, "parent_soato", FieldLimits.soato)
         var parent: String?
         if !request.parentSoato.isEmpty {
             do throws(DomainViolation) { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
@@ -217,6 +244,16 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         return p
     }
 
+    /// `value` is at most `max` characters (checked before anything reaches SQL).
+    private func limit(_ value: String, _ field: String, _ max: Int) throws(RPCError) {
+        if value.utf8.count > max, value.count > max { throw invalid(field, "must be at most \(max) characters") }
+    }
+
+    /// `values` has at most `max` entries.
+    private func limit<T>(_ values: [T], _ field: String, _ max: Int) throws(RPCError) {
+        if values.count > max { throw invalid(field, "must have at most \(max) entries") }
+    }
+
     private func requireField(_ value: String, _ field: String) throws(RPCError) {
         if value.isEmpty { throw invalid(field, "is required") }
     }
@@ -234,6 +271,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         let size = Int(request?.pageSize ?? 0)
         guard (0...500).contains(size) else { throw invalid("page.page_size", "must be 0 (default 50) to 500") }
         let token = request?.pageToken ?? ""
+        try limit(token, "page.page_token", FieldLimits.pageToken)
         guard !token.isEmpty else { return (size == 0 ? 50 : size, nil) }
         guard let f = tokens.decode(token, filter: filter, fieldCount: fields), let cursor = make(f) else {
             throw invalid("page.page_token", "is not a token this list issued for this filter")

@@ -65,6 +65,33 @@ def test_a_far_deadline_on_a_storage_call_answers_normally(esaylov_server, pb):
     assert o.id == "tec-1718"
 
 
+@pytest.mark.parametrize("method,request_args,field", [
+    ("GetOrganisation", dict(organisation_id="x" * 65), "organisation_id"),
+    ("ListOrganisations", dict(name_contains="ä" * 101), "name_contains"),
+    ("ListOrganisations", dict(parent_id="p" * 65), "parent_id"),
+    ("ListOrganisations", dict(territory_soato="1" * 11), "territory_soato"),
+    ("ListOrganisations", dict(kinds=[1] * 33), "kinds"),
+    ("ListMembers", dict(organisation_id="cec", roles=[1] * 33), "roles"),
+    ("GetCommissionTree", dict(root_commission_id="r" * 65), "root_commission_id"),
+    ("ListCandidates", dict(commission_id="c" * 65), "commission_id"),
+    ("ListProxies", dict(candidate_id="c" * 65), "candidate_id"),
+    ("ListTerritories", dict(parent_soato="1" * 11), "parent_soato"),
+])
+def test_every_request_string_and_list_has_a_limit(stub, pb, method, request_args, field):
+    _, d, _ = pb
+    err = error_of(getattr(stub, method), getattr(d, method + "Request")(**request_args))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_request_field(err) == field and "at most" in err.details()
+
+
+def test_a_page_token_has_a_limit(stub, pb):
+    common, d, _ = pb
+    err = error_of(stub.ListOrganisations, d.ListOrganisationsRequest(page=common.PageRequest(page_token="t" * 513)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_request_field(err) == "page.page_token"
+    # At the limit, the name is still just a name: 100 characters of Cyrillic are 200 bytes.
+    assert stub.ListOrganisations(d.ListOrganisationsRequest(name_contains="ж" * 100), timeout=10).organisations == []
+
+
 def psql(sql):
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", os.environ["ESAYLOV_DATABASE_URL"], "-c", sql],
                    check=True, capture_output=True, text=True)

@@ -326,7 +326,8 @@ struct  Esaylov__V1__PageRequest
   int32_t page_size;
   /*
    * `next_page_token` of the previous page; empty for the first page. Tokens are opaque,
-   * tied to the list's filter, and rejected (INVALID_ARGUMENT) when altered.
+   * tied to the list's filter, and rejected (INVALID_ARGUMENT) when altered. At most 512
+   * characters.
    */
   char *page_token;
 };

@@ -426,7 +426,7 @@ struct  Esaylov__V1__GetOrganisationRequest
 {
   ProtobufCMessage base;
   /*
-   * The organisation's id.
+   * The organisation's id. At most 64 characters.
    */
   char *organisation_id;
 };
@@ -443,20 +443,20 @@ struct  Esaylov__V1__ListOrganisationsRequest
 {
   ProtobufCMessage base;
   /*
-   * Only these kinds; empty for all.
+   * Only these kinds; empty for all. At most 32 entries.
    */
   size_t n_kinds;
   Esaylov__V1__OrganisationKind *kinds;
   /*
-   * Only organisations in this territory or below it (SOATO prefix).
+   * Only organisations in this territory or below it (SOATO prefix). At most 10 digits.
    */
   char *territory_soato;
   /*
-   * Only direct children of this organisation (sub-commissions, party branches).
+   * Only direct children of this organisation (sub-commissions, party branches). At most 64 characters.
    */
   char *parent_id;
   /*
-   * Only names containing this text (case-insensitive, Uzbek or English name).
+   * Only names containing this text (case-insensitive, Uzbek or English name). At most 100 characters.
    */
   char *name_contains;
   /*
@@ -501,7 +501,7 @@ struct  Esaylov__V1__GetCommissionTreeRequest
 {
   ProtobufCMessage base;
   /*
-   * The commission at the root; empty for the CEC.
+   * The commission at the root; empty for the CEC. At most 64 characters.
    */
   char *root_commission_id;
   /*
@@ -547,11 +547,11 @@ struct  Esaylov__V1__ListMembersRequest
 {
   ProtobufCMessage base;
   /*
-   * The organisation.
+   * The organisation. At most 64 characters.
    */
   char *organisation_id;
   /*
-   * Only these roles; empty for all.
+   * Only these roles; empty for all. At most 32 entries.
    */
   size_t n_roles;
   Esaylov__V1__Role *roles;
@@ -658,19 +658,19 @@ struct  Esaylov__V1__ListCandidatesRequest
 {
   ProtobufCMessage base;
   /*
-   * Candidates registered by (or nominated to) this commission.
+   * Candidates registered by (or nominated to) this commission. At most 64 characters.
    */
   char *commission_id;
   /*
-   * Candidates nominated by this party.
+   * Candidates nominated by this party. At most 64 characters.
    */
   char *party_id;
   /*
-   * Only this campaign; empty for the current one.
+   * Only this campaign; empty for the current one. At most 64 characters.
    */
   char *campaign_id;
   /*
-   * Only these states; empty for all.
+   * Only these states; empty for all. At most 32 entries.
    */
   size_t n_statuses;
   Esaylov__V1__CandidateStatus *statuses;
@@ -712,7 +712,7 @@ struct  Esaylov__V1__GetCandidateRequest
 {
   ProtobufCMessage base;
   /*
-   * The candidate record's id.
+   * The candidate record's id. At most 64 characters.
    */
   char *candidate_id;
 };
@@ -728,7 +728,7 @@ struct  Esaylov__V1__ListProxiesRequest
 {
   ProtobufCMessage base;
   /*
-   * The candidate.
+   * The candidate. At most 64 characters.
    */
   char *candidate_id;
   /*
@@ -765,7 +765,7 @@ struct  Esaylov__V1__ListTerritoriesRequest
 {
   ProtobufCMessage base;
   /*
-   * Children of this unit; empty for the 14 regional units.
+   * Children of this unit; empty for the 14 regional units. At most 10 digits.
    */
   char *parent_soato;
 };

@@ -36,7 +36,9 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
         guard self != .identity else { return input }
         let stream = try ZStream(deflating: windowBits, encoding: rawValue)
         let bound = Int(deflateBound(stream.raw, uLong(input.count)))
-        var output = [UInt8](repeating: 0, count: bound)
+        // Uninitialised: only what deflate writes is touched (a well-compressed message leaves
+        // most of the bound's pages untouched).
+        var output = [UInt8](unsafeUninitializedCapacity: bound) { _, count in count = bound }
         var input = input
         let rv: Int32 = input.withUnsafeMutableBufferPointer { inBuf in
             output.withUnsafeMutableBufferPointer { outBuf in
@@ -58,7 +60,10 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
         guard self != .identity else { return input }
         let stream = try ZStream(inflating: windowBits, encoding: rawValue)
         let z = stream.raw
-        var output: [UInt8] = []
+        // Chunks, joined once at the end: an array grown by appending would keep up to twice
+        // the message's size for as long as the message lives.
+        var chunks: [[UInt8]] = []
+        var total = 0
         var chunk = [UInt8](repeating: 0, count: min(max(input.count * 4, 1024), 256 * 1024))
         var input = input
         var done = false
@@ -80,12 +85,13 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
                 case Z_BUF_ERROR: break
                 default: throw RPCError(code: .internal, message: "\(rawValue)-compressed message is corrupt")
                 }
-                guard output.count + produced <= limit else {
+                guard total + produced <= limit else {
                     throw RPCError(
                         code: .resourceExhausted,
                         message: "decompressed request message exceeds the limit of \(limit) bytes")
                 }
-                output += chunk[..<produced]
+                if produced > 0 { chunks.append(Array(chunk[..<produced])) }
+                total += produced
                 if !done, produced == 0, z.pointee.avail_in == 0 {
                     throw RPCError(code: .internal, message: "\(rawValue)-compressed message is truncated")
                 }
@@ -94,6 +100,10 @@ public enum MessageEncoding: String, Sendable, CaseIterable {
         if z.pointee.avail_in != 0 {
             throw RPCError(code: .internal, message: "bytes after the end of a \(rawValue)-compressed message")
         }
+        if chunks.count == 1 { return chunks[0] }
+        var output: [UInt8] = []
+        output.reserveCapacity(total)
+        for c in chunks { output += c }
         return output
     }
 }

@@ -134,7 +134,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
             guard let role = Role(r) else { throw invalid("roles[\(i)]", "must be a known role") }
             roles.append(role)
         }
-        let filter = "o=\(request.organisationId);r=\(roles.map(\.rawValue).sorted());p=\(request.includePast)"
+        let filter = ["members", request.organisationId, roles.map(\.rawValue).sorted().joined(separator: ","), String(request.includePast)]
         let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
             Int(f[0]).map { ($0, f[1], f[2]) }
         }
@@ -168,7 +168,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
             guard let name = candidateStatuses.first(where: { $0.1 == s })?.0 else { throw invalid("statuses[\(i)]", "must be a known status") }
             statuses.append(name)
         }
-        let filter = "c=\(request.commissionId);p=\(request.partyId);s=\(statuses.sorted())"
+        let filter = ["candidates", request.commissionId, request.partyId, statuses.sorted().joined(separator: ",")]
         let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
         async let rowsRead = read(
             context, store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1))
@@ -266,7 +266,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
 
     /// Page size and the position after which the page starts.
     private func page<Cursor>(
-        _ request: Esaylov_V1_PageRequest?, filter: String, fields: Int, _ make: ([String]) -> Cursor?
+        _ request: Esaylov_V1_PageRequest?, filter: [String], fields: Int, _ make: ([String]) -> Cursor?
     ) throws(RPCError) -> (Int, Cursor?) {
         let size = Int(request?.pageSize ?? 0)
         guard (0...500).contains(size) else { throw invalid("page.page_size", "must be 0 (default 50) to 500") }
@@ -274,7 +274,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         try limit(token, "page.page_token", FieldLimits.pageToken)
         guard !token.isEmpty else { return (size == 0 ? 50 : size, nil) }
         guard let f = tokens.decode(token, filter: filter, fieldCount: fields), let cursor = make(f) else {
-            throw invalid("page.page_token", "is not a token this list issued for this filter")
+            throw invalid("page.page_token", "is not a token this list issued for this filter, or it expired (24 hours)")
         }
         return (size == 0 ? 50 : size, cursor)
     }

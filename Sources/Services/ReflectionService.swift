@@ -111,7 +111,29 @@ public struct ReflectionV1Service: Grpc_Reflection_V1_ServerReflectionService {
         responses: ResponseWriter<Grpc_Reflection_V1_ServerReflectionResponse>, context: ServerContext
     ) async throws {
         for try await request in requests {
+            try Self.checkLengths(request)
             try await responses.write(answer(request))
+        }
+    }
+
+    /// Names in reflection requests are short (hosts, files, symbols). A long one is refused
+    /// and ends the stream: the answer echoes the request, so it would cost its size again.
+    static let maxNameLength = 1024
+
+    static func checkLengths(_ request: Grpc_Reflection_V1_ServerReflectionRequest) throws(RPCError) {
+        var names = [("host", request.host)]
+        switch request.messageRequest {
+        case .fileByFilename(let name)?: names.append(("file_by_filename", name))
+        case .fileContainingSymbol(let symbol)?: names.append(("file_containing_symbol", symbol))
+        case .fileContainingExtension(let e)?: names.append(("file_containing_extension.containing_type", e.containingType))
+        case .allExtensionNumbersOfType(let type)?: names.append(("all_extension_numbers_of_type", type))
+        case .listServices(let s)?: names.append(("list_services", s))
+        case nil: break
+        }
+        for (field, value) in names where value.utf8.count > maxNameLength {
+            throw RPCError(
+                code: .invalidArgument, message: "\(field) must be at most \(maxNameLength) bytes",
+                details: [.fieldViolation(field: field, description: "at most \(maxNameLength) bytes", reason: "TOO_LONG")])
         }
     }
 
@@ -168,6 +190,7 @@ public struct ReflectionV1AlphaService: Grpc_Reflection_V1alpha_ServerReflection
     ) async throws {
         for try await request in requests {
             let asV1 = try Grpc_Reflection_V1_ServerReflectionRequest(serializedBytes: request.serializedBytes())
+            try ReflectionV1Service.checkLengths(asV1)
             let answer = v1.answer(asV1)
             try await responses.write(try Grpc_Reflection_V1alpha_ServerReflectionResponse(serializedBytes: answer.serializedBytes()))
         }

@@ -110,9 +110,10 @@ public struct OrganisationFilter: Sendable, Hashable {
 
     public init() {}
 
-    /// A canonical text of the filter, which page tokens are bound to.
-    public var canonical: String {
-        "k=\(kinds.map(\.databaseName).sorted().joined(separator: ","));t=\(territoryPrefix);p=\(parentId);n=\(nameContains);i=\(includeInactive)"
+    /// The filter's canonical components, which page tokens are bound to (each one is
+    /// length-prefixed in the token's MAC, so no two filters collide).
+    public var canonical: [String] {
+        ["organisations", kinds.map(\.databaseName).sorted().joined(separator: ","), territoryPrefix, parentId, nameContains, String(includeInactive)]
     }
 }
 

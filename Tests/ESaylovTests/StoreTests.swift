@@ -246,13 +246,27 @@ struct StoreTests {
 
     @Test func pageTokensRefuseAlteration() throws {
         let tokens = try PageTokens.load(from: TestDatabase.make())
-        let t = tokens.encode(filter: "f", fields: ["1", "17", "name", "id"])
-        #expect(tokens.decode(t, filter: "f", fieldCount: 4) == ["1", "17", "name", "id"])
-        #expect(tokens.decode(t, filter: "g", fieldCount: 4) == nil)
+        let t = tokens.encode(filter: ["f"], fields: ["1", "17", "name", "id"])
+        #expect(tokens.decode(t, filter: ["f"], fieldCount: 4) == ["1", "17", "name", "id"])
+        #expect(tokens.decode(t, filter: ["g"], fieldCount: 4) == nil)
+        // Filters that would read alike as one string are different filters.
+        let a = tokens.encode(filter: ["a;n=b", ""], fields: ["x"])
+        #expect(tokens.decode(a, filter: ["a", "b;n="], fieldCount: 1) == nil)
+        #expect(tokens.decode(a, filter: ["a;n=b", ""], fieldCount: 1) == ["x"])
+        // Tokens expire.
+        let old = tokens.encode(filter: ["f"], fields: ["1"], now: Date(timeIntervalSinceNow: -25 * 3600))
+        #expect(tokens.decode(old, filter: ["f"], fieldCount: 1) == nil)
+        let fromTheFuture = tokens.encode(filter: ["f"], fields: ["1"], now: Date(timeIntervalSinceNow: 3600))
+        #expect(tokens.decode(fromTheFuture, filter: ["f"], fieldCount: 1) == nil)
         var chars = Array(t)
         chars[5] = chars[5] == "A" ? "B" : "A"
-        #expect(tokens.decode(String(chars), filter: "f", fieldCount: 4) == nil)
-        #expect(tokens.decode("", filter: "f", fieldCount: 4) == nil)
+        #expect(tokens.decode(String(chars), filter: ["f"], fieldCount: 4) == nil)
+        #expect(tokens.decode("", filter: ["f"], fieldCount: 4) == nil)
+        // The key came from the CSPRNG at first load, not from migration 1's random().
+        let key = try TestDatabase.make().withConnection { (c) throws(StoreError) in
+            try c.query("SELECT value FROM server_secrets WHERE name = 'page_token_key'").string(0, "value")
+        }
+        #expect(key.count == 64 && key.allSatisfy(\.isHexDigit))
     }
 
     @Test func reconnectsAfterTheServerRestarts() throws {

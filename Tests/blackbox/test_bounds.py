@@ -73,12 +73,35 @@ def varint(n):
             return out
 
 
+def served_and_still_open(sock, conn, sid):
+    """Reads what the server sent: True when it answered the stream with response headers (it
+    handled messages; their bodies wait behind the closed window) and neither ended nor reset it."""
+    import h2.events
+    headers, ended = False, False
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        sock.settimeout(0.1)
+        try:
+            data = sock.recv(1 << 20)
+        except socket.timeout:
+            continue
+        if not data:
+            break
+        for e in conn.receive_data(data):
+            if isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid:
+                headers = True
+            if isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) and e.stream_id == sid:
+                ended = True
+    return headers and not ended
+
+
 def test_compressed_stream_inflates_only_as_fast_as_it_is_read(server):
     """One reflection stream, gzip: ~4 KB on the wire per message, each inflating to almost
-    4 MiB (a host name of zeros), 200 of them, and the client never reads a response. The
-    server decompresses only what its handler's queue has room for."""
-    host = b"a" * ((4 << 20) - 64)
-    message = b"\x0a" + varint(len(host)) + host  # ServerReflectionRequest.host
+    4 MiB (an unknown field the decoder must carry), 200 of them, and the client never reads
+    a response. The server decompresses only what its handler's queue has room for, at the
+    connection's decompression rate."""
+    filler = b"\0" * ((4 << 20) - 64)
+    message = b"\xa2\x06" + varint(len(filler)) + filler  # field 100, bytes: unknown to the message
     bomb = gzip.compress(message)
     assert len(bomb) < 8192
     baseline = server.rss_kib()
@@ -114,10 +137,13 @@ def test_compressed_stream_inflates_only_as_fast_as_it_is_read(server):
         time.sleep(0.2)
         peak = max(peak, server.rss_kib())
         assert health_within(server) < 1.0
+    served = served_and_still_open(sock, conn, sid)
     sock.close()
     grown = (peak - baseline) / MIB
     assert sent >= 100
     assert grown <= 32, f"RSS grew {grown:.0f} MiB for {sent} compressed messages"
+    # The stream was served, not refused: answers wait behind the window the client keeps shut.
+    assert served
     settle(server, baseline, 96 * MIB)
 
 
@@ -176,3 +202,15 @@ def test_requests_that_are_not_grpc_get_a_small_body_within_flow_control(server)
     f = c.read(2.0, until=lambda f: f[0] == DATA and f[2] == 1)
     assert f is not None and f[1] & END_STREAM and len(f[3]) == length and b"gRPC endpoint" in f[3]
     c.close()
+
+
+def test_reflection_refuses_long_names(server):
+    """The answer echoes the request: a 4 MiB host would cost 4 MiB again for each message."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+    with grpc.insecure_channel(server.address) as ch:
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(host="h" * 1025)]), timeout=5))
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "host" in e.value.details()
+        ok = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(host="h" * 1024, list_services="")]), timeout=5))
+        assert ok[0].list_services_response.service

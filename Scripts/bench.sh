@@ -193,6 +193,9 @@ DB_TARGET=0.50
 DB_TARGET_AT=16
 Scripts/pg.sh start >/dev/null
 DBURL=$(Scripts/pg.sh url)
+# pgbench and psql find the cluster and its password through libpq's environment (a 0600
+# password file), so that the password is in no command line.
+export $(Scripts/pg.sh env)
 swift build -c release --product esaylovctl 2>&1 | grep -E "error|warning: " || true
 ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl migrate >/dev/null
 ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl seed demo >/dev/null
@@ -208,7 +211,7 @@ FROM organisations o JOIN territories t ON t.soato = o.territory_soato WHERE o.i
 SQL
 PGBENCH=/usr/lib/postgresql/15/bin/pgbench
 pgbench_tps() {  # pgbench_tps CLIENTS
-  "${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$1" -j 1 -T "$DURATION" -f "$work/pk.sql" "$DBURL" 2>/dev/null \
+  "${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$1" -j 1 -T "$DURATION" -f "$work/pk.sql" 2>/dev/null \
     | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1
 }
 ESAYLOV_DATABASE_URL=$DBURL start_server "$work/db.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 --db-pool "$POOL"
@@ -248,7 +251,7 @@ WRITE_TARGET=0.70
 WRITE_CALLERS=64
 WRITE_POOL=16
 swift build -c release --product esaylov-bench 2>&1 | grep -E "error|warning: " || true
-PGOPTIONS="-c client_min_messages=warning" psql -q -v ON_ERROR_STOP=1 "$DBURL" <<'SQL'
+PGOPTIONS="-c client_min_messages=warning" psql -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE TABLE IF NOT EXISTS bench_requests (id bigserial PRIMARY KEY, sender text NOT NULL, idempotency_key text NOT NULL,
   payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (sender, idempotency_key));
 CREATE TABLE IF NOT EXISTS bench_audit (seq bigserial PRIMARY KEY, request_id bigint NOT NULL REFERENCES bench_requests (id),
@@ -264,7 +267,7 @@ INSERT INTO bench_requests (sender, idempotency_key, payload)
 INSERT INTO bench_audit (request_id, actor, action) VALUES (:id, 'org-' || :caller, 'request.submitted');
 COMMIT;
 SQL
-write_pg=$("${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$WRITE_CALLERS" -j 1 -T "$DURATION" -f "$work/write.sql" "$DBURL" 2>/dev/null \
+write_pg=$("${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$WRITE_CALLERS" -j 1 -T "$DURATION" -f "$work/write.sql" 2>/dev/null \
   | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
 write_out=$(ESAYLOV_DATABASE_URL=$DBURL "${SERVER_CPU[@]}" .build/release/esaylov-bench transactions \
   --callers "$WRITE_CALLERS" --seconds "$DURATION" --pool "$WRITE_POOL")
@@ -275,7 +278,7 @@ write_failed=$(echo "$write_out" | sed -n 's/.*failed \([0-9]*\).*/\1/p')
 write_ratio=$(python3 -c "print(f'{$write_tps/$write_pg:.2f}')")
 echo "write transaction at $WRITE_CALLERS callers (pool $WRITE_POOL): $write_out"
 echo "write transactions / pgbench ($write_pg tps at $WRITE_CALLERS clients): ${write_ratio}x (target >= ${WRITE_TARGET}x)"
-psql -q "$DBURL" -c 'DROP TABLE bench_audit, bench_requests'
+psql -q -c 'DROP TABLE bench_audit, bench_requests'
 
 if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "transport target met" || echo "transport target NOT met"

@@ -4,11 +4,15 @@
 #   Scripts/pg.sh stop     stop (fast shutdown)
 #   Scripts/pg.sh status   say whether it runs
 #   Scripts/pg.sh url      print the connection URL (postgresql://esaylov:…@127.0.0.1:PORT/esaylov)
+#   Scripts/pg.sh env      print PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSFILE assignments, for
+#                          tools that should not carry the password in their arguments
 #   Scripts/pg.sh psql     open psql on it (extra arguments go to psql)
-# The cluster lives in .data/pg, owned by the `postgres` user, listening on 127.0.0.1 only, on
-# port $ESAYLOV_PG_PORT (default 54329). When `postgres` cannot write there (a checkout
-# under a private home), it lives in /var/lib/esaylov/<id>/pg instead and .data/pg-location
-# records where. fsync and synchronous_commit stay on.
+# .data (the password, the cluster's location) is private to its owner (0700); the password
+# file is made 0600 from the start and never appears in a command line or a logged statement.
+# The cluster is owned by the `postgres` user and listens on 127.0.0.1 only, on port
+# $ESAYLOV_PG_PORT (default 54329). It lives in .data/pg when the script runs as that user;
+# run as root, `postgres` cannot enter a private .data, so it lives in /var/lib/esaylov/<id>/pg
+# and .data/pg-location records where. fsync and synchronous_commit stay on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -16,11 +20,25 @@ PGBIN=/usr/lib/postgresql/15/bin
 PORT=${ESAYLOV_PG_PORT:-54329}
 DATA=.data
 mkdir -p "$DATA"
-chmod 755 "$DATA"
 
 as_postgres() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+
+# An older checkout kept its cluster in .data/pg with .data open to `postgres`: move it out
+# (stopped first) before .data becomes private.
+if [ "$(id -u)" -eq 0 ] && [ -f "$DATA/pg/PG_VERSION" ] && [ ! -f "$DATA/pg-location" ]; then
+  legacy="$ROOT/$DATA/pg"
+  if [ -f "$legacy/postmaster.pid" ]; then as_postgres "$PGBIN/pg_ctl" -D "$legacy" -m fast -w stop >/dev/null 2>&1 || true; fi
+  target="/var/lib/esaylov/$(echo -n "$ROOT" | sha256sum | cut -c1-16)/pg"
+  mkdir -p "$(dirname "$target")"
+  rm -rf "$target"
+  mv "$legacy" "$target"
+  chown -R postgres:postgres "$(dirname "$target")"
+  echo "$target" > "$DATA/pg-location"
+  echo "pg.sh: moved the cluster out of .data to $target" >&2
+fi
+chmod 700 "$DATA"
 
 cluster_dir() {
   if [ -f "$DATA/pg-location" ]; then cat "$DATA/pg-location"; return; fi
@@ -45,12 +63,26 @@ PGDIR=$(cluster_dir)
 SOCK="$PGDIR/sock"
 PASSFILE="$DATA/pg-password"
 
+PGPASS="$DATA/pgpass"
+
 password() {
-  [ -f "$PASSFILE" ] || { head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$PASSFILE"; chmod 600 "$PASSFILE"; }
+  if [ ! -f "$PASSFILE" ]; then
+    (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > "$PASSFILE.new" && mv "$PASSFILE.new" "$PASSFILE")
+  fi
   cat "$PASSFILE"
 }
 
 url() { echo "postgresql://esaylov:$(password)@127.0.0.1:$PORT/esaylov"; }
+
+# A libpq password file (0600), so that psql and pgbench find the password without it in argv.
+pgpass() {
+  (umask 077; echo "127.0.0.1:$PORT:esaylov:esaylov:$(password)" > "$PGPASS.new" && mv "$PGPASS.new" "$PGPASS")
+  echo "$ROOT/$PGPASS"
+}
+
+env_vars() {
+  echo "PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=esaylov PGDATABASE=esaylov PGPASSFILE=$(pgpass)"
+}
 
 # Running means a live postmaster: in a container nothing may reap a killed one, and a zombie
 # still answers kill -0, so pg_ctl alone would call it running.
@@ -77,6 +109,12 @@ fsync = on
 synchronous_commit = on
 CONF
   fi
+  # The socket lives in the cluster's directory, wherever that is now (a cluster moved out of
+  # .data keeps working).
+  if ! grep -qx "unix_socket_directories = '$SOCK'" "$PGDIR/postgresql.conf"; then
+    sed -i "s|^unix_socket_directories = '.*'\$|unix_socket_directories = '$SOCK'|" "$PGDIR/postgresql.conf"
+    mkdir -p "$SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
+  fi
   if running; then return 0; fi
   # A crashed cluster leaves postmaster.pid behind (and perhaps a zombie): clear it, let the
   # orphaned backends notice their postmaster is gone, and start; PostgreSQL recovers from WAL.
@@ -86,7 +124,11 @@ CONF
   fi
   as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -l "$PGDIR/server.log" -w -t 60 start >/dev/null
   local pw; pw=$(password)
+  # The password reaches psql on its standard input, and this session logs no statement, even
+  # one that fails.
   as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -q <<SQL
+SET log_statement = 'none';
+SET log_min_error_statement = 'panic';
 SELECT 'CREATE ROLE esaylov LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'esaylov')\gexec
 ALTER ROLE esaylov PASSWORD '$pw';
 SELECT 'CREATE DATABASE esaylov OWNER esaylov' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'esaylov')\gexec
@@ -98,6 +140,7 @@ case "${1:-}" in
   stop) if running; then as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -m fast -w stop >/dev/null; fi; echo "pg.sh: stopped" ;;
   status) if running; then echo "pg.sh: running on 127.0.0.1:$PORT"; else echo "pg.sh: stopped"; exit 3; fi ;;
   url) url ;;
-  psql) shift; exec "$PGBIN/psql" "$(url)" "$@" ;;
-  *) echo "usage: Scripts/pg.sh start|stop|status|url|psql" >&2; exit 2 ;;
+  env) env_vars ;;
+  psql) shift; export $(env_vars); exec "$PGBIN/psql" "$@" ;;
+  *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql" >&2; exit 2 ;;
 esac

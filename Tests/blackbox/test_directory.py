@@ -93,8 +93,12 @@ def test_a_page_token_has_a_limit(stub, pb):
 
 
 def psql(sql):
-    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", os.environ["ESAYLOV_DATABASE_URL"], "-c", sql],
-                   check=True, capture_output=True, text=True)
+    """psql on the test database; the password travels in the environment, not the command line."""
+    from urllib.parse import urlparse
+    u = urlparse(os.environ["ESAYLOV_DATABASE_URL"])
+    env = dict(os.environ, PGHOST=u.hostname, PGPORT=str(u.port), PGUSER=u.username, PGPASSWORD=u.password,
+               PGDATABASE=u.path.lstrip("/"))
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True, text=True, env=env)
 
 
 def test_commission_tree_survives_a_parent_cycle(stub, pb):

@@ -157,7 +157,7 @@ echo "64 KiB unary: nghttpd $ng64 req/s ($ng64bw/s), esaylov-interop-server $es6
 # --- memory per idle connection ---
 if [ "$mode" = smoke ]; then CONNS=200; else CONNS=1000; fi
 ulimit -n 8192 2>/dev/null || true
-start_server "$work/idle.out" "$BIN" --port 0
+start_server "$work/idle.out" "$BIN" --port 0 --peer-limit-exempts-loopback  # 1,000 connections from one address
 python3 - "$port" "$spid" "$CONNS" <<'PY'
 import socket, sys, time
 port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -180,6 +180,29 @@ after = rss()
 per = (after - before) * 1024 / n
 print(f"idle connections: {n} held; RSS {before} KiB -> {after} KiB, {per / 1024:.1f} KiB per connection (target <= 16 KiB)")
 for s in socks: s.close()
+PY
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+
+# --- memory under attack: what the request-byte budgets let clients make the server hold ---
+# 1 and 50 connections of 100 streams, each announcing a 4 MiB message and never finishing it
+# (Tests/blackbox/attack.py, clients that respect the windows), against the budgets.
+start_server "$work/attack.out" "$BIN" --port 0
+python3 - "$port" "$spid" <<'PY'
+import sys, time
+sys.path.insert(0, "Tests/blackbox")
+from attack import attack
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+rss = lambda: int(next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:")))
+for connections, budget in ((1, 32), (50, 300)):
+    before = rss()
+    attackers = attack(port, connections=connections, streams=100, seconds=6.0, stall=0.5)
+    peak = rss()
+    sent = sum(a.sent for a in attackers) / 2**20
+    for a in attackers:
+        a.close()
+    time.sleep(2)
+    print(f"stalled uploads, {connections} connection(s): sent {sent:.0f} MiB, RSS +{(peak - before) / 1024:.0f} MiB "
+          f"(budget {budget} MiB), {(rss() - before) / 1024:.0f} MiB above after 2 s")
 PY
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 

@@ -43,6 +43,12 @@ public final class RPCServer: Sendable {
         public var handshakeTimeout: Duration = .seconds(10)
         /// Open connections accepted at once; more are closed on accept.
         public var maxConnections = 4096
+        /// Open connections one remote address may hold; more are closed on accept. Loopback
+        /// counts like any address unless `peerLimitExemptsLoopback`.
+        public var maxConnectionsPerPeer = 64
+        public var peerLimitExemptsLoopback = false
+        /// A refused address is logged at most once in this interval.
+        public var refusalLogInterval: Duration = .seconds(60)
         /// RST_STREAM frames a client may cause us to send (MadeYouReset, CVE-2025-8671), and
         /// may send itself (rapid reset, CVE-2023-44487): a burst, then a rate per second.
         public var resetBurst = 200
@@ -104,11 +110,23 @@ public final class RPCServer: Sendable {
             // carries traffic grows it (up to 64 KiB) within a few reads.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65536))
             .childChannelInitializer { channel in
-                guard connections.count < core.configuration.maxConnections else {
-                    core.logger.warning("connection limit reached; refusing a connection")
+                let c = core.configuration
+                let peer = channel.remoteAddress?.ipAddress ?? "unknown"
+                let exempt = c.peerLimitExemptsLoopback && (peer.hasPrefix("127.") || peer == "::1")
+                let refusal: String?
+                if connections.count >= c.maxConnections {
+                    refusal = "the server's connection limit (\(c.maxConnections)) is reached"
+                } else if !connections.add(channel, peer: peer, limit: exempt ? .max : c.maxConnectionsPerPeer) {
+                    refusal = "the address holds \(c.maxConnectionsPerPeer) connections already"
+                } else {
+                    refusal = nil
+                }
+                if let refusal {
+                    if connections.shouldLogRefusal(of: peer, interval: c.refusalLogInterval) {
+                        core.logger.warning("refusing connections", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
+                    }
                     return channel.close()
                 }
-                connections.add(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(core: core))
                 }
@@ -208,27 +226,55 @@ final class ServerCore: Sendable {
     }
 }
 
-/// The open connections, for graceful shutdown.
+/// The open connections, for graceful shutdown, counted per remote address.
 final class ConnectionRegistry: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
+        var perPeer: [String: Int] = [:]
+        /// When each refused address was last logged (bounded: old entries go first).
+        var refusalsLogged: [String: ContinuousClock.Instant] = [:]
         /// Tasks waiting for the last connection to close.
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter = 0
     }
     private let state = Mutex(State())
 
-    func add(_ channel: any Channel) {
+    /// Registers `channel` unless `peer` already holds `limit` connections.
+    func add(_ channel: any Channel, peer: String, limit: Int) -> Bool {
         let id = ObjectIdentifier(channel)
-        state.withLock { $0.channels[id] = channel }
+        let added = state.withLock { s -> Bool in
+            let held = s.perPeer[peer, default: 0]
+            guard held < limit else { return false }
+            s.perPeer[peer] = held + 1
+            s.channels[id] = channel
+            return true
+        }
+        guard added else { return false }
         channel.closeFuture.whenComplete { [self] _ in
             let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
                 s.channels.removeValue(forKey: id)
+                let left = s.perPeer[peer, default: 1] - 1
+                s.perPeer[peer] = left > 0 ? left : nil
                 guard s.channels.isEmpty else { return [] }
                 defer { s.waiters = [:] }
                 return Array(s.waiters.values)
             }
             for w in waiters { w.resume() }
+        }
+        return true
+    }
+
+    /// True when a refusal of `peer` is to be logged: once per `interval` per address.
+    func shouldLogRefusal(of peer: String, interval: Duration) -> Bool {
+        let now = ContinuousClock.now
+        return state.withLock { s in
+            if let last = s.refusalsLogged[peer], now - last < interval { return false }
+            if s.refusalsLogged.count >= 4096 {
+                s.refusalsLogged = s.refusalsLogged.filter { now - $0.value < interval }
+                if s.refusalsLogged.count >= 4096 { return false }
+            }
+            s.refusalsLogged[peer] = now
+            return true
         }
     }
 

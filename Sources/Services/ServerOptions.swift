@@ -21,6 +21,11 @@ public struct ServerOptions: Sendable {
         }
         while i < arguments.count {
             let flag = arguments[i]
+            if flag == "--peer-limit-exempts-loopback" {
+                configuration.peerLimitExemptsLoopback = true
+                i += 1
+                continue
+            }
             switch flag {
             case "--host": configuration.host = try value(flag)
             case "--port": configuration.port = try number(flag, 0...65535)
@@ -31,6 +36,7 @@ public struct ServerOptions: Sendable {
             case "--max-connections": configuration.maxConnections = try number(flag, 1...1_000_000)
             case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
             case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
+            case "--max-connections-per-peer": configuration.maxConnectionsPerPeer = try number(flag, 1...1_000_000)
             case "--receive-timeout-ms": configuration.receiveTimeout = .milliseconds(try number(flag, 1...3_600_000))
             case "--finish-linger-ms": configuration.finishLinger = .milliseconds(try number(flag, 1...3_600_000))
             case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
@@ -61,6 +67,7 @@ public struct ServerOptions: Sendable {
                  deadline gets its request, or each streamed message, within it; default 30000)
                  --finish-linger-ms N (an ended call's response may wait this long for the
                  client's window, then the stream is reset; default 10000)
+                 --max-connections-per-peer N (default 64)  --peer-limit-exempts-loopback
         """
 }
 

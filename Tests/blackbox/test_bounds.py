@@ -214,3 +214,25 @@ def test_reflection_refuses_long_names(server):
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "host" in e.value.details()
         ok = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(host="h" * 1024, list_services="")]), timeout=5))
         assert ok[0].list_services_response.service
+
+
+def test_connections_per_address_are_limited_and_refusals_logged_once():
+    s = Server("esaylov-server", "--max-connections-per-peer", "4")
+    try:
+        held = [Conn(s.port) for _ in range(4)]
+        for c in held:
+            c.read(0.1)
+        refused = []
+        for _ in range(3):
+            c = Conn(s.port)
+            assert c.wait_closed(2.0), "a connection beyond the address's limit was kept"
+            refused.append(c)
+        for c in refused + held[:1]:
+            c.close()
+        time.sleep(0.2)
+        assert health_within(s) < 1.0  # room again once one closed
+        for c in held[1:]:
+            c.close()
+    finally:
+        s.stop()
+    assert s.stderr.count("refusing connections") == 1, s.stderr

@@ -42,13 +42,25 @@ final class HTTP2Connection {
     private var throttleTimer: Scheduled<Void>?
     /// Calls without a deadline that may still be waiting for their request at the end of this read.
     private var awaitingInput: [ServerStream] = []
+    /// Watch streams open on this connection.
+    private var watches = 0
+    /// The address part of `peer`, which per-address limits count by.
+    let peerAddress: String
+    /// The keepalive timer, and whether a PING is out waiting for its ACK.
+    private var keepalive: Scheduled<Void>?
+    private var keepaliveState = KeepaliveState.idle
+    private enum KeepaliveState { case idle, awaitingAck }
 
-    init(core: ServerCore, io: any HTTP2ConnectionIO, eventLoop: any EventLoop, allocator: ByteBufferAllocator, peer: String) throws {
+    init(
+        core: ServerCore, io: any HTTP2ConnectionIO, eventLoop: any EventLoop, allocator: ByteBufferAllocator, peer: String,
+        peerAddress: String
+    ) throws {
         self.core = core
         self.io = io
         self.eventLoop = eventLoop
         self.allocator = allocator
         self.peer = peer
+        self.peerAddress = peerAddress
         taskExecutor = EventLoopTaskExecutor(eventLoop)
         let c = core.configuration
         resets = TokenBucket(burst: c.resetBurst, perSecond: c.resetsPerSecond)
@@ -70,7 +82,38 @@ final class HTTP2Connection {
 
     func activated() {
         armTimer(in: core.configuration.handshakeTimeout)
+        armKeepalive(in: core.configuration.keepaliveInterval)
         flush()
+    }
+
+    // MARK: keepalive
+
+    private func armKeepalive(in delay: Duration) {
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        keepalive = eventLoop.scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) { bound.value.keepaliveFired() }
+    }
+
+    /// With streams open and nothing heard for the interval, a PING goes out; a PING that
+    /// stays unanswered for the timeout closes the connection.
+    private func keepaliveFired() {
+        keepalive = nil
+        guard !machine.isClosed else { return }
+        let c = core.configuration
+        switch keepaliveState {
+        case .awaitingAck:
+            core.logger.debug("closing a connection whose peer does not answer PING", metadata: ["peer": "\(peer)"])
+            close()
+        case .idle:
+            let quietFor = Duration.nanoseconds((NIODeadline.now() - lastActivity).nanoseconds)
+            if !streams.isEmpty, quietFor >= c.keepaliveInterval {
+                perform { try session.submitPing() }
+                keepaliveState = .awaitingAck
+                flush()
+                armKeepalive(in: c.keepaliveTimeout)
+            } else {
+                armKeepalive(in: streams.isEmpty ? c.keepaliveInterval : c.keepaliveInterval - quietFor)
+            }
+        }
     }
 
     func received(_ buffer: ByteBuffer) {
@@ -106,6 +149,8 @@ final class HTTP2Connection {
 
     func inactive() {
         awaitingInput.removeAll()
+        keepalive?.cancel()
+        keepalive = nil
         timer?.cancel()
         timer = nil
         throttleTimer?.cancel()
@@ -383,6 +428,9 @@ final class HTTP2Connection {
             stream.finish(RPCError(code: .invalidArgument, message: "metadata \(bad) is not valid base64"))
             return
         }
+        if core.configuration.watchMethods.contains(head.path) {
+            guard acquireWatch(stream) else { return }
+        }
         core.executor.start(stream, route, context, on: self)
         // A call without a deadline still gets its request in bounded time: checked at the end
         // of this read (most unary requests are complete by then and need no timer).
@@ -401,6 +449,42 @@ final class HTTP2Connection {
                 s.context?.cancel()
                 s.task?.cancel()
             }
+        }
+    }
+
+    /// Counts a watch stream against the connection's and the address's limits; refuses it
+    /// (RESOURCE_EXHAUSTED) past either.
+    private func acquireWatch(_ stream: ServerStream) -> Bool {
+        let c = core.configuration
+        let address = peerAddress
+        guard watches < c.maxWatchesPerConnection else {
+            stream.finish(RPCError(code: .resourceExhausted, message: "this connection has \(c.maxWatchesPerConnection) watch streams open already"))
+            return false
+        }
+        let admitted = core.watchesPerPeer.withLock { counts -> Bool in
+            let open = counts[address, default: 0]
+            guard open < c.maxWatchesPerPeer else { return false }
+            counts[address] = open + 1
+            return true
+        }
+        guard admitted else {
+            stream.finish(RPCError(code: .resourceExhausted, message: "this address has \(c.maxWatchesPerPeer) watch streams open already"))
+            return false
+        }
+        watches += 1
+        stream.holdsWatch = true
+        return true
+    }
+
+    /// A watch stream ended.
+    func releaseWatch(_ stream: ServerStream) {
+        guard stream.holdsWatch else { return }
+        stream.holdsWatch = false
+        watches -= 1
+        let address = peerAddress
+        core.watchesPerPeer.withLock { counts in
+            let left = counts[address, default: 1] - 1
+            counts[address] = left > 0 ? left : nil
         }
     }
 
@@ -588,6 +672,12 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
             if !controlFrames.take() { try calmDown("SETTINGS flood") }
         case .ping where !frame.ack:
             if !controlFrames.take() { try calmDown("PING flood") }
+        case .ping:
+            if keepaliveState == .awaitingAck {
+                keepaliveState = .idle
+                keepalive?.cancel()
+                armKeepalive(in: core.configuration.keepaliveInterval)
+            }
         case .rstStream:
             if !resets.take() { try calmDown("rapid reset") }
         default:

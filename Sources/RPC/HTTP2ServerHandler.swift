@@ -17,10 +17,11 @@ final class HTTP2ServerHandler: ChannelInboundHandler, HTTP2ConnectionIO {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let peer = context.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "unknown"
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        let peer = context.channel.remoteAddress.map { "\(address):\($0.port ?? 0)" } ?? "unknown"
         do {
             connection = try HTTP2Connection(
-                core: core, io: self, eventLoop: context.eventLoop, allocator: context.channel.allocator, peer: peer)
+                core: core, io: self, eventLoop: context.eventLoop, allocator: context.channel.allocator, peer: peer, peerAddress: address)
         } catch {
             core.logger.error("cannot create HTTP/2 session", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -175,6 +175,11 @@ final class NGHTTP2Session {
         try check(nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, code.rawValue, nil, 0), "nghttp2_submit_goaway")
     }
 
+    /// A PING (keepalive): the peer must answer it with an ACK.
+    func submitPing() throws(NGHTTP2Error) {
+        try check(nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil), "nghttp2_submit_ping")
+    }
+
     /// GOAWAY with `code` and no new stream; the session ends once it is sent.
     func terminate(code: HTTP2ErrorCode) throws(NGHTTP2Error) {
         try check(nghttp2_session_terminate_session(raw, code.rawValue), "nghttp2_session_terminate_session")

@@ -67,6 +67,16 @@ public final class RPCServer: Sendable {
         /// How long the response of a call that has ended may wait for the client's window
         /// before the stream is reset (a client that stops reading holds nothing for ever).
         public var finishLinger: Duration = .seconds(10)
+        /// Long-lived server streams (watches), by method path: at most
+        /// `maxWatchesPerConnection` open on a connection and `maxWatchesPerPeer` on one
+        /// address; more are refused with RESOURCE_EXHAUSTED.
+        public var watchMethods: Set<String> = ["/grpc.health.v1.Health/Watch", "/esaylov.v1.RequestService/WatchRequests"]
+        public var maxWatchesPerConnection = 16
+        public var maxWatchesPerPeer = 64
+        /// A connection with open streams and no traffic for this long is sent a PING; one
+        /// that does not answer within `keepaliveTimeout` is closed (a dead peer is noticed).
+        public var keepaliveInterval: Duration = .seconds(30)
+        public var keepaliveTimeout: Duration = .seconds(20)
         /// How long calls in flight may take to finish once a graceful shutdown began.
         public var shutdownGrace: Duration = .seconds(5)
 
@@ -186,6 +196,8 @@ final class ServerCore: Sendable {
     let pool: NIOThreadPool
     let executor: CallExecutor
     let receiveBudget: ReceiveBudget
+    /// Watch streams open per remote address.
+    let watchesPerPeer = Mutex<[String: Int]>([:])
     private let blockingInFlight = Atomic<Int>(0)
     private let counts = Mutex([Int](repeating: 0, count: 17))
 

@@ -36,6 +36,8 @@ final class ServerStream {
     var requestSource: RawRequestStream?
     /// Request bytes this stream holds against the budget and the connection's window.
     var heldBytes = 0
+    /// Whether this call counts as one of its connection's and address's watch streams.
+    var holdsWatch = false
 
     /// Response frames not yet taken by nghttp2.
     private var outbound = CircularBuffer<ByteBuffer>()
@@ -188,6 +190,7 @@ final class ServerStream {
         deadlineTimer = nil
         receiveTimer?.cancel()
         receiveTimer = nil
+        connection?.releaseWatch(self)
         if machine.closed() == .cancelCall {
             connection?.core.count(.cancelled)
             if let context { connection?.core.executor.ended(self, context, status: .cancelledByClient) }

@@ -37,6 +37,10 @@ public struct ServerOptions: Sendable {
             case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
             case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
             case "--max-connections-per-peer": configuration.maxConnectionsPerPeer = try number(flag, 1...1_000_000)
+            case "--keepalive-ms": configuration.keepaliveInterval = .milliseconds(try number(flag, 1...3_600_000))
+            case "--keepalive-timeout-ms": configuration.keepaliveTimeout = .milliseconds(try number(flag, 1...3_600_000))
+            case "--max-watches-per-connection": configuration.maxWatchesPerConnection = try number(flag, 1...10_000)
+            case "--max-watches-per-peer": configuration.maxWatchesPerPeer = try number(flag, 1...1_000_000)
             case "--receive-timeout-ms": configuration.receiveTimeout = .milliseconds(try number(flag, 1...3_600_000))
             case "--finish-linger-ms": configuration.finishLinger = .milliseconds(try number(flag, 1...3_600_000))
             case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
@@ -68,6 +72,9 @@ public struct ServerOptions: Sendable {
                  --finish-linger-ms N (an ended call's response may wait this long for the
                  client's window, then the stream is reset; default 10000)
                  --max-connections-per-peer N (default 64)  --peer-limit-exempts-loopback
+                 --max-watches-per-connection N (default 16)  --max-watches-per-peer N (default 64)
+                 --keepalive-ms N (PING after this long quiet with streams open; default 30000)
+                 --keepalive-timeout-ms N (close when the PING is not answered; default 20000)
         """
 }
 

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attack import attack
 from conftest import Server
-from frames import (CANCEL, DATA, END_STREAM, NO_ERROR, PREFACE, WINDOW_UPDATE, Conn, frame, grpc_headers,
+from frames import (ACK, CANCEL, DATA, END_STREAM, NO_ERROR, PING, PREFACE, WINDOW_UPDATE, Conn, frame, grpc_headers,
                     settings)
 
 MIB = 1024
@@ -236,3 +236,50 @@ def test_connections_per_address_are_limited_and_refusals_logged_once():
     finally:
         s.stop()
     assert s.stderr.count("refusing connections") == 1, s.stderr
+
+
+WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def test_watch_streams_are_limited_per_connection():
+    s = Server("esaylov-server", "--max-watches-per-connection", "2")
+    try:
+        c = Conn(s.port)
+        for sid in (1, 3, 5):
+            c.headers(sid, grpc_headers(WATCH), end_stream=False)
+            c.send(frame(DATA, END_STREAM, sid, b"\0\0\0\0\0"))
+        h = c.response_headers(5)
+        assert h.get("grpc-status") == "8", h
+        c.close()
+        # Closed watches make room again.
+        time.sleep(0.2)
+        c = Conn(s.port)
+        c.headers(1, grpc_headers(WATCH), end_stream=False)
+        c.send(frame(DATA, END_STREAM, 1, b"\0\0\0\0\0"))
+        h = c.response_headers(1)
+        assert h.get(":status") == "200" and "grpc-status" not in h
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_a_peer_that_does_not_answer_ping_is_dropped():
+    s = Server("esaylov-server", "--keepalive-ms", "300", "--keepalive-timeout-ms", "300")
+    try:
+        c = Conn(s.port)  # answers SETTINGS, never PING
+        c.headers(1, grpc_headers(WATCH), end_stream=False)
+        c.send(frame(DATA, END_STREAM, 1, b"\0\0\0\0\0"))
+        start = time.monotonic()
+        assert c.read(2.0, until=lambda f: f[0] == PING and not f[1] & ACK) is not None
+        assert c.wait_closed(3.0)
+        assert time.monotonic() - start < 3.0
+        c.close()
+        # A client that answers (grpcio does) keeps its watch.
+        with grpc.insecure_channel(s.address) as ch:
+            stream = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(), timeout=10)
+            assert next(stream).status == health_pb2.HealthCheckResponse.SERVING
+            time.sleep(1.5)
+            assert stream.is_active()
+            stream.cancel()
+    finally:
+        s.stop()

@@ -87,6 +87,8 @@ final class PendingCall {
     var prepareFailure: StoreError?
     /// Times it was sent again because a neighbour's failure aborted its segment.
     var resent = 0
+    /// What is left of the call's deadline when it was submitted, in ms (nil: none).
+    var timeoutMs: Int?
 
     init(sql: SQL, deliver: @escaping (Result<Rows, StoreError>) -> Void) {
         self.sql = sql
@@ -113,7 +115,7 @@ final class Lane {
     let loop: any EventLoop
     /// Weak: a database that is gone closes its lanes (`Database.deinit`).
     private weak var database: Database?
-    private let configuration: Database.Configuration
+    let configuration: Database.Configuration
     private let limit: Int
     private let maxWaiting: Int
     /// Calls one connection carries at once; beyond, calls wait.
@@ -147,6 +149,7 @@ final class Lane {
             call.complete(.failure(.databaseUnreachable))
             return
         }
+        call.timeoutMs = timeout.map(milliseconds)
         if let timeout {
             guard timeout > .zero else {
                 call.complete(.failure(StoreError(.timeout, reason: "deadline passed before the statement ran")))
@@ -301,8 +304,12 @@ final class LoopConnection {
     private enum Entry {
         case prepare(PendingCall)
         case query(PendingCall)
+        /// A change of statement_timeout before a call's statement.
+        case setting
         case sync
     }
+    /// The session's statement_timeout now, in ms, as last set in the pipeline.
+    private var statementTimeoutMs: Int
     private var expected = CircularBuffer<Entry>()
     private var machine = PipelineStateMachine()
     /// The first result of the command at the front (libpq may hand more; the first decides).
@@ -321,6 +328,7 @@ final class LoopConnection {
         self.connection = connection
         self.fd = fd
         self.lane = lane
+        statementTimeoutMs = clampedStatementTimeout(milliseconds(lane.configuration.defaultStatementTimeout))
         SocketWatcher.shared.add(self, loop: lane.loop)
     }
 
@@ -329,10 +337,29 @@ final class LoopConnection {
     /// Writes `call` (and its statement's preparation, the first time) into the pipeline; it
     /// goes out with the lane's sync at the end of this turn of the loop.
     func send(_ call: PendingCall) {
+        // A call sent again after a neighbour's failure goes in a segment of its own: only its
+        // own failure can abort it now.
+        if call.resent > 0 { sync() }
         call.acquireTimer?.cancel()
         call.acquireTimer = nil
         call.connection = self
         let opensSegment = machine.callWritten()
+        // The server stops the statement at about the call's deadline (rounded up to a few
+        // steps, so that a busy connection rarely changes the setting), so a slow read frees
+        // the connection for the reads behind it.
+        let wanted = Self.statementTimeoutStep(call.timeoutMs, default: lane?.configuration.defaultStatementTimeout)
+        if wanted != statementTimeoutMs {
+            let sent = withParameters([String(wanted).sqlValue]) { types, values, lengths, formats in
+                PQsendQueryParams(
+                    connection.conn, "SELECT set_config('statement_timeout', $1, false)", 1, types, values, lengths, formats, 0)
+            }
+            guard sent == 1 else {
+                expected.append(.query(call))
+                return broke()
+            }
+            expected.append(.setting)
+            statementTimeoutMs = wanted
+        }
         let name: String
         let binds = call.sql.binds
         if let known = connection.preparedName(of: call.key) {
@@ -355,7 +382,20 @@ final class LoopConnection {
         }
         expected.append(.query(call))
         guard sent == 1 else { return broke() }
-        if opensSegment { lane?.needsSync(self) }
+        if call.resent > 0 {
+            sync()
+        } else if opensSegment {
+            lane?.needsSync(self)
+        }
+    }
+
+    /// The statement_timeout for a call with `timeoutMs` left: the smallest of 250 ms, 1 s,
+    /// 5 s at least that long, else the default.
+    static func statementTimeoutStep(_ timeoutMs: Int?, default fallback: Duration?) -> Int {
+        let standard = clampedStatementTimeout(milliseconds(fallback ?? .seconds(30)))
+        guard let timeoutMs else { return standard }
+        for step in [250, 1000, 5000] where timeoutMs <= step && step < standard { return step }
+        return standard
     }
 
     /// Ends the pipeline segment and sends what was written.
@@ -408,6 +448,16 @@ final class LoopConnection {
                 PQclear(res)
                 guard status == PGRES_PIPELINE_SYNC else { return broke() }
                 expected.removeFirst()
+            case .setting:
+                // The change of timeout applies or, on error, aborts the segment, and the call
+                // behind it is sent again: either way there is nothing to deliver.
+                if let res {
+                    // Not applied (the segment was aborted): the next call sets it again.
+                    if PQresultStatus(res) != PGRES_TUPLES_OK { statementTimeoutMs = -1 }
+                    PQclear(res)
+                    continue
+                }
+                expected.removeFirst()
             case .prepare(let call), .query(let call):
                 if let res {
                     if result == nil { result = res } else { PQclear(res) }
@@ -445,7 +495,8 @@ final class LoopConnection {
             if let failure = call.prepareFailure {
                 outcome = .failure(failure)
             } else if call.resent < 3, !call.isDone {
-                // A neighbour failed and took the segment with it; this read never ran.
+                // A neighbour failed and took the segment with it; this read never ran. It goes
+                // again in a segment of its own (`send`).
                 call.resent += 1
                 lane?.dispatch(call)
                 lane?.roomFreed()
@@ -496,14 +547,24 @@ final class LoopConnection {
     /// cancel it (a cancel hits whatever runs, so a neighbour's read is never cancelled). The
     /// cancel request opens its own connection, so it is sent from a background thread.
     func cancelIfAlone(_ call: PendingCall) {
-        guard call.connection === self, machine.cancelRequested() else { return }
-        guard let cancel = PQgetCancel(connection.conn) else { return }
+        guard call.connection === self, let loop = lane?.loop, machine.cancelRequested() else { return }
+        guard let cancel = PQgetCancel(connection.conn) else {
+            _ = machine.cancelDelivered()
+            return
+        }
         let box = CancelBox(cancel)
+        let bound = NIOLoopBound(self, eventLoop: loop)
         DispatchQueue.global().async {
             var buffer = [CChar](repeating: 0, count: 256)
             _ = PQcancel(box.cancel, &buffer, Int32(buffer.count))
             PQfreeCancel(box.cancel)
+            bound.eventLoop.execute { bound.value.cancelDelivered() }
         }
+    }
+
+    /// The cancel request reached the server: once the pipeline has drained too, calls come again.
+    private func cancelDelivered() {
+        if machine.cancelDelivered() { lane?.roomFreed() }
     }
 }
 

@@ -7,9 +7,9 @@
 struct PipelineStateMachine {
     enum State: Equatable {
         case open
-        /// A cancel request is on its way: no new calls until the pipeline drains, so that it
-        /// cannot hit them.
-        case cancelling
+        /// A cancel request is on its way: no new calls until it has been delivered and the
+        /// pipeline has drained, so that it cannot hit them.
+        case cancelling(delivered: Bool)
         case closed
     }
 
@@ -88,14 +88,25 @@ struct PipelineStateMachine {
     mutating func answered() {
         precondition(outstanding > 0, "an answer with no call outstanding")
         outstanding -= 1
-        if outstanding == 0, state == .cancelling { state = .open }
+        if outstanding == 0, state == .cancelling(delivered: true) { state = .open }
+    }
+
+    /// The cancel request reached the server. True when the connection takes calls again.
+    mutating func cancelDelivered() -> Bool {
+        guard case .cancelling = state else { return false }
+        if outstanding == 0 {
+            state = .open
+            return true
+        }
+        state = .cancelling(delivered: true)
+        return false
     }
 
     /// A call's deadline passed. True when the owner sends a cancel request: only when that
     /// call is the only one on the connection (a cancel hits whatever runs), and not twice.
     mutating func cancelRequested() -> Bool {
         guard state == .open, outstanding == 1 else { return false }
-        state = .cancelling
+        state = .cancelling(delivered: false)
         return true
     }
 

@@ -3,7 +3,7 @@ import NIOCore
 import NIOPosix
 import RPC
 import Services
-import Store
+@testable import Store
 import Testing
 
 /// Reads on an event loop (`Database.read`): non-blocking libpq in pipeline mode, against the
@@ -90,6 +90,41 @@ extension StoreTests {
             try await db.read(Self.number("SELECT 1 AS v"), on: loop).get()
         }
         #expect(try db.withConnection { (c) throws(StoreError) in try c.run(Self.number("SELECT 2 AS v")) } == 2)
+    }
+
+    /// Failing reads abort their segment again and again; the reads they took with them go
+    /// again each in a segment of its own, so every good read gets its answer.
+    @Test func readsAbortedByFailingNeighboursAllSucceed() async throws {
+        let db = Self.readDatabase(connections: 1)
+        let results = try await Self.readTogether(db, 40) { i in Self.number("SELECT 100 / \(i % 2) AS v") }
+        for (i, r) in results.enumerated() {
+            if i % 2 == 0 {
+                if case .failure(let e as StoreError) = r { #expect(e.sqlState == "22012") } else { Issue.record("read \(i) did not fail") }
+            } else {
+                #expect(try r.get() == 100)
+            }
+        }
+    }
+
+    /// A read past its deadline is stopped by the server (statement_timeout at about the
+    /// deadline), so the reads queued behind it on the same connection do not wait for it.
+    @Test func aSlowReadPastItsDeadlineFreesItsConnection() async throws {
+        let db = Self.readDatabase(connections: 1)
+        let loop = Self.loops.next()
+        #expect(try await db.read(Self.number("SELECT 1 AS v"), on: loop).get() == 1)
+        let (slow, next) = try await loop.submit {
+            (db.read(Self.number("SELECT 1 AS v FROM pg_sleep(5)"), on: loop, timeout: .milliseconds(200)),
+             db.read(Self.number("SELECT 1 AS v FROM pg_sleep(0.6)"), on: loop))
+        }.get()
+        let start = ContinuousClock.now
+        await #expect(throws: StoreError.self) { try await slow.get() }
+        #expect(try await next.get() == 1)
+        // Behind a 5 s statement it would have taken more than 5 s.
+        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(LoopConnection.statementTimeoutStep(200, default: .seconds(30)) == 250)
+        #expect(LoopConnection.statementTimeoutStep(4000, default: .seconds(30)) == 5000)
+        #expect(LoopConnection.statementTimeoutStep(nil, default: .seconds(30)) == 30_000)
+        #expect(LoopConnection.statementTimeoutStep(60_000, default: .seconds(30)) == 30_000)
     }
 
     /// Reads already written to PostgreSQL when the database closes get an answer (UNAVAILABLE):

@@ -28,7 +28,7 @@ struct PipelineStateMachineTests {
         do { let v = m.rearm(); #expect(v == .none) }
     }
 
-    @Test func aCancelIsSentOnlyForALoneCallAndBlocksNewCallsUntilDrained() {
+    @Test func aCancelIsSentOnlyForALoneCallAndBlocksNewCallsUntilDeliveredAndDrained() {
         var m = PipelineStateMachine()
         _ = m.callWritten()
         _ = m.callWritten()
@@ -38,8 +38,17 @@ struct PipelineStateMachineTests {
         #expect(!m.takesCalls)
         do { let v = m.cancelRequested(); #expect(!v) }  // not twice
         m.answered()
+        // Drained, but the cancel is still on its way: a new call could be the one it hits.
+        #expect(!m.takesCalls)
+        do { let v = m.cancelDelivered(); #expect(v) }
         #expect(m.takesCalls)
         #expect(m.state == .open)
+        // Delivered first, drained after.
+        _ = m.callWritten()
+        _ = m.cancelRequested()
+        do { let v = m.cancelDelivered(); #expect(!v) }
+        m.answered()
+        #expect(m.takesCalls)
     }
 
     @Test func closingReportsTheCallsLeftOnce() {

@@ -288,6 +288,11 @@ final class HTTP2Connection {
         ], hasBody: true)
     }
 
+    private func answerWhenReceived(_ stream: ServerStream, status: Int) {
+        stream.httpAnswer = status
+        if stream.machine.requestIsEnded { submitHTTPStatus(stream, status: status) }
+    }
+
     static let notGRPC = "This is a gRPC endpoint (esaylov): send POST with content-type application/grpc.\n"
 
     /// After a call's status is decided, its response (trailers behind a window the client
@@ -374,9 +379,11 @@ final class HTTP2Connection {
                 code: .resourceExhausted, message: "request headers exceed the limit of \(core.configuration.maxHeaderListSize) bytes"))
             return
         }
-        guard head.method == "POST" else { return submitHTTPStatus(stream, status: 405) }
+        // Not gRPC: answered with a plain status once the request is in (as HTTP servers do; an
+        // answer that raced the rest of the request would hide the peer's protocol errors).
+        guard head.method == "POST" else { return answerWhenReceived(stream, status: 405) }
         guard let contentType = head.contentType, contentType.hasPrefix("application/grpc") else {
-            return submitHTTPStatus(stream, status: 415)
+            return answerWhenReceived(stream, status: 415)
         }
         if core.receiveBudget.isExhausted {
             stream.finish(RPCError(code: .resourceExhausted, message: "the server holds as many request bytes as it may; retry later"))
@@ -596,7 +603,9 @@ final class HTTP2Connection {
     }
 
     private func inputEnded(_ stream: ServerStream) {
-        guard stream.machine.requestEnded(), stream.route != nil else { return }
+        guard stream.machine.requestEnded() else { return }
+        if let status = stream.httpAnswer { return submitHTTPStatus(stream, status: status) }
+        guard stream.route != nil else { return }
         completeInput(stream)
     }
 

@@ -38,6 +38,8 @@ final class ServerStream {
     var heldBytes = 0
     /// Whether this call counts as one of its connection's and address's watch streams.
     var holdsWatch = false
+    /// The plain HTTP status a request that is not gRPC gets once it has been received.
+    var httpAnswer: Int?
 
     /// Response frames not yet taken by nghttp2.
     private var outbound = CircularBuffer<ByteBuffer>()

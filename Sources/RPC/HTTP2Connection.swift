@@ -44,6 +44,14 @@ final class HTTP2Connection {
     private var awaitingInput: [ServerStream] = []
     /// Watch streams open on this connection.
     private var watches = 0
+    /// Response bytes queued in streams and not yet taken by nghttp2. Past the output budget,
+    /// calls whose request is in wait (`deferredCalls`) until they drain below half of it, and
+    /// the connection closes when they do not drain for `finishLinger`. (Reading goes on: the
+    /// client's WINDOW_UPDATEs are what lets them drain.)
+    private var queuedOutput = 0
+    private var output = OutputState.withinBudget
+    private enum OutputState { case withinBudget, overBudget }
+    private var deferredCalls: [ServerStream] = []
     /// The address part of `peer`, which per-address limits count by.
     let peerAddress: String
     /// The keepalive timer, and whether a PING is out waiting for its ACK.
@@ -149,6 +157,7 @@ final class HTTP2Connection {
 
     func inactive() {
         awaitingInput.removeAll()
+        deferredCalls.removeAll()
         keepalive?.cancel()
         keepalive = nil
         timer?.cancel()
@@ -294,6 +303,38 @@ final class HTTP2Connection {
     }
 
     static let notGRPC = "This is a gRPC endpoint (esaylov): send POST with content-type application/grpc.\n"
+
+    /// Response bytes were queued. Past the output budget, reading stops: a client that asks
+    /// for more while reading nothing is paused, and dropped if it stays so (`finishLinger`).
+    func outputQueued(_ bytes: Int) {
+        queuedOutput += bytes
+        guard output == .withinBudget, queuedOutput > core.configuration.outputBudget else { return }
+        output = .overBudget
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.scheduleTask(in: .nanoseconds(Int64(core.configuration.finishLinger / .nanoseconds(1)))) {
+            let connection = bound.value
+            guard connection.output == .overBudget, !connection.machine.isClosed else { return }
+            connection.core.logger.debug("closing a connection that reads none of its responses", metadata: ["peer": "\(connection.peer)"])
+            connection.close()
+        }
+    }
+
+    /// nghttp2 took response bytes: below half the budget, the calls that waited run (after
+    /// this turn: nghttp2 may be asking for bytes right now and must not be re-entered).
+    func outputTaken(_ bytes: Int) {
+        queuedOutput -= bytes
+        guard output == .overBudget, queuedOutput <= core.configuration.outputBudget / 2 else { return }
+        output = .withinBudget
+        guard !deferredCalls.isEmpty else { return }
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        eventLoop.execute {
+            let connection = bound.value
+            let waiting = connection.deferredCalls
+            connection.deferredCalls = []
+            for stream in waiting where !stream.isFinished { connection.completeInput(stream) }
+            connection.flush()
+        }
+    }
 
     /// After a call's status is decided, its response (trailers behind a window the client
     /// keeps closed) may take `finishLinger`; then the stream is reset.
@@ -624,6 +665,11 @@ final class HTTP2Connection {
         }
         guard let request = stream.requestMessage else {
             stream.finish(RPCError(code: .unimplemented, message: "\(stream.head.path) takes exactly one request message, got none"))
+            return
+        }
+        // Its answer would add to responses the client is not reading: it waits for them.
+        if output == .overBudget {
+            deferredCalls.append(stream)
             return
         }
         stream.requestMessage = nil

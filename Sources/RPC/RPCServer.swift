@@ -29,6 +29,9 @@ public final class RPCServer: Sendable {
         /// of small gzip bombs cannot keep an event loop busy.
         public var inflateBurst = 8 << 20
         public var inflatePerSecond = 8 << 20
+        /// Response bytes a connection may have queued beyond what its client has read; past
+        /// it the connection stops reading requests until they drain.
+        public var outputBudget = 16 << 20
         /// Response bytes buffered per stream before a streaming write suspends.
         public var responseBufferHighWater = 256 * 1024
         /// Request bytes queued per streaming call before the window stops reopening.

@@ -76,10 +76,12 @@ final class ServerStream {
             return eventLoop.makeFailedFuture(RPCError.callEnded)
         case .submitHeaders:
             outboundBytes += frame.readableBytes
+            connection.outputQueued(frame.readableBytes)
             outbound.append(frame)
             connection.submitResponseHeaders(self)
         case .resumeData:
             outboundBytes += frame.readableBytes
+            connection.outputQueued(frame.readableBytes)
             outbound.append(frame)
             connection.resumeData(self)
         }
@@ -95,6 +97,7 @@ final class ServerStream {
     /// Queues the body of a plain HTTP answer (not gRPC-framed).
     func queueBody(_ bytes: ByteBuffer) {
         outboundBytes += bytes.readableBytes
+        connection?.outputQueued(bytes.readableBytes)
         outbound.append(bytes)
     }
 
@@ -115,6 +118,7 @@ final class ServerStream {
             }
         }
         outboundBytes -= written
+        connection?.outputTaken(written)
         releaseWaitersIfDrained()
         switch machine.bodyRequested(queueEmptyAfter: outbound.isEmpty) {
         case .sendLast(let trailers): return .lastBytes(written, trailers: trailers.map { ($0.name, $0.value) })
@@ -203,6 +207,7 @@ final class ServerStream {
         task?.cancel()
         failWaiters()
         outbound.removeAll()
+        connection?.outputTaken(outboundBytes)
         outboundBytes = 0
     }
 

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attack import attack
 from conftest import Server
-from frames import (ACK, CANCEL, DATA, END_STREAM, NO_ERROR, PING, PREFACE, WINDOW_UPDATE, Conn, frame, grpc_headers,
+from frames import (ACK, CANCEL, DATA, END_STREAM, HEADERS, NO_ERROR, PING, PREFACE, WINDOW_UPDATE, Conn, frame, grpc_headers,
                     settings)
 
 MIB = 1024
@@ -281,5 +281,31 @@ def test_a_peer_that_does_not_answer_ping_is_dropped():
             time.sleep(1.5)
             assert stream.is_active()
             stream.cancel()
+    finally:
+        s.stop()
+
+
+def test_responses_nobody_reads_are_bounded_per_connection(testing):
+    """Unary calls with 1 MiB answers, and a client that reads none of them: past the
+    connection's output budget further calls wait, what is queued stays bounded, and the
+    connection is closed when nothing drains."""
+    s = Server("esaylov-interop-server", "--finish-linger-ms", "1000")
+    try:
+        baseline = s.rss_kib()
+        request = testing.message("grpc.testing.SimpleRequest")(response_size=1 << 20).SerializeToString()
+        c = Conn(s.port, preface=False)
+        c.send(PREFACE + settings((0x4, 0)))  # no window for any response
+        c.read(0.2)
+        for sid in range(1, 121, 2):
+            c.headers(sid, grpc_headers("/grpc.testing.TestService/UnaryCall"), end_stream=False)
+            c.send(frame(DATA, END_STREAM, sid, struct.pack(">BI", 0, len(request)) + request))
+        c.read(0.5)
+        grown = (s.rss_kib() - baseline) / MIB
+        assert grown <= 32, f"RSS grew {grown:.0f} MiB with 60 unread 1 MiB answers"
+        assert health_within(s) < 1.0
+        start = time.monotonic()
+        assert c.wait_closed(5.0)
+        assert time.monotonic() - start < 4.0
+        c.close()
     finally:
         s.stop()

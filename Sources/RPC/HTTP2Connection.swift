@@ -98,7 +98,7 @@ final class HTTP2Connection {
 
     private func armKeepalive(in delay: Duration) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        keepalive = eventLoop.scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) { bound.value.keepaliveFired() }
+        keepalive = eventLoop.scheduleTask(in: TimeAmount(delay)) { bound.value.keepaliveFired() }
     }
 
     /// With streams open and nothing heard for the interval, a PING goes out; a PING that
@@ -202,7 +202,7 @@ final class HTTP2Connection {
 
     private func armTimer(in delay: Duration) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        timer = eventLoop.scheduleTask(in: .nanoseconds(Int64(delay / .nanoseconds(1)))) { bound.value.timerFired() }
+        timer = eventLoop.scheduleTask(in: TimeAmount(delay)) { bound.value.timerFired() }
     }
 
     private func timerFired() {
@@ -311,7 +311,7 @@ final class HTTP2Connection {
         guard output == .withinBudget, queuedOutput > core.configuration.outputBudget else { return }
         output = .overBudget
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        eventLoop.scheduleTask(in: .nanoseconds(Int64(core.configuration.finishLinger / .nanoseconds(1)))) {
+        eventLoop.scheduleTask(in: TimeAmount(core.configuration.finishLinger)) {
             let connection = bound.value
             guard connection.output == .overBudget, !connection.machine.isClosed else { return }
             connection.core.logger.debug("closing a connection that reads none of its responses", metadata: ["peer": "\(connection.peer)"])
@@ -343,7 +343,7 @@ final class HTTP2Connection {
         guard stream.pendingBytes > session.sendWindow(stream: stream.id) else { return }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let id = stream.id
-        stream.deadlineTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(core.configuration.finishLinger / .nanoseconds(1)))) {
+        stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(core.configuration.finishLinger)) {
             let connection = bound.value
             guard connection.streams[id] != nil else { return }
             connection.perform { try connection.session.submitReset(stream: id, code: .cancel) }
@@ -356,7 +356,7 @@ final class HTTP2Connection {
     private func armReceiveTimer(_ stream: ServerStream) {
         let bound = NIOLoopBound(stream, eventLoop: eventLoop)
         let seen = stream.messageCount
-        stream.receiveTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(core.configuration.receiveTimeout / .nanoseconds(1)))) {
+        stream.receiveTimer = eventLoop.scheduleTask(in: TimeAmount(core.configuration.receiveTimeout)) {
             let s = bound.value
             s.receiveTimer = nil
             guard !s.isFinished, !s.machine.requestIsEnded || s.deframer.hasPartialMessage else { return }
@@ -488,8 +488,7 @@ final class HTTP2Connection {
         // The deadline as the interceptors left it.
         if !stream.isFinished, let deadline = context.deadline {
             let bound = NIOLoopBound(stream, eventLoop: eventLoop)
-            let nanoseconds = (deadline - .now) / .nanoseconds(1)
-            stream.deadlineTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(min(nanoseconds, Double(Int64.max / 2))))) {
+            stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) {
                 let s = bound.value
                 guard !s.isFinished else { return }
                 s.finish(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
@@ -613,7 +612,7 @@ final class HTTP2Connection {
         throttled.insert(stream.id)
         guard throttleTimer == nil else { return }
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        throttleTimer = eventLoop.scheduleTask(in: .nanoseconds(Int64(inflateBudget.refillDelay / .nanoseconds(1)))) {
+        throttleTimer = eventLoop.scheduleTask(in: TimeAmount(inflateBudget.refillDelay)) {
             bound.value.resumeThrottled()
         }
     }

@@ -2,26 +2,24 @@ import NIOCore
 
 /// A rate limit per connection: `burst` events at once, refilled at `perSecond`.
 struct TokenBucket {
-    let burst: Double
-    let perSecond: Double
-    private var tokens: Double
-    private var last: NIODeadline
+    private var budget: ByteBudget
 
     init(burst: Int, perSecond: Int) {
-        self.burst = Double(burst)
-        self.perSecond = Double(perSecond)
-        tokens = Double(burst)
-        last = .now()
+        budget = ByteBudget(burst: burst, perSecond: perSecond)
     }
 
     /// Takes one token; false when the peer is over its rate.
     mutating func take(now: NIODeadline = .now()) -> Bool {
-        let elapsed = Double((now - last).nanoseconds) / 1e9
-        last = now
-        tokens = min(burst, tokens + elapsed * perSecond)
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard budget.available(now: now) >= 1 else { return false }
+        budget.spend(1)
         return true
+    }
+}
+
+extension TimeAmount {
+    /// `duration`, saturating far beyond any timer we set.
+    init(_ duration: Duration) {
+        self = .nanoseconds(Int64(min(max(duration / .nanoseconds(1), 0), Double(Int64.max / 2))))
     }
 }
 
@@ -48,8 +46,13 @@ struct ByteBudget {
 
     /// Whether anything may be spent now.
     mutating func canSpend(now: NIODeadline = .now()) -> Bool {
+        available(now: now) > 0
+    }
+
+    /// What may be spent now (negative while overdrawn).
+    mutating func available(now: NIODeadline = .now()) -> Double {
         refill(now)
-        return tokens > 0
+        return tokens
     }
 
     mutating func spend(_ bytes: Int) { tokens -= Double(bytes) }

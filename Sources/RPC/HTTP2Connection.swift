@@ -52,6 +52,9 @@ final class HTTP2Connection {
     private var output = OutputState.withinBudget
     private enum OutputState { case withinBudget, overBudget }
     private var deferredCalls: [ServerStream] = []
+    /// Finished streams whose response waits for the client's window, and when each is reset.
+    private var lingering: [Int32: NIODeadline] = [:]
+    private var lingerTimer: Scheduled<Void>?
     /// The address part of `peer`, which per-address limits count by.
     let peerAddress: String
     /// The keepalive timer, and whether a PING is out waiting for its ACK.
@@ -81,6 +84,11 @@ final class HTTP2Connection {
         try session.setConnectionWindow(Int32(Self.defaultWindow + credit))
     }
 
+    /// Output goes to the channel in writes of about this size: the buffer stays below the
+    /// size from which malloc maps blocks on their own (1 MiB), which would cost a map, page
+    /// faults and an unmap on every flush of a busy connection.
+    static let writeChunk = 256 << 10
+
     /// HTTP/2's initial connection window (RFC 9113 §6.9.2).
     static let defaultWindow = 65_535
 
@@ -90,7 +98,6 @@ final class HTTP2Connection {
 
     func activated() {
         armTimer(in: core.configuration.handshakeTimeout)
-        armKeepalive(in: core.configuration.keepaliveInterval)
         flush()
     }
 
@@ -118,9 +125,10 @@ final class HTTP2Connection {
                 keepaliveState = .awaitingAck
                 flush()
                 armKeepalive(in: c.keepaliveTimeout)
-            } else {
-                armKeepalive(in: streams.isEmpty ? c.keepaliveInterval : c.keepaliveInterval - quietFor)
+            } else if !streams.isEmpty {
+                armKeepalive(in: c.keepaliveInterval - quietFor)
             }
+            // With no stream, no timer: the next stream arms it (an idle connection costs less).
         }
     }
 
@@ -157,6 +165,9 @@ final class HTTP2Connection {
 
     func inactive() {
         awaitingInput.removeAll()
+        lingerTimer?.cancel()
+        lingerTimer = nil
+        lingering.removeAll()
         deferredCalls.removeAll()
         keepalive?.cancel()
         keepalive = nil
@@ -245,7 +256,7 @@ final class HTTP2Connection {
             while io.isWritable {
                 var out = allocator.buffer(capacity: 0)
                 do {
-                    guard try session.send(into: &out, limit: 1 << 20) > 0 else { break }
+                    guard try session.send(into: &out, limit: Self.writeChunk) > 0 else { break }
                 } catch {
                     core.logger.debug("nghttp2 send failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
                     close()
@@ -337,18 +348,36 @@ final class HTTP2Connection {
     }
 
     /// After a call's status is decided, its response (trailers behind a window the client
-    /// keeps closed) may take `finishLinger`; then the stream is reset.
+    /// keeps closed) may take `finishLinger`; then the stream is reset. One timer a connection
+    /// checks them all, so that a busy connection pays no timer a call.
     func lingerAfterFinish(_ stream: ServerStream) {
         // What the client's windows let through leaves with the next flush: nothing to watch.
         guard stream.pendingBytes > session.sendWindow(stream: stream.id) else { return }
+        lingering[stream.id] = .now() + TimeAmount(core.configuration.finishLinger)
+        if lingerTimer == nil { armLingerTimer(in: core.configuration.finishLinger) }
+    }
+
+    private func armLingerTimer(in delay: Duration) {
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
-        let id = stream.id
-        stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(core.configuration.finishLinger)) {
-            let connection = bound.value
-            guard connection.streams[id] != nil else { return }
-            connection.perform { try connection.session.submitReset(stream: id, code: .cancel) }
-            connection.flush()
+        lingerTimer = eventLoop.scheduleTask(in: TimeAmount(delay)) { bound.value.lingerTimerFired() }
+    }
+
+    private func lingerTimerFired() {
+        lingerTimer = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for (id, due) in lingering {
+            if streams[id] == nil {
+                lingering[id] = nil
+            } else if due <= now {
+                lingering[id] = nil
+                perform { try session.submitReset(stream: id, code: .cancel) }
+            } else {
+                next = min(next ?? due, due)
+            }
         }
+        if let next { armLingerTimer(in: .nanoseconds((next - now).nanoseconds)) }
+        flush()
     }
 
     /// For a call without a deadline: its request must arrive within the receive timeout.
@@ -476,7 +505,8 @@ final class HTTP2Connection {
             stream.finish(RPCError(code: .invalidArgument, message: "metadata \(bad) is not valid base64"))
             return
         }
-        if core.configuration.watchMethods.contains(head.path) {
+        if route.method.kind == .serverStreaming || route.method.kind == .bidirectionalStreaming,
+            core.configuration.watchMethods.contains(head.path) {
             guard acquireWatch(stream) else { return }
         }
         core.executor.start(stream, route, context, on: self)
@@ -684,6 +714,7 @@ struct HTTP2PeerError: Error, CustomStringConvertible {
 extension HTTP2Connection: NGHTTP2SessionDelegate {
     func streamOpened(_ id: Int32) -> Bool {
         guard machine.acceptsStreams else { return false }
+        if keepalive == nil { armKeepalive(in: core.configuration.keepaliveInterval) }
         streams[id] = ServerStream(id: id, connection: self, eventLoop: eventLoop, maxMessageSize: core.configuration.maxReceiveMessageSize)
         return true
     }
@@ -769,6 +800,7 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
 
     func streamClosed(_ id: Int32, errorCode: UInt32) {
         streams.removeValue(forKey: id)?.didClose()
+        if !lingering.isEmpty { lingering[id] = nil }
     }
 
     /// Counts the resets we send: a client can provoke them with bad frames (MadeYouReset).

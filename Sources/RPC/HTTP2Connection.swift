@@ -191,6 +191,11 @@ final class HTTP2Connection {
     /// Sends GOAWAY and lets the calls in flight finish (server drain, idle connection).
     func goAway() {
         guard machine.goAway() else { return }
+        submitGoAway()
+    }
+
+    /// GOAWAY(NO_ERROR) naming the last stream taken; the state machine has decided on it.
+    private func submitGoAway() {
         perform { try session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .noError) }
         flush()
     }
@@ -224,8 +229,7 @@ final class HTTP2Connection {
             core.logger.debug("client did not complete the HTTP/2 handshake in time", metadata: ["peer": "\(peer)"])
             close()
         case .goAway:
-            perform { try session.submitGoAway(lastStreamID: session.lastProcessedStreamID, code: .noError) }
-            flush()
+            submitGoAway()
         case .rearm(let delay):
             armTimer(in: delay)
         case .none:
@@ -277,23 +281,25 @@ final class HTTP2Connection {
 
     /// The response HEADERS of a call that sends messages.
     func submitResponseHeaders(_ stream: ServerStream) {
-        var headers: [(String, String)] = [
-            (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", MessageEncoding.acceptHeader),
-        ]
-        if let encoding = stream.context?.responseEncoding, encoding != .identity {
-            headers.append(("grpc-encoding", encoding.rawValue))
-        }
-        if let ctx = stream.context { headers += ctx.initialMetadata.headerFields }
-        submit(stream, headers, hasBody: true)
+        submit(stream, grpcHeaders(stream, withEncoding: true), hasBody: true)
     }
 
     /// gRPC's early-error form: one HEADERS frame with the status, ending the stream.
     func submitTrailersOnly(_ stream: ServerStream, _ trailers: [(String, String)]) {
+        submit(stream, grpcHeaders(stream, withEncoding: false) + trailers, hasBody: false)
+    }
+
+    /// `:status`, content type, what we accept, the response's encoding when it has messages,
+    /// and the handler's initial metadata.
+    private func grpcHeaders(_ stream: ServerStream, withEncoding: Bool) -> [(String, String)] {
         var headers: [(String, String)] = [
             (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", MessageEncoding.acceptHeader),
         ]
+        if withEncoding, let encoding = stream.context?.responseEncoding, encoding != .identity {
+            headers.append(("grpc-encoding", encoding.rawValue))
+        }
         if let ctx = stream.context { headers += ctx.initialMetadata.headerFields }
-        submit(stream, headers + trailers, hasBody: false)
+        return headers
     }
 
     /// Answers a request that is not gRPC with a plain HTTP status and a short text body
@@ -315,8 +321,9 @@ final class HTTP2Connection {
 
     static let notGRPC = "This is a gRPC endpoint (esaylov): send POST with content-type application/grpc.\n"
 
-    /// Response bytes were queued. Past the output budget, reading stops: a client that asks
-    /// for more while reading nothing is paused, and dropped if it stays so (`finishLinger`).
+    /// Response bytes were queued. Past the output budget, calls wait (`deferredCalls`): a
+    /// client that asks for more while reading nothing is paused, and dropped if it stays so
+    /// (`finishLinger`).
     func outputQueued(_ bytes: Int) {
         queuedOutput += bytes
         guard output == .withinBudget, queuedOutput > core.configuration.outputBudget else { return }
@@ -397,11 +404,7 @@ final class HTTP2Connection {
                     return
                 }
             }
-            let error = RPCError(code: .deadlineExceeded, message: "the request did not arrive within \(s.connection?.core.configuration.receiveTimeout ?? .zero)")
-            s.requestSource?.finish(error)
-            s.finish(error)
-            s.context?.cancel()
-            s.task?.cancel()
+            s.abort(RPCError(code: .deadlineExceeded, message: "the request did not arrive within \(s.connection?.core.configuration.receiveTimeout ?? .zero)"))
         }
     }
 
@@ -521,10 +524,7 @@ final class HTTP2Connection {
             stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) {
                 let s = bound.value
                 guard !s.isFinished else { return }
-                s.finish(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
-                s.requestSource?.finish(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
-                s.context?.cancel()
-                s.task?.cancel()
+                s.abort(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
             }
         }
     }
@@ -608,10 +608,7 @@ final class HTTP2Connection {
                     message = frame.bytes
                 }
             } catch {
-                stream.requestSource?.finish(error)
-                stream.finish(error)
-                stream.context?.cancel()
-                stream.task?.cancel()
+                stream.abort(error)
                 return
             }
             stream.messageCount += 1

@@ -26,9 +26,6 @@ public struct MessageDeframer: Sendable {
     /// True when bytes of an incomplete message are held (a truncation at end of stream).
     public var hasPartialMessage: Bool { buffer.readableBytes > 0 && !hasCompleteMessage }
 
-    /// Bytes held (a message in progress, or complete ones not yet taken).
-    public var bufferedBytes: Int { buffer.readableBytes + (pending.map { _ in 5 } ?? 0) }
-
     /// True when `next()` would return a message.
     public var hasCompleteMessage: Bool {
         if let pending { return buffer.readableBytes >= pending.length }

@@ -41,7 +41,6 @@ final class ReceiveBudget: Sendable {
 
     /// Bytes buffered now (wire bytes held, decompressed bytes queued).
     var heldBytes: Int { held.load(ordering: .relaxed) }
-    var grantedBytes: Int { granted.load(ordering: .relaxed) }
 
     func hold(_ bytes: Int) { held.add(bytes, ordering: .relaxed) }
     func release(_ bytes: Int) { if bytes > 0 { held.subtract(bytes, ordering: .relaxed) } }

@@ -77,9 +77,6 @@ public final class ServerContext: Sendable {
         }
     }
 
-    /// Whether a request id was given or made for this call.
-    var hasRequestID: Bool { state.withLock { $0.requestID != nil } }
-
     func setRequestID(_ id: String) { state.withLock { $0.requestID = id } }
 
     /// A typed value an interceptor put on this call; `nil` when none did.

@@ -190,6 +190,15 @@ final class ServerStream {
         connection.outputPending()
     }
 
+    /// Ends the call with `error` from the transport's side (deadline, bad input, late
+    /// request): its handler's input fails with the same error, and the handler is cancelled.
+    func abort(_ error: RPCError) {
+        requestSource?.finish(error)
+        finish(error)
+        context?.cancel()
+        task?.cancel()
+    }
+
     /// The stream is gone (RST_STREAM from the client, connection closed, or done).
     func didClose() {
         deadlineTimer?.cancel()

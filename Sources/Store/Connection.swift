@@ -45,7 +45,7 @@ public final class Connection {
             try check(res)
             prepared[key] = name
         }
-        let res = withParameters(sql.binds) { _, values, lengths, formats in
+        let res = withParameters(sql.binds) { values, lengths, formats in
             PQexecPrepared(conn, name, Int32(sql.binds.count), values, lengths, formats, 0)
         }
         do {

@@ -349,9 +349,13 @@ final class LoopConnection {
         // the connection for the reads behind it.
         let wanted = Self.statementTimeoutStep(call.timeoutMs, default: lane?.configuration.defaultStatementTimeout)
         if wanted != statementTimeoutMs {
-            let sent = withParameters([String(wanted).sqlValue]) { types, values, lengths, formats in
-                PQsendQueryParams(
-                    connection.conn, "SELECT set_config('statement_timeout', $1, false)", 1, types, values, lengths, formats, 0)
+            let setting = [String(wanted).sqlValue]
+            let types = setting.map(\.type)
+            let sent = withParameters(setting) { values, lengths, formats in
+                types.withUnsafeBufferPointer { t in
+                    PQsendQueryParams(
+                        connection.conn, "SELECT set_config('statement_timeout', $1, false)", 1, t.baseAddress, values, lengths, formats, 0)
+                }
             }
             guard sent == 1 else {
                 expected.append(.query(call))
@@ -377,7 +381,7 @@ final class LoopConnection {
             connection.markPrepared(call.key, as: name)
             expected.append(.prepare(call))
         }
-        let sent = withParameters(binds) { _, values, lengths, formats in
+        let sent = withParameters(binds) { values, lengths, formats in
             PQsendQueryPrepared(connection.conn, name, Int32(binds.count), values, lengths, formats, 0)
         }
         expected.append(.query(call))

@@ -20,13 +20,6 @@ public struct Query<Value: Sendable>: Sendable {
     }
 }
 
-extension Query where Value == Int {
-    /// A statement whose result is the number of rows it changed.
-    public init(changing sql: SQL) {
-        self.init(sql) { rows in rows.affected }
-    }
-}
-
 extension Connection {
     /// Runs `query` and reads its rows.
     public func run<Value>(_ query: Query<Value>) throws(StoreError) -> Value {
@@ -34,13 +27,13 @@ extension Connection {
     }
 }
 
-/// Calls `body` with the C arrays libpq takes for `binds` (types, values, lengths, formats),
-/// valid for the call only.
+/// Calls `body` with the C arrays libpq takes for the values of `binds` (values, lengths,
+/// formats), valid for the call only. (Types go with the statement's preparation.)
 func withParameters<R>(
     _ binds: [SQLValue],
-    _ body: (UnsafePointer<UInt32>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+    _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
 ) -> R {
-    if binds.isEmpty { return body(nil, nil, nil, nil) }
+    if binds.isEmpty { return body(nil, nil, nil) }
     var owned: [UnsafeMutableRawPointer?] = []
     owned.reserveCapacity(binds.count)
     var lengths: [Int32] = []
@@ -72,13 +65,10 @@ func withParameters<R>(
             }
         }
     }
-    let types = binds.map(\.type)
     let values = owned.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } }
-    return types.withUnsafeBufferPointer { t in
-        values.withUnsafeBufferPointer { v in
-            lengths.withUnsafeBufferPointer { l in
-                formats.withUnsafeBufferPointer { f in body(t.baseAddress, v.baseAddress, l.baseAddress, f.baseAddress) }
-            }
+    return values.withUnsafeBufferPointer { v in
+        lengths.withUnsafeBufferPointer { l in
+            formats.withUnsafeBufferPointer { f in body(v.baseAddress, l.baseAddress, f.baseAddress) }
         }
     }
 }

@@ -17,17 +17,17 @@ class StalledUploads:
     message and sending up to `announce - 1` of it, never END_STREAM. `run` sends for at most
     `seconds` or until the server has stopped granting window for `stall` seconds."""
 
-    def __init__(self, port, path="/grpc.health.v1.Health/Check", streams=100, announce=4 << 20, compress_with=None):
+    def __init__(self, port, path="/grpc.health.v1.Health/Check", streams=100, announce=4 << 20):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.conn.initiate_connection()
-        self.sock.sendall(self.conn.data_to_send())
+        self.closed = False
+        self._flush()
         self.path, self.streams, self.announce = path, streams, announce
         self.left = {}
         self.sent = 0
         self.resets = 0
         self.ended = 0
-        self.closed = False
         self.payload = b"\0" * 16384
 
     def _pump(self, timeout):
@@ -56,6 +56,9 @@ class StalledUploads:
                 self.left.pop(e.stream_id, None)
             elif isinstance(e, h2.events.ConnectionTerminated):
                 self.closed = True
+        self._flush()
+
+    def _flush(self):
         out = self.conn.data_to_send()
         if out:
             try:
@@ -70,7 +73,7 @@ class StalledUploads:
                                          (":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers")])
             self.conn.send_data(sid, struct.pack(">BI", 0, self.announce))
             self.left[sid] = self.announce - 1
-        self.sock.sendall(self.conn.data_to_send())
+        self._flush()
 
     def run(self, seconds=4.0, stall=0.5):
         self.open_streams()
@@ -90,12 +93,7 @@ class StalledUploads:
                 self.left[sid] -= window
                 self.sent += window
                 progressed = True
-            out = self.conn.data_to_send()
-            if out:
-                try:
-                    self.sock.sendall(out)
-                except OSError:
-                    self.closed = True
+            self._flush()
             if progressed:
                 last_progress = time.monotonic()
                 self._pump(0.0005)

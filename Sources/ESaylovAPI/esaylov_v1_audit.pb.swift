@@ -155,6 +155,47 @@ extension Esaylov_V1_AuditEvent {
     }
 }
 
+/// protobuf message `esaylov.v1.AuditCheckpoint`.
+public struct Esaylov_V1_AuditCheckpoint: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.AuditCheckpoint" }
+    public var sequence: Int64 = 0
+    public var hash: String = ""
+    public var at: Google_Protobuf_Timestamp? = nil
+
+    public init() {}
+}
+
+extension Esaylov_V1_AuditCheckpoint {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__audit_checkpoint()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__AuditCheckpoint.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__AuditCheckpoint>) {
+        self.init()
+        let c = p.pointee
+        self.sequence = c.sequence
+        self.hash = ProtoC.string(c.hash)
+        if let sub = c.at { self.at = Google_Protobuf_Timestamp(c: sub) }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__AuditCheckpoint> {
+        let p = arena.allocate(Esaylov__V1__AuditCheckpoint.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.sequence = self.sequence
+        p.pointee.hash = arena.cString(self.hash)
+        if let value = self.at { p.pointee.at = value.toC(arena) }
+        return p
+    }
+}
+
 /// protobuf message `esaylov.v1.ListEventsRequest`.
 public struct Esaylov_V1_ListEventsRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.ListEventsRequest" }
@@ -299,6 +340,9 @@ public struct Esaylov_V1_VerifyChainResponse: ProtoMessage {
     public var firstBrokenSequence: Int64 = 0
     public var headSequence: Int64 = 0
     public var headHash: String = ""
+    public var checkpointSequence: Int64 = 0
+    public var checkpointIntact: Bool = false
+    public var problem: String = ""
 
     public init() {}
 }
@@ -324,6 +368,9 @@ extension Esaylov_V1_VerifyChainResponse {
         self.firstBrokenSequence = c.first_broken_sequence
         self.headSequence = c.head_sequence
         self.headHash = ProtoC.string(c.head_hash)
+        self.checkpointSequence = c.checkpoint_sequence
+        self.checkpointIntact = (c.checkpoint_intact != 0)
+        self.problem = ProtoC.string(c.problem)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__VerifyChainResponse> {
@@ -334,6 +381,9 @@ extension Esaylov_V1_VerifyChainResponse {
         p.pointee.first_broken_sequence = self.firstBrokenSequence
         p.pointee.head_sequence = self.headSequence
         p.pointee.head_hash = arena.cString(self.headHash)
+        p.pointee.checkpoint_sequence = self.checkpointSequence
+        p.pointee.checkpoint_intact = (self.checkpointIntact ? 1 : 0)
+        p.pointee.problem = arena.cString(self.problem)
         return p
     }
 }

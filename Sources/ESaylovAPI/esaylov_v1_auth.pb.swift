@@ -38,10 +38,75 @@ public enum Esaylov_V1_LoginMethod: ProtoEnum, CaseIterable {
     }
 }
 
+/// protobuf enum `esaylov.v1.Permission`.
+public enum Esaylov_V1_Permission: ProtoEnum, CaseIterable {
+    /// `PERMISSION_UNSPECIFIED` = 0
+    case unspecified
+    /// `PERMISSION_READ_OWN_RECORD` = 1
+    case readOwnRecord
+    /// `PERMISSION_SEND_REQUESTS` = 2
+    case sendRequests
+    /// `PERMISSION_SIGN_REQUESTS` = 3
+    case signRequests
+    /// `PERMISSION_REVIEW_REQUESTS` = 4
+    case reviewRequests
+    /// `PERMISSION_DRAFT_DECISIONS` = 5
+    case draftDecisions
+    /// `PERMISSION_APPROVE_DECISIONS` = 6
+    case approveDecisions
+    /// `PERMISSION_READ_PERSONAL_DATA` = 7
+    case readPersonalData
+    /// `PERMISSION_READ_AUDIT` = 8
+    case readAudit
+    /// `PERMISSION_VERIFY_AUDIT` = 9
+    case verifyAudit
+    /// `PERMISSION_MANAGE_DIRECTORY` = 10
+    case manageDirectory
+    /// A value this build does not know; kept so that it round-trips.
+    case unrecognized(Int32)
+
+    public static var allCases: [Self] { [.unspecified, .readOwnRecord, .sendRequests, .signRequests, .reviewRequests, .draftDecisions, .approveDecisions, .readPersonalData, .readAudit, .verifyAudit, .manageDirectory] }
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .readOwnRecord
+        case 2: self = .sendRequests
+        case 3: self = .signRequests
+        case 4: self = .reviewRequests
+        case 5: self = .draftDecisions
+        case 6: self = .approveDecisions
+        case 7: self = .readPersonalData
+        case 8: self = .readAudit
+        case 9: self = .verifyAudit
+        case 10: self = .manageDirectory
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .readOwnRecord: return 1
+        case .sendRequests: return 2
+        case .signRequests: return 3
+        case .reviewRequests: return 4
+        case .draftDecisions: return 5
+        case .approveDecisions: return 6
+        case .readPersonalData: return 7
+        case .readAudit: return 8
+        case .verifyAudit: return 9
+        case .manageDirectory: return 10
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// protobuf message `esaylov.v1.StartSignatureLoginRequest`.
 public struct Esaylov_V1_StartSignatureLoginRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.StartSignatureLoginRequest" }
     public var certificate: [UInt8] = []
+    public var actAsOrganisationId: String = ""
 
     public init() {}
 }
@@ -63,12 +128,14 @@ extension Esaylov_V1_StartSignatureLoginRequest {
         self.init()
         let c = p.pointee
         self.certificate = ProtoC.bytes(c.certificate.data, c.certificate.len)
+        self.actAsOrganisationId = ProtoC.string(c.act_as_organisation_id)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__StartSignatureLoginRequest> {
         let p = arena.allocate(Esaylov__V1__StartSignatureLoginRequest.self)
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.certificate = ProtobufCBinaryData(len: self.certificate.count, data: arena.copy(self.certificate))
+        p.pointee.act_as_organisation_id = arena.cString(self.actAsOrganisationId)
         return p
     }
 }
@@ -119,7 +186,6 @@ public struct Esaylov_V1_FinishSignatureLoginRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.FinishSignatureLoginRequest" }
     public var challengeId: String = ""
     public var cms: [UInt8] = []
-    public var actAsOrganisationId: String = ""
 
     public init() {}
 }
@@ -142,7 +208,6 @@ extension Esaylov_V1_FinishSignatureLoginRequest {
         let c = p.pointee
         self.challengeId = ProtoC.string(c.challenge_id)
         self.cms = ProtoC.bytes(c.cms.data, c.cms.len)
-        self.actAsOrganisationId = ProtoC.string(c.act_as_organisation_id)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__FinishSignatureLoginRequest> {
@@ -150,6 +215,55 @@ extension Esaylov_V1_FinishSignatureLoginRequest {
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.challenge_id = arena.cString(self.challengeId)
         p.pointee.cms = ProtobufCBinaryData(len: self.cms.count, data: arena.copy(self.cms))
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.LoginChallenge`.
+public struct Esaylov_V1_LoginChallenge: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.LoginChallenge" }
+    public var challengeId: String = ""
+    public var nonce: [UInt8] = []
+    public var audience: String = ""
+    public var issuedAt: Google_Protobuf_Timestamp? = nil
+    public var expiresAt: Google_Protobuf_Timestamp? = nil
+    public var actAsOrganisationId: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_LoginChallenge {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__login_challenge()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__LoginChallenge.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__LoginChallenge>) {
+        self.init()
+        let c = p.pointee
+        self.challengeId = ProtoC.string(c.challenge_id)
+        self.nonce = ProtoC.bytes(c.nonce.data, c.nonce.len)
+        self.audience = ProtoC.string(c.audience)
+        if let sub = c.issued_at { self.issuedAt = Google_Protobuf_Timestamp(c: sub) }
+        if let sub = c.expires_at { self.expiresAt = Google_Protobuf_Timestamp(c: sub) }
+        self.actAsOrganisationId = ProtoC.string(c.act_as_organisation_id)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__LoginChallenge> {
+        let p = arena.allocate(Esaylov__V1__LoginChallenge.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.challenge_id = arena.cString(self.challengeId)
+        p.pointee.nonce = ProtobufCBinaryData(len: self.nonce.count, data: arena.copy(self.nonce))
+        p.pointee.audience = arena.cString(self.audience)
+        if let value = self.issuedAt { p.pointee.issued_at = value.toC(arena) }
+        if let value = self.expiresAt { p.pointee.expires_at = value.toC(arena) }
         p.pointee.act_as_organisation_id = arena.cString(self.actAsOrganisationId)
         return p
     }
@@ -236,6 +350,7 @@ public struct Esaylov_V1_VerifySmsCodeRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.VerifySmsCodeRequest" }
     public var attemptId: String = ""
     public var code: String = ""
+    public var phone: String = ""
 
     public init() {}
 }
@@ -258,6 +373,7 @@ extension Esaylov_V1_VerifySmsCodeRequest {
         let c = p.pointee
         self.attemptId = ProtoC.string(c.attempt_id)
         self.code = ProtoC.string(c.code)
+        self.phone = ProtoC.string(c.phone)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__VerifySmsCodeRequest> {
@@ -265,6 +381,7 @@ extension Esaylov_V1_VerifySmsCodeRequest {
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.attempt_id = arena.cString(self.attemptId)
         p.pointee.code = arena.cString(self.code)
+        p.pointee.phone = arena.cString(self.phone)
         return p
     }
 }
@@ -275,6 +392,7 @@ public struct Esaylov_V1_Session: ProtoMessage {
     public var token: String = ""
     public var expiresAt: Google_Protobuf_Timestamp? = nil
     public var principal: Esaylov_V1_Principal? = nil
+    public var absoluteExpiresAt: Google_Protobuf_Timestamp? = nil
 
     public init() {}
 }
@@ -298,6 +416,7 @@ extension Esaylov_V1_Session {
         self.token = ProtoC.string(c.token)
         if let sub = c.expires_at { self.expiresAt = Google_Protobuf_Timestamp(c: sub) }
         if let sub = c.principal { self.principal = Esaylov_V1_Principal(c: sub) }
+        if let sub = c.absolute_expires_at { self.absoluteExpiresAt = Google_Protobuf_Timestamp(c: sub) }
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Session> {
@@ -306,6 +425,7 @@ extension Esaylov_V1_Session {
         p.pointee.token = arena.cString(self.token)
         if let value = self.expiresAt { p.pointee.expires_at = value.toC(arena) }
         if let value = self.principal { p.pointee.principal = value.toC(arena) }
+        if let value = self.absoluteExpiresAt { p.pointee.absolute_expires_at = value.toC(arena) }
         return p
     }
 }
@@ -414,8 +534,7 @@ public struct Esaylov_V1_Principal: ProtoMessage {
     public var candidateId: String = ""
     public var proxyId: String = ""
     public var loginMethod: Esaylov_V1_LoginMethod = .init(rawValue: 0)
-    public var maySendRequests: Bool = false
-    public var signsRequests: Bool = false
+    public var permissions: [Esaylov_V1_Permission] = []
 
     public init() {}
 }
@@ -446,8 +565,9 @@ extension Esaylov_V1_Principal {
         self.candidateId = ProtoC.string(c.candidate_id)
         self.proxyId = ProtoC.string(c.proxy_id)
         self.loginMethod = Esaylov_V1_LoginMethod(rawValue: Int32(truncatingIfNeeded: c.login_method.rawValue))
-        self.maySendRequests = (c.may_send_requests != 0)
-        self.signsRequests = (c.signs_requests != 0)
+        if let items = c.permissions {
+            self.permissions = (0..<c.n_permissions).map { Esaylov_V1_Permission(rawValue: Int32(truncatingIfNeeded: items[$0].rawValue)) }
+        }
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Principal> {
@@ -464,8 +584,10 @@ extension Esaylov_V1_Principal {
         p.pointee.candidate_id = arena.cString(self.candidateId)
         p.pointee.proxy_id = arena.cString(self.proxyId)
         p.pointee.login_method = .init(rawValue: .init(truncatingIfNeeded: self.loginMethod.rawValue))
-        p.pointee.may_send_requests = (self.maySendRequests ? 1 : 0)
-        p.pointee.signs_requests = (self.signsRequests ? 1 : 0)
+        if !self.permissions.isEmpty {
+            p.pointee.n_permissions = self.permissions.count
+            p.pointee.permissions = arena.array(count: self.permissions.count) { i in .init(rawValue: .init(truncatingIfNeeded: self.permissions[i].rawValue)) }
+        }
         return p
     }
 }

@@ -121,10 +121,14 @@ public enum Esaylov_V1_Role: ProtoEnum, CaseIterable {
     case member
     /// `ROLE_CLERK` = 6
     case clerk
+    /// `ROLE_OPERATOR` = 7
+    case `operator`
+    /// `ROLE_AUDITOR` = 8
+    case auditor
     /// A value this build does not know; kept so that it round-trips.
     case unrecognized(Int32)
 
-    public static var allCases: [Self] { [.unspecified, .head, .chairperson, .deputyChairperson, .secretary, .member, .clerk] }
+    public static var allCases: [Self] { [.unspecified, .head, .chairperson, .deputyChairperson, .secretary, .member, .clerk, .`operator`, .auditor] }
 
     public init(rawValue: Int32) {
         switch rawValue {
@@ -135,6 +139,8 @@ public enum Esaylov_V1_Role: ProtoEnum, CaseIterable {
         case 4: self = .secretary
         case 5: self = .member
         case 6: self = .clerk
+        case 7: self = .`operator`
+        case 8: self = .auditor
         default: self = .unrecognized(rawValue)
         }
     }
@@ -148,6 +154,8 @@ public enum Esaylov_V1_Role: ProtoEnum, CaseIterable {
         case .secretary: return 4
         case .member: return 5
         case .clerk: return 6
+        case .`operator`: return 7
+        case .auditor: return 8
         case .unrecognized(let value): return value
         }
     }
@@ -228,6 +236,78 @@ public enum Esaylov_V1_TerritoryLevel: ProtoEnum, CaseIterable {
         case .republic: return 1
         case .region: return 2
         case .district: return 3
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// protobuf enum `esaylov.v1.SignaturePurpose`.
+public enum Esaylov_V1_SignaturePurpose: ProtoEnum, CaseIterable {
+    /// `SIGNATURE_PURPOSE_UNSPECIFIED` = 0
+    case unspecified
+    /// `SIGNATURE_PURPOSE_LOGIN_CHALLENGE` = 1
+    case loginChallenge
+    /// `SIGNATURE_PURPOSE_REQUEST` = 2
+    case request
+    /// `SIGNATURE_PURPOSE_DECISION` = 3
+    case decision
+    /// `SIGNATURE_PURPOSE_AUDIT_CHECKPOINT` = 4
+    case auditCheckpoint
+    /// A value this build does not know; kept so that it round-trips.
+    case unrecognized(Int32)
+
+    public static var allCases: [Self] { [.unspecified, .loginChallenge, .request, .decision, .auditCheckpoint] }
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .loginChallenge
+        case 2: self = .request
+        case 3: self = .decision
+        case 4: self = .auditCheckpoint
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .loginChallenge: return 1
+        case .request: return 2
+        case .decision: return 3
+        case .auditCheckpoint: return 4
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// protobuf enum `esaylov.v1.CheckResult`.
+public enum Esaylov_V1_CheckResult: ProtoEnum, CaseIterable {
+    /// `CHECK_RESULT_UNSPECIFIED` = 0
+    case unspecified
+    /// `CHECK_RESULT_PASSED` = 1
+    case passed
+    /// `CHECK_RESULT_FAILED` = 2
+    case failed
+    /// A value this build does not know; kept so that it round-trips.
+    case unrecognized(Int32)
+
+    public static var allCases: [Self] { [.unspecified, .passed, .failed] }
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .passed
+        case 2: self = .failed
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .passed: return 1
+        case .failed: return 2
         case .unrecognized(let value): return value
         }
     }
@@ -564,6 +644,91 @@ extension Esaylov_V1_SigningPayload {
     }
 }
 
+/// protobuf message `esaylov.v1.SignedEnvelope`.
+public struct Esaylov_V1_SignedEnvelope: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.SignedEnvelope" }
+    public var purpose: Esaylov_V1_SignaturePurpose = .init(rawValue: 0)
+    public var body: [UInt8] = []
+
+    public init() {}
+}
+
+extension Esaylov_V1_SignedEnvelope {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__signed_envelope()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__SignedEnvelope.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__SignedEnvelope>) {
+        self.init()
+        let c = p.pointee
+        self.purpose = Esaylov_V1_SignaturePurpose(rawValue: Int32(truncatingIfNeeded: c.purpose.rawValue))
+        self.body = ProtoC.bytes(c.body.data, c.body.len)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__SignedEnvelope> {
+        let p = arena.allocate(Esaylov__V1__SignedEnvelope.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.purpose = .init(rawValue: .init(truncatingIfNeeded: self.purpose.rawValue))
+        p.pointee.body = ProtobufCBinaryData(len: self.body.count, data: arena.copy(self.body))
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.SignatureChecks`.
+public struct Esaylov_V1_SignatureChecks: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.SignatureChecks" }
+    public var signature: Esaylov_V1_CheckResult = .init(rawValue: 0)
+    public var chain: Esaylov_V1_CheckResult = .init(rawValue: 0)
+    public var validity: Esaylov_V1_CheckResult = .init(rawValue: 0)
+    public var revocation: Esaylov_V1_CheckResult = .init(rawValue: 0)
+    public var failure: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_SignatureChecks {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__signature_checks()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__SignatureChecks.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__SignatureChecks>) {
+        self.init()
+        let c = p.pointee
+        self.signature = Esaylov_V1_CheckResult(rawValue: Int32(truncatingIfNeeded: c.signature.rawValue))
+        self.chain = Esaylov_V1_CheckResult(rawValue: Int32(truncatingIfNeeded: c.chain.rawValue))
+        self.validity = Esaylov_V1_CheckResult(rawValue: Int32(truncatingIfNeeded: c.validity.rawValue))
+        self.revocation = Esaylov_V1_CheckResult(rawValue: Int32(truncatingIfNeeded: c.revocation.rawValue))
+        self.failure = ProtoC.string(c.failure)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__SignatureChecks> {
+        let p = arena.allocate(Esaylov__V1__SignatureChecks.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.signature = .init(rawValue: .init(truncatingIfNeeded: self.signature.rawValue))
+        p.pointee.chain = .init(rawValue: .init(truncatingIfNeeded: self.chain.rawValue))
+        p.pointee.validity = .init(rawValue: .init(truncatingIfNeeded: self.validity.rawValue))
+        p.pointee.revocation = .init(rawValue: .init(truncatingIfNeeded: self.revocation.rawValue))
+        p.pointee.failure = arena.cString(self.failure)
+        return p
+    }
+}
+
 /// protobuf message `esaylov.v1.SignatureInfo`.
 public struct Esaylov_V1_SignatureInfo: ProtoMessage {
     public static var protoName: String { "esaylov.v1.SignatureInfo" }
@@ -575,6 +740,10 @@ public struct Esaylov_V1_SignatureInfo: ProtoMessage {
     public var signedAt: Google_Protobuf_Timestamp? = nil
     public var payloadSha256: String = ""
     public var cms: [UInt8] = []
+    public var algorithm: String = ""
+    public var signerCertificate: [UInt8] = []
+    public var checks: Esaylov_V1_SignatureChecks? = nil
+    public var signedBytes: [UInt8] = []
 
     public init() {}
 }
@@ -603,6 +772,10 @@ extension Esaylov_V1_SignatureInfo {
         if let sub = c.signed_at { self.signedAt = Google_Protobuf_Timestamp(c: sub) }
         self.payloadSha256 = ProtoC.string(c.payload_sha256)
         self.cms = ProtoC.bytes(c.cms.data, c.cms.len)
+        self.algorithm = ProtoC.string(c.algorithm)
+        self.signerCertificate = ProtoC.bytes(c.signer_certificate.data, c.signer_certificate.len)
+        if let sub = c.checks { self.checks = Esaylov_V1_SignatureChecks(c: sub) }
+        self.signedBytes = ProtoC.bytes(c.signed_bytes.data, c.signed_bytes.len)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__SignatureInfo> {
@@ -616,6 +789,10 @@ extension Esaylov_V1_SignatureInfo {
         if let value = self.signedAt { p.pointee.signed_at = value.toC(arena) }
         p.pointee.payload_sha256 = arena.cString(self.payloadSha256)
         p.pointee.cms = ProtobufCBinaryData(len: self.cms.count, data: arena.copy(self.cms))
+        p.pointee.algorithm = arena.cString(self.algorithm)
+        p.pointee.signer_certificate = ProtobufCBinaryData(len: self.signerCertificate.count, data: arena.copy(self.signerCertificate))
+        if let value = self.checks { p.pointee.checks = value.toC(arena) }
+        p.pointee.signed_bytes = ProtobufCBinaryData(len: self.signedBytes.count, data: arena.copy(self.signedBytes))
         return p
     }
 }

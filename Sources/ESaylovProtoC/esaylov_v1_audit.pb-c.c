@@ -58,6 +58,51 @@ void   esaylov__v1__audit_event__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__audit_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__audit_checkpoint__init
+                     (Esaylov__V1__AuditCheckpoint         *message)
+{
+  static const Esaylov__V1__AuditCheckpoint init_value = ESAYLOV__V1__AUDIT_CHECKPOINT__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__audit_checkpoint__get_packed_size
+                     (const Esaylov__V1__AuditCheckpoint *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__audit_checkpoint__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__audit_checkpoint__pack
+                     (const Esaylov__V1__AuditCheckpoint *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__audit_checkpoint__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__audit_checkpoint__pack_to_buffer
+                     (const Esaylov__V1__AuditCheckpoint *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__audit_checkpoint__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__AuditCheckpoint *
+       esaylov__v1__audit_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__AuditCheckpoint *)
+     protobuf_c_message_unpack (&esaylov__v1__audit_checkpoint__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__audit_checkpoint__free_unpacked
+                     (Esaylov__V1__AuditCheckpoint *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__audit_checkpoint__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__list_events_request__init
                      (Esaylov__V1__ListEventsRequest         *message)
 {
@@ -431,6 +476,70 @@ const ProtobufCMessageDescriptor esaylov__v1__audit_event__descriptor =
   (ProtobufCMessageInit) esaylov__v1__audit_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor esaylov__v1__audit_checkpoint__field_descriptors[3] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__AuditCheckpoint, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "hash",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__AuditCheckpoint, hash),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "at",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__AuditCheckpoint, at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__audit_checkpoint__field_indices_by_name[] = {
+  2,   /* field[2] = at */
+  1,   /* field[1] = hash */
+  0,   /* field[0] = sequence */
+};
+static const ProtobufCIntRange esaylov__v1__audit_checkpoint__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__audit_checkpoint__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.AuditCheckpoint",
+  "AuditCheckpoint",
+  "Esaylov__V1__AuditCheckpoint",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__AuditCheckpoint),
+  3,
+  esaylov__v1__audit_checkpoint__field_descriptors,
+  esaylov__v1__audit_checkpoint__field_indices_by_name,
+  1,  esaylov__v1__audit_checkpoint__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__audit_checkpoint__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor esaylov__v1__list_events_request__field_descriptors[6] =
 {
   {
@@ -636,7 +745,7 @@ const ProtobufCMessageDescriptor esaylov__v1__verify_chain_request__descriptor =
   (ProtobufCMessageInit) esaylov__v1__verify_chain_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__verify_chain_response__field_descriptors[5] =
+static const ProtobufCFieldDescriptor esaylov__v1__verify_chain_response__field_descriptors[8] =
 {
   {
     "intact",
@@ -698,18 +807,57 @@ static const ProtobufCFieldDescriptor esaylov__v1__verify_chain_response__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "checkpoint_sequence",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__VerifyChainResponse, checkpoint_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "checkpoint_intact",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__VerifyChainResponse, checkpoint_intact),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "problem",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__VerifyChainResponse, problem),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__verify_chain_response__field_indices_by_name[] = {
   1,   /* field[1] = checked */
+  6,   /* field[6] = checkpoint_intact */
+  5,   /* field[5] = checkpoint_sequence */
   2,   /* field[2] = first_broken_sequence */
   4,   /* field[4] = head_hash */
   3,   /* field[3] = head_sequence */
   0,   /* field[0] = intact */
+  7,   /* field[7] = problem */
 };
 static const ProtobufCIntRange esaylov__v1__verify_chain_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__verify_chain_response__descriptor =
 {
@@ -719,7 +867,7 @@ const ProtobufCMessageDescriptor esaylov__v1__verify_chain_response__descriptor 
   "Esaylov__V1__VerifyChainResponse",
   "esaylov.v1",
   sizeof(Esaylov__V1__VerifyChainResponse),
-  5,
+  8,
   esaylov__v1__verify_chain_response__field_descriptors,
   esaylov__v1__verify_chain_response__field_indices_by_name,
   1,  esaylov__v1__verify_chain_response__number_ranges,

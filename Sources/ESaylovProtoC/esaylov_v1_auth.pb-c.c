@@ -142,6 +142,51 @@ void   esaylov__v1__finish_signature_login_request__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__finish_signature_login_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__login_challenge__init
+                     (Esaylov__V1__LoginChallenge         *message)
+{
+  static const Esaylov__V1__LoginChallenge init_value = ESAYLOV__V1__LOGIN_CHALLENGE__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__login_challenge__get_packed_size
+                     (const Esaylov__V1__LoginChallenge *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__login_challenge__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__login_challenge__pack
+                     (const Esaylov__V1__LoginChallenge *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__login_challenge__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__login_challenge__pack_to_buffer
+                     (const Esaylov__V1__LoginChallenge *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__login_challenge__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__LoginChallenge *
+       esaylov__v1__login_challenge__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__LoginChallenge *)
+     protobuf_c_message_unpack (&esaylov__v1__login_challenge__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__login_challenge__free_unpacked
+                     (Esaylov__V1__LoginChallenge *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__login_challenge__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__request_sms_code_request__init
                      (Esaylov__V1__RequestSmsCodeRequest         *message)
 {
@@ -502,7 +547,7 @@ void   esaylov__v1__principal__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__principal__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor esaylov__v1__start_signature_login_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor esaylov__v1__start_signature_login_request__field_descriptors[2] =
 {
   {
     "certificate",
@@ -516,14 +561,27 @@ static const ProtobufCFieldDescriptor esaylov__v1__start_signature_login_request
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "act_as_organisation_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__StartSignatureLoginRequest, act_as_organisation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__start_signature_login_request__field_indices_by_name[] = {
+  1,   /* field[1] = act_as_organisation_id */
   0,   /* field[0] = certificate */
 };
 static const ProtobufCIntRange esaylov__v1__start_signature_login_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__start_signature_login_request__descriptor =
 {
@@ -533,7 +591,7 @@ const ProtobufCMessageDescriptor esaylov__v1__start_signature_login_request__des
   "Esaylov__V1__StartSignatureLoginRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__StartSignatureLoginRequest),
-  1,
+  2,
   esaylov__v1__start_signature_login_request__field_descriptors,
   esaylov__v1__start_signature_login_request__field_indices_by_name,
   1,  esaylov__v1__start_signature_login_request__number_ranges,
@@ -604,7 +662,7 @@ const ProtobufCMessageDescriptor esaylov__v1__start_signature_login_response__de
   (ProtobufCMessageInit) esaylov__v1__start_signature_login_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__finish_signature_login_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor esaylov__v1__finish_signature_login_request__field_descriptors[2] =
 {
   {
     "challenge_id",
@@ -630,28 +688,15 @@ static const ProtobufCFieldDescriptor esaylov__v1__finish_signature_login_reques
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
-  {
-    "act_as_organisation_id",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__FinishSignatureLoginRequest, act_as_organisation_id),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
 };
 static const unsigned esaylov__v1__finish_signature_login_request__field_indices_by_name[] = {
-  2,   /* field[2] = act_as_organisation_id */
   0,   /* field[0] = challenge_id */
   1,   /* field[1] = cms */
 };
 static const ProtobufCIntRange esaylov__v1__finish_signature_login_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__finish_signature_login_request__descriptor =
 {
@@ -661,11 +706,114 @@ const ProtobufCMessageDescriptor esaylov__v1__finish_signature_login_request__de
   "Esaylov__V1__FinishSignatureLoginRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__FinishSignatureLoginRequest),
-  3,
+  2,
   esaylov__v1__finish_signature_login_request__field_descriptors,
   esaylov__v1__finish_signature_login_request__field_indices_by_name,
   1,  esaylov__v1__finish_signature_login_request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__finish_signature_login_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__login_challenge__field_descriptors[6] =
+{
+  {
+    "challenge_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__LoginChallenge, challenge_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "nonce",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__LoginChallenge, nonce),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "audience",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__LoginChallenge, audience),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "issued_at",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__LoginChallenge, issued_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expires_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__LoginChallenge, expires_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "act_as_organisation_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__LoginChallenge, act_as_organisation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__login_challenge__field_indices_by_name[] = {
+  5,   /* field[5] = act_as_organisation_id */
+  2,   /* field[2] = audience */
+  0,   /* field[0] = challenge_id */
+  4,   /* field[4] = expires_at */
+  3,   /* field[3] = issued_at */
+  1,   /* field[1] = nonce */
+};
+static const ProtobufCIntRange esaylov__v1__login_challenge__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__login_challenge__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.LoginChallenge",
+  "LoginChallenge",
+  "Esaylov__V1__LoginChallenge",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__LoginChallenge),
+  6,
+  esaylov__v1__login_challenge__field_descriptors,
+  esaylov__v1__login_challenge__field_indices_by_name,
+  1,  esaylov__v1__login_challenge__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__login_challenge__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor esaylov__v1__request_sms_code_request__field_descriptors[1] =
@@ -770,7 +918,7 @@ const ProtobufCMessageDescriptor esaylov__v1__request_sms_code_response__descrip
   (ProtobufCMessageInit) esaylov__v1__request_sms_code_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__verify_sms_code_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor esaylov__v1__verify_sms_code_request__field_descriptors[3] =
 {
   {
     "attempt_id",
@@ -796,15 +944,28 @@ static const ProtobufCFieldDescriptor esaylov__v1__verify_sms_code_request__fiel
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "phone",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__VerifySmsCodeRequest, phone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__verify_sms_code_request__field_indices_by_name[] = {
   0,   /* field[0] = attempt_id */
   1,   /* field[1] = code */
+  2,   /* field[2] = phone */
 };
 static const ProtobufCIntRange esaylov__v1__verify_sms_code_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__verify_sms_code_request__descriptor =
 {
@@ -814,14 +975,14 @@ const ProtobufCMessageDescriptor esaylov__v1__verify_sms_code_request__descripto
   "Esaylov__V1__VerifySmsCodeRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__VerifySmsCodeRequest),
-  2,
+  3,
   esaylov__v1__verify_sms_code_request__field_descriptors,
   esaylov__v1__verify_sms_code_request__field_indices_by_name,
   1,  esaylov__v1__verify_sms_code_request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__verify_sms_code_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__session__field_descriptors[3] =
+static const ProtobufCFieldDescriptor esaylov__v1__session__field_descriptors[4] =
 {
   {
     "token",
@@ -859,8 +1020,21 @@ static const ProtobufCFieldDescriptor esaylov__v1__session__field_descriptors[3]
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "absolute_expires_at",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Session, absolute_expires_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__session__field_indices_by_name[] = {
+  3,   /* field[3] = absolute_expires_at */
   1,   /* field[1] = expires_at */
   2,   /* field[2] = principal */
   0,   /* field[0] = token */
@@ -868,7 +1042,7 @@ static const unsigned esaylov__v1__session__field_indices_by_name[] = {
 static const ProtobufCIntRange esaylov__v1__session__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__session__descriptor =
 {
@@ -878,7 +1052,7 @@ const ProtobufCMessageDescriptor esaylov__v1__session__descriptor =
   "Esaylov__V1__Session",
   "esaylov.v1",
   sizeof(Esaylov__V1__Session),
-  3,
+  4,
   esaylov__v1__session__field_descriptors,
   esaylov__v1__session__field_indices_by_name,
   1,  esaylov__v1__session__number_ranges,
@@ -939,7 +1113,7 @@ const ProtobufCMessageDescriptor esaylov__v1__who_am_irequest__descriptor =
   (ProtobufCMessageInit) esaylov__v1__who_am_irequest__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__principal__field_descriptors[10] =
+static const ProtobufCFieldDescriptor esaylov__v1__principal__field_descriptors[9] =
 {
   {
     "person_id",
@@ -1038,46 +1212,34 @@ static const ProtobufCFieldDescriptor esaylov__v1__principal__field_descriptors[
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "may_send_requests",
-    9,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BOOL,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__Principal, may_send_requests),
+    "permissions",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Esaylov__V1__Principal, n_permissions),
+    offsetof(Esaylov__V1__Principal, permissions),
+    &esaylov__v1__permission__descriptor,
     NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "signs_requests",
-    10,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BOOL,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__Principal, signs_requests),
-    NULL,
-    NULL,
-    0,             /* flags */
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
 static const unsigned esaylov__v1__principal__field_indices_by_name[] = {
   5,   /* field[5] = candidate_id */
   7,   /* field[7] = login_method */
-  8,   /* field[8] = may_send_requests */
   1,   /* field[1] = name */
   2,   /* field[2] = organisation_id */
   3,   /* field[3] = organisation_kind */
+  8,   /* field[8] = permissions */
   0,   /* field[0] = person_id */
   6,   /* field[6] = proxy_id */
   4,   /* field[4] = roles */
-  9,   /* field[9] = signs_requests */
 };
-static const ProtobufCIntRange esaylov__v1__principal__number_ranges[1 + 1] =
+static const ProtobufCIntRange esaylov__v1__principal__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 11, 8 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__principal__descriptor =
 {
@@ -1087,10 +1249,10 @@ const ProtobufCMessageDescriptor esaylov__v1__principal__descriptor =
   "Esaylov__V1__Principal",
   "esaylov.v1",
   sizeof(Esaylov__V1__Principal),
-  10,
+  9,
   esaylov__v1__principal__field_descriptors,
   esaylov__v1__principal__field_indices_by_name,
-  1,  esaylov__v1__principal__number_ranges,
+  2,  esaylov__v1__principal__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__principal__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -1122,6 +1284,52 @@ const ProtobufCEnumDescriptor esaylov__v1__login_method__descriptor =
   esaylov__v1__login_method__enum_values_by_name,
   1,
   esaylov__v1__login_method__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue esaylov__v1__permission__enum_values_by_number[11] =
+{
+  { "PERMISSION_UNSPECIFIED", "ESAYLOV__V1__PERMISSION__PERMISSION_UNSPECIFIED", 0 },
+  { "PERMISSION_READ_OWN_RECORD", "ESAYLOV__V1__PERMISSION__PERMISSION_READ_OWN_RECORD", 1 },
+  { "PERMISSION_SEND_REQUESTS", "ESAYLOV__V1__PERMISSION__PERMISSION_SEND_REQUESTS", 2 },
+  { "PERMISSION_SIGN_REQUESTS", "ESAYLOV__V1__PERMISSION__PERMISSION_SIGN_REQUESTS", 3 },
+  { "PERMISSION_REVIEW_REQUESTS", "ESAYLOV__V1__PERMISSION__PERMISSION_REVIEW_REQUESTS", 4 },
+  { "PERMISSION_DRAFT_DECISIONS", "ESAYLOV__V1__PERMISSION__PERMISSION_DRAFT_DECISIONS", 5 },
+  { "PERMISSION_APPROVE_DECISIONS", "ESAYLOV__V1__PERMISSION__PERMISSION_APPROVE_DECISIONS", 6 },
+  { "PERMISSION_READ_PERSONAL_DATA", "ESAYLOV__V1__PERMISSION__PERMISSION_READ_PERSONAL_DATA", 7 },
+  { "PERMISSION_READ_AUDIT", "ESAYLOV__V1__PERMISSION__PERMISSION_READ_AUDIT", 8 },
+  { "PERMISSION_VERIFY_AUDIT", "ESAYLOV__V1__PERMISSION__PERMISSION_VERIFY_AUDIT", 9 },
+  { "PERMISSION_MANAGE_DIRECTORY", "ESAYLOV__V1__PERMISSION__PERMISSION_MANAGE_DIRECTORY", 10 },
+};
+static const ProtobufCIntRange esaylov__v1__permission__value_ranges[] = {
+{0, 0},{0, 11}
+};
+static const ProtobufCEnumValueIndex esaylov__v1__permission__enum_values_by_name[11] =
+{
+  { "PERMISSION_APPROVE_DECISIONS", 6 },
+  { "PERMISSION_DRAFT_DECISIONS", 5 },
+  { "PERMISSION_MANAGE_DIRECTORY", 10 },
+  { "PERMISSION_READ_AUDIT", 8 },
+  { "PERMISSION_READ_OWN_RECORD", 1 },
+  { "PERMISSION_READ_PERSONAL_DATA", 7 },
+  { "PERMISSION_REVIEW_REQUESTS", 4 },
+  { "PERMISSION_SEND_REQUESTS", 2 },
+  { "PERMISSION_SIGN_REQUESTS", 3 },
+  { "PERMISSION_UNSPECIFIED", 0 },
+  { "PERMISSION_VERIFY_AUDIT", 9 },
+};
+const ProtobufCEnumDescriptor esaylov__v1__permission__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "esaylov.v1.Permission",
+  "Permission",
+  "Esaylov__V1__Permission",
+  "esaylov.v1",
+  11,
+  esaylov__v1__permission__enum_values_by_number,
+  11,
+  esaylov__v1__permission__enum_values_by_name,
+  1,
+  esaylov__v1__permission__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCMethodDescriptor esaylov__v1__auth_service__method_descriptors[6] =

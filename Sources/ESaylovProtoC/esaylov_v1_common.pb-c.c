@@ -367,6 +367,96 @@ void   esaylov__v1__signing_payload__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__signing_payload__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__signed_envelope__init
+                     (Esaylov__V1__SignedEnvelope         *message)
+{
+  static const Esaylov__V1__SignedEnvelope init_value = ESAYLOV__V1__SIGNED_ENVELOPE__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__signed_envelope__get_packed_size
+                     (const Esaylov__V1__SignedEnvelope *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__signed_envelope__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__signed_envelope__pack
+                     (const Esaylov__V1__SignedEnvelope *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__signed_envelope__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__signed_envelope__pack_to_buffer
+                     (const Esaylov__V1__SignedEnvelope *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__signed_envelope__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__SignedEnvelope *
+       esaylov__v1__signed_envelope__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__SignedEnvelope *)
+     protobuf_c_message_unpack (&esaylov__v1__signed_envelope__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__signed_envelope__free_unpacked
+                     (Esaylov__V1__SignedEnvelope *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__signed_envelope__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__signature_checks__init
+                     (Esaylov__V1__SignatureChecks         *message)
+{
+  static const Esaylov__V1__SignatureChecks init_value = ESAYLOV__V1__SIGNATURE_CHECKS__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__signature_checks__get_packed_size
+                     (const Esaylov__V1__SignatureChecks *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__signature_checks__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__signature_checks__pack
+                     (const Esaylov__V1__SignatureChecks *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__signature_checks__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__signature_checks__pack_to_buffer
+                     (const Esaylov__V1__SignatureChecks *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__signature_checks__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__SignatureChecks *
+       esaylov__v1__signature_checks__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__SignatureChecks *)
+     protobuf_c_message_unpack (&esaylov__v1__signature_checks__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__signature_checks__free_unpacked
+                     (Esaylov__V1__SignatureChecks *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__signature_checks__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__signature_info__init
                      (Esaylov__V1__SignatureInfo         *message)
 {
@@ -937,7 +1027,148 @@ const ProtobufCMessageDescriptor esaylov__v1__signing_payload__descriptor =
   (ProtobufCMessageInit) esaylov__v1__signing_payload__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__signature_info__field_descriptors[8] =
+static const ProtobufCFieldDescriptor esaylov__v1__signed_envelope__field_descriptors[2] =
+{
+  {
+    "purpose",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignedEnvelope, purpose),
+    &esaylov__v1__signature_purpose__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "body",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignedEnvelope, body),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__signed_envelope__field_indices_by_name[] = {
+  1,   /* field[1] = body */
+  0,   /* field[0] = purpose */
+};
+static const ProtobufCIntRange esaylov__v1__signed_envelope__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__signed_envelope__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.SignedEnvelope",
+  "SignedEnvelope",
+  "Esaylov__V1__SignedEnvelope",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__SignedEnvelope),
+  2,
+  esaylov__v1__signed_envelope__field_descriptors,
+  esaylov__v1__signed_envelope__field_indices_by_name,
+  1,  esaylov__v1__signed_envelope__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__signed_envelope__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__signature_checks__field_descriptors[5] =
+{
+  {
+    "signature",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureChecks, signature),
+    &esaylov__v1__check_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chain",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureChecks, chain),
+    &esaylov__v1__check_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "validity",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureChecks, validity),
+    &esaylov__v1__check_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "revocation",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureChecks, revocation),
+    &esaylov__v1__check_result__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failure",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureChecks, failure),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__signature_checks__field_indices_by_name[] = {
+  1,   /* field[1] = chain */
+  4,   /* field[4] = failure */
+  3,   /* field[3] = revocation */
+  0,   /* field[0] = signature */
+  2,   /* field[2] = validity */
+};
+static const ProtobufCIntRange esaylov__v1__signature_checks__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__signature_checks__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.SignatureChecks",
+  "SignatureChecks",
+  "Esaylov__V1__SignatureChecks",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__SignatureChecks),
+  5,
+  esaylov__v1__signature_checks__field_descriptors,
+  esaylov__v1__signature_checks__field_indices_by_name,
+  1,  esaylov__v1__signature_checks__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__signature_checks__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__signature_info__field_descriptors[12] =
 {
   {
     "certificate_serial",
@@ -1035,21 +1266,73 @@ static const ProtobufCFieldDescriptor esaylov__v1__signature_info__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "algorithm",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureInfo, algorithm),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signer_certificate",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureInfo, signer_certificate),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "checks",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureInfo, checks),
+    &esaylov__v1__signature_checks__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signed_bytes",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__SignatureInfo, signed_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__signature_info__field_indices_by_name[] = {
+  8,   /* field[8] = algorithm */
   1,   /* field[1] = certificate_issuer */
   0,   /* field[0] = certificate_serial */
+  10,   /* field[10] = checks */
   7,   /* field[7] = cms */
   6,   /* field[6] = payload_sha256 */
   5,   /* field[5] = signed_at */
+  11,   /* field[11] = signed_bytes */
   4,   /* field[4] = signer */
+  9,   /* field[9] = signer_certificate */
   2,   /* field[2] = signer_pinfl */
   3,   /* field[3] = signer_tin */
 };
 static const ProtobufCIntRange esaylov__v1__signature_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__signature_info__descriptor =
 {
@@ -1059,7 +1342,7 @@ const ProtobufCMessageDescriptor esaylov__v1__signature_info__descriptor =
   "Esaylov__V1__SignatureInfo",
   "esaylov.v1",
   sizeof(Esaylov__V1__SignatureInfo),
-  8,
+  12,
   esaylov__v1__signature_info__field_descriptors,
   esaylov__v1__signature_info__field_indices_by_name,
   1,  esaylov__v1__signature_info__number_ranges,
@@ -1130,7 +1413,7 @@ const ProtobufCEnumDescriptor esaylov__v1__organisation_kind__descriptor =
   esaylov__v1__organisation_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue esaylov__v1__role__enum_values_by_number[7] =
+static const ProtobufCEnumValue esaylov__v1__role__enum_values_by_number[9] =
 {
   { "ROLE_UNSPECIFIED", "ESAYLOV__V1__ROLE__ROLE_UNSPECIFIED", 0 },
   { "ROLE_HEAD", "ESAYLOV__V1__ROLE__ROLE_HEAD", 1 },
@@ -1139,17 +1422,21 @@ static const ProtobufCEnumValue esaylov__v1__role__enum_values_by_number[7] =
   { "ROLE_SECRETARY", "ESAYLOV__V1__ROLE__ROLE_SECRETARY", 4 },
   { "ROLE_MEMBER", "ESAYLOV__V1__ROLE__ROLE_MEMBER", 5 },
   { "ROLE_CLERK", "ESAYLOV__V1__ROLE__ROLE_CLERK", 6 },
+  { "ROLE_OPERATOR", "ESAYLOV__V1__ROLE__ROLE_OPERATOR", 7 },
+  { "ROLE_AUDITOR", "ESAYLOV__V1__ROLE__ROLE_AUDITOR", 8 },
 };
 static const ProtobufCIntRange esaylov__v1__role__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{0, 9}
 };
-static const ProtobufCEnumValueIndex esaylov__v1__role__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex esaylov__v1__role__enum_values_by_name[9] =
 {
+  { "ROLE_AUDITOR", 8 },
   { "ROLE_CHAIRPERSON", 2 },
   { "ROLE_CLERK", 6 },
   { "ROLE_DEPUTY_CHAIRPERSON", 3 },
   { "ROLE_HEAD", 1 },
   { "ROLE_MEMBER", 5 },
+  { "ROLE_OPERATOR", 7 },
   { "ROLE_SECRETARY", 4 },
   { "ROLE_UNSPECIFIED", 0 },
 };
@@ -1160,9 +1447,9 @@ const ProtobufCEnumDescriptor esaylov__v1__role__descriptor =
   "Role",
   "Esaylov__V1__Role",
   "esaylov.v1",
-  7,
+  9,
   esaylov__v1__role__enum_values_by_number,
-  7,
+  9,
   esaylov__v1__role__enum_values_by_name,
   1,
   esaylov__v1__role__value_ranges,
@@ -1234,5 +1521,69 @@ const ProtobufCEnumDescriptor esaylov__v1__territory_level__descriptor =
   esaylov__v1__territory_level__enum_values_by_name,
   1,
   esaylov__v1__territory_level__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue esaylov__v1__signature_purpose__enum_values_by_number[5] =
+{
+  { "SIGNATURE_PURPOSE_UNSPECIFIED", "ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_UNSPECIFIED", 0 },
+  { "SIGNATURE_PURPOSE_LOGIN_CHALLENGE", "ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_LOGIN_CHALLENGE", 1 },
+  { "SIGNATURE_PURPOSE_REQUEST", "ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_REQUEST", 2 },
+  { "SIGNATURE_PURPOSE_DECISION", "ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_DECISION", 3 },
+  { "SIGNATURE_PURPOSE_AUDIT_CHECKPOINT", "ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_AUDIT_CHECKPOINT", 4 },
+};
+static const ProtobufCIntRange esaylov__v1__signature_purpose__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex esaylov__v1__signature_purpose__enum_values_by_name[5] =
+{
+  { "SIGNATURE_PURPOSE_AUDIT_CHECKPOINT", 4 },
+  { "SIGNATURE_PURPOSE_DECISION", 3 },
+  { "SIGNATURE_PURPOSE_LOGIN_CHALLENGE", 1 },
+  { "SIGNATURE_PURPOSE_REQUEST", 2 },
+  { "SIGNATURE_PURPOSE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor esaylov__v1__signature_purpose__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "esaylov.v1.SignaturePurpose",
+  "SignaturePurpose",
+  "Esaylov__V1__SignaturePurpose",
+  "esaylov.v1",
+  5,
+  esaylov__v1__signature_purpose__enum_values_by_number,
+  5,
+  esaylov__v1__signature_purpose__enum_values_by_name,
+  1,
+  esaylov__v1__signature_purpose__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue esaylov__v1__check_result__enum_values_by_number[3] =
+{
+  { "CHECK_RESULT_UNSPECIFIED", "ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_UNSPECIFIED", 0 },
+  { "CHECK_RESULT_PASSED", "ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_PASSED", 1 },
+  { "CHECK_RESULT_FAILED", "ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_FAILED", 2 },
+};
+static const ProtobufCIntRange esaylov__v1__check_result__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex esaylov__v1__check_result__enum_values_by_name[3] =
+{
+  { "CHECK_RESULT_FAILED", 2 },
+  { "CHECK_RESULT_PASSED", 1 },
+  { "CHECK_RESULT_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor esaylov__v1__check_result__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "esaylov.v1.CheckResult",
+  "CheckResult",
+  "Esaylov__V1__CheckResult",
+  "esaylov.v1",
+  3,
+  esaylov__v1__check_result__enum_values_by_number,
+  3,
+  esaylov__v1__check_result__enum_values_by_name,
+  1,
+  esaylov__v1__check_result__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

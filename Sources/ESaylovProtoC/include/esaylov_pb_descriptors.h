@@ -71,6 +71,8 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__page_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__page_info(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__attachment(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__signing_payload(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__signed_envelope(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__signature_checks(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__signature_info(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__organisation(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__member(void);
@@ -99,6 +101,7 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_territories_respo
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__start_signature_login_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__start_signature_login_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__finish_signature_login_request(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__login_challenge(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__request_sms_code_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__request_sms_code_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__verify_sms_code_request(void);
@@ -182,6 +185,7 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_decisions_request
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_decisions_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__audit_event(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__audit_event__facts_entry(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__audit_checkpoint(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_events_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_events_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__verify_chain_request(void);

@@ -19,6 +19,7 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Esaylov__V1__AuditEvent Esaylov__V1__AuditEvent;
 typedef struct Esaylov__V1__AuditEvent__FactsEntry Esaylov__V1__AuditEvent__FactsEntry;
+typedef struct Esaylov__V1__AuditCheckpoint Esaylov__V1__AuditCheckpoint;
 typedef struct Esaylov__V1__ListEventsRequest Esaylov__V1__ListEventsRequest;
 typedef struct Esaylov__V1__ListEventsResponse Esaylov__V1__ListEventsResponse;
 typedef struct Esaylov__V1__VerifyChainRequest Esaylov__V1__VerifyChainRequest;
@@ -139,17 +140,49 @@ struct  Esaylov__V1__AuditEvent
   size_t n_facts;
   Esaylov__V1__AuditEvent__FactsEntry **facts;
   /*
-   * SHA-256 of the previous event's `hash`, lower-case hex (64 zeros for the first).
+   * The previous event's `hash`, lower-case hex (64 zeros for the first).
    */
   char *previous_hash;
   /*
-   * SHA-256 over this event's canonical encoding with `hash` empty, lower-case hex.
+   * SHA-256 over this event's canonical encoding, lower-case hex. The encoding is a sequence
+   * of netstrings, each `<length in bytes, decimal>:<UTF-8 bytes>,`, of, in order:
+   * "esaylov.audit.v1", `previous_hash`, `sequence` (decimal), `at` as microseconds since
+   * 1970 (decimal), `actor.organisation_id`, `actor.person_id`, the action's enum value name
+   * (e.g. "AUDIT_ACTION_LOGIN"), `subject_kind`, `subject_id`, the number of facts (decimal),
+   * then each fact's key and value, keys in ascending byte order. `actor.display_name` is not
+   * part of it (and is empty: events carry ids only).
    */
   char *hash;
 };
 #define ESAYLOV__V1__AUDIT_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__audit_event__descriptor) \
     , 0, NULL, NULL, ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * The body of an audit checkpoint's `SignedEnvelope`: the server's signed statement that the
+ * chain reached `sequence` with `hash`. A chain that no longer holds this event, or holds
+ * another one there, was truncated or rewritten.
+ */
+struct  Esaylov__V1__AuditCheckpoint
+{
+  ProtobufCMessage base;
+  /*
+   * The sequence of the last event covered.
+   */
+  int64_t sequence;
+  /*
+   * That event's hash.
+   */
+  char *hash;
+  /*
+   * When the checkpoint was made.
+   */
+  Google__Protobuf__Timestamp *at;
+};
+#define ESAYLOV__V1__AUDIT_CHECKPOINT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__audit_checkpoint__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, NULL }
 
 
 /*
@@ -256,10 +289,23 @@ struct  Esaylov__V1__VerifyChainResponse
    * The hash of the last event checked.
    */
   char *head_hash;
+  /*
+   * The sequence of the latest signed checkpoint; 0 when there is none.
+   */
+  int64_t checkpoint_sequence;
+  /*
+   * Whether the chain still holds the checkpoint's event with the checkpoint's hash, and the
+   * checkpoint's signature verifies; false when there is none.
+   */
+  protobuf_c_boolean checkpoint_intact;
+  /*
+   * What is wrong, in words; empty when intact.
+   */
+  char *problem;
 };
 #define ESAYLOV__V1__VERIFY_CHAIN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__verify_chain_response__descriptor) \
-    , 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string }
 
 
 /* Esaylov__V1__AuditEvent__FactsEntry methods */
@@ -283,6 +329,25 @@ Esaylov__V1__AuditEvent *
                       const uint8_t       *data);
 void   esaylov__v1__audit_event__free_unpacked
                      (Esaylov__V1__AuditEvent *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__AuditCheckpoint methods */
+void   esaylov__v1__audit_checkpoint__init
+                     (Esaylov__V1__AuditCheckpoint         *message);
+size_t esaylov__v1__audit_checkpoint__get_packed_size
+                     (const Esaylov__V1__AuditCheckpoint   *message);
+size_t esaylov__v1__audit_checkpoint__pack
+                     (const Esaylov__V1__AuditCheckpoint   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__audit_checkpoint__pack_to_buffer
+                     (const Esaylov__V1__AuditCheckpoint   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__AuditCheckpoint *
+       esaylov__v1__audit_checkpoint__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__audit_checkpoint__free_unpacked
+                     (Esaylov__V1__AuditCheckpoint *message,
                       ProtobufCAllocator *allocator);
 /* Esaylov__V1__ListEventsRequest methods */
 void   esaylov__v1__list_events_request__init
@@ -368,6 +433,9 @@ typedef void (*Esaylov__V1__AuditEvent__FactsEntry_Closure)
 typedef void (*Esaylov__V1__AuditEvent_Closure)
                  (const Esaylov__V1__AuditEvent *message,
                   void *closure_data);
+typedef void (*Esaylov__V1__AuditCheckpoint_Closure)
+                 (const Esaylov__V1__AuditCheckpoint *message,
+                  void *closure_data);
 typedef void (*Esaylov__V1__ListEventsRequest_Closure)
                  (const Esaylov__V1__ListEventsRequest *message,
                   void *closure_data);
@@ -419,6 +487,7 @@ void esaylov__v1__audit_service__verify_chain(ProtobufCService *service,
 extern const ProtobufCEnumDescriptor    esaylov__v1__audit_action__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__audit_event__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__audit_event__facts_entry__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__audit_checkpoint__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_events_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_events_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__verify_chain_request__descriptor;

@@ -20,6 +20,7 @@ PROTOBUF_C__BEGIN_DECLS
 typedef struct Esaylov__V1__StartSignatureLoginRequest Esaylov__V1__StartSignatureLoginRequest;
 typedef struct Esaylov__V1__StartSignatureLoginResponse Esaylov__V1__StartSignatureLoginResponse;
 typedef struct Esaylov__V1__FinishSignatureLoginRequest Esaylov__V1__FinishSignatureLoginRequest;
+typedef struct Esaylov__V1__LoginChallenge Esaylov__V1__LoginChallenge;
 typedef struct Esaylov__V1__RequestSmsCodeRequest Esaylov__V1__RequestSmsCodeRequest;
 typedef struct Esaylov__V1__RequestSmsCodeResponse Esaylov__V1__RequestSmsCodeResponse;
 typedef struct Esaylov__V1__VerifySmsCodeRequest Esaylov__V1__VerifySmsCodeRequest;
@@ -50,6 +51,58 @@ typedef enum _Esaylov__V1__LoginMethod {
   ESAYLOV__V1__LOGIN_METHOD__LOGIN_METHOD_SMS = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__LOGIN_METHOD)
 } Esaylov__V1__LoginMethod;
+/*
+ * Something a session may do; `Principal.permissions` lists those granted.
+ */
+typedef enum _Esaylov__V1__Permission {
+  /*
+   * Not set.
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_UNSPECIFIED = 0,
+  /*
+   * Read one's own personal record and certificates.
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_READ_OWN_RECORD = 1,
+  /*
+   * Send requests along the routes of clause 6 (organisations' heads and commission
+   * chairpersons with the EDS, clause 8; candidates and proxies without, clause 7).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_SEND_REQUESTS = 2,
+  /*
+   * Requests sent in this session must carry the EDS (clause 8).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_SIGN_REQUESTS = 3,
+  /*
+   * Read and review the requests sent to one's commission (clause 10).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_REVIEW_REQUESTS = 4,
+  /*
+   * Draft decisions (deputy chairperson, secretary; clause 12).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_DRAFT_DECISIONS = 5,
+  /*
+   * Approve decisions with the EDS (chairperson, deputy chairperson; clause 11).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_APPROVE_DECISIONS = 6,
+  /*
+   * Read the personal records of the people whose requests one's commission handles
+   * (clause 13).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_READ_PERSONAL_DATA = 7,
+  /*
+   * Read the audit trail (auditors: all of it; commissions: their own part).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_READ_AUDIT = 8,
+  /*
+   * Verify the audit chain (auditors).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_VERIFY_AUDIT = 9,
+  /*
+   * Manage the directory (operators).
+   */
+  ESAYLOV__V1__PERMISSION__PERMISSION_MANAGE_DIRECTORY = 10
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__PERMISSION)
+} Esaylov__V1__Permission;
 
 /* --- messages --- */
 
@@ -60,13 +113,19 @@ struct  Esaylov__V1__StartSignatureLoginRequest
 {
   ProtobufCMessage base;
   /*
-   * The signer's certificate (DER), so that the server can refuse an unknown one early.
+   * The signer's certificate (DER or PEM), so that the server can refuse an unknown one early;
+   * optional.
    */
   ProtobufCBinaryData certificate;
+  /*
+   * The organisation to act for, when the signer holds roles in several and the certificate is
+   * not a legal entity's; it is written into the challenge, so the signature covers it.
+   */
+  char *act_as_organisation_id;
 };
 #define ESAYLOV__V1__START_SIGNATURE_LOGIN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__start_signature_login_request__descriptor) \
-    , {0,NULL} }
+    , {0,NULL}, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -80,7 +139,8 @@ struct  Esaylov__V1__StartSignatureLoginResponse
    */
   char *challenge_id;
   /*
-   * The bytes to sign (random, with the server's name and time in them).
+   * The bytes to sign, exactly as they are: a `SignedEnvelope` with purpose
+   * SIGNATURE_PURPOSE_LOGIN_CHALLENGE whose body is a `LoginChallenge`.
    */
   ProtobufCBinaryData challenge;
   /*
@@ -107,15 +167,47 @@ struct  Esaylov__V1__FinishSignatureLoginRequest
    * Detached CMS SignedData (DER) over `challenge`, with the signer's certificate included.
    */
   ProtobufCBinaryData cms;
-  /*
-   * The organisation to act for, when the signer holds roles in several; empty to use the
-   * one named in the certificate.
-   */
-  char *act_as_organisation_id;
 };
 #define ESAYLOV__V1__FINISH_SIGNATURE_LOGIN_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__finish_signature_login_request__descriptor) \
-    , (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+/*
+ * The body of a login challenge's `SignedEnvelope`.
+ */
+struct  Esaylov__V1__LoginChallenge
+{
+  ProtobufCMessage base;
+  /*
+   * The challenge's id.
+   */
+  char *challenge_id;
+  /*
+   * 32 random bytes.
+   */
+  ProtobufCBinaryData nonce;
+  /*
+   * The deployment that issued it (the server's name), so that a signature for one deployment
+   * is refused by another.
+   */
+  char *audience;
+  /*
+   * When it was issued.
+   */
+  Google__Protobuf__Timestamp *issued_at;
+  /*
+   * When it stops being accepted.
+   */
+  Google__Protobuf__Timestamp *expires_at;
+  /*
+   * The organisation the session will act for, when one was named.
+   */
+  char *act_as_organisation_id;
+};
+#define ESAYLOV__V1__LOGIN_CHALLENGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__login_challenge__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -172,10 +264,14 @@ struct  Esaylov__V1__VerifySmsCodeRequest
    * The 6-digit code.
    */
   char *code;
+  /*
+   * The phone the code was sent to: "+998" and 9 digits.
+   */
+  char *phone;
 };
 #define ESAYLOV__V1__VERIFY_SMS_CODE_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__verify_sms_code_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -189,17 +285,22 @@ struct  Esaylov__V1__Session
    */
   char *token;
   /*
-   * When the session ends unless it is used (sliding), or at the latest.
+   * When the session ends unless it is used (each use moves this on, up to
+   * `absolute_expires_at`).
    */
   Google__Protobuf__Timestamp *expires_at;
   /*
    * Who is signed in.
    */
   Esaylov__V1__Principal *principal;
+  /*
+   * When the session ends however much it is used.
+   */
+  Google__Protobuf__Timestamp *absolute_expires_at;
 };
 #define ESAYLOV__V1__SESSION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__session__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, NULL }
+    , (char *)protobuf_c_empty_string, NULL, NULL, NULL }
 
 
 /*
@@ -278,19 +379,14 @@ struct  Esaylov__V1__Principal
    */
   Esaylov__V1__LoginMethod login_method;
   /*
-   * Whether the user may send requests at all (clause 6 gives observers and foreign media no
-   * route).
+   * What the user may do in this session, from the regulation's rules.
    */
-  protobuf_c_boolean may_send_requests;
-  /*
-   * Whether requests sent in this session must be EDS-signed (false for candidates and
-   * proxies, clause 7).
-   */
-  protobuf_c_boolean signs_requests;
+  size_t n_permissions;
+  Esaylov__V1__Permission *permissions;
 };
 #define ESAYLOV__V1__PRINCIPAL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__principal__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, ESAYLOV__V1__ORGANISATION_KIND__ORGANISATION_KIND_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__LOGIN_METHOD__LOGIN_METHOD_UNSPECIFIED, 0, 0 }
+    , (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, ESAYLOV__V1__ORGANISATION_KIND__ORGANISATION_KIND_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__LOGIN_METHOD__LOGIN_METHOD_UNSPECIFIED, 0,NULL }
 
 
 /* Esaylov__V1__StartSignatureLoginRequest methods */
@@ -349,6 +445,25 @@ Esaylov__V1__FinishSignatureLoginRequest *
                       const uint8_t       *data);
 void   esaylov__v1__finish_signature_login_request__free_unpacked
                      (Esaylov__V1__FinishSignatureLoginRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__LoginChallenge methods */
+void   esaylov__v1__login_challenge__init
+                     (Esaylov__V1__LoginChallenge         *message);
+size_t esaylov__v1__login_challenge__get_packed_size
+                     (const Esaylov__V1__LoginChallenge   *message);
+size_t esaylov__v1__login_challenge__pack
+                     (const Esaylov__V1__LoginChallenge   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__login_challenge__pack_to_buffer
+                     (const Esaylov__V1__LoginChallenge   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__LoginChallenge *
+       esaylov__v1__login_challenge__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__login_challenge__free_unpacked
+                     (Esaylov__V1__LoginChallenge *message,
                       ProtobufCAllocator *allocator);
 /* Esaylov__V1__RequestSmsCodeRequest methods */
 void   esaylov__v1__request_sms_code_request__init
@@ -513,6 +628,9 @@ typedef void (*Esaylov__V1__StartSignatureLoginResponse_Closure)
 typedef void (*Esaylov__V1__FinishSignatureLoginRequest_Closure)
                  (const Esaylov__V1__FinishSignatureLoginRequest *message,
                   void *closure_data);
+typedef void (*Esaylov__V1__LoginChallenge_Closure)
+                 (const Esaylov__V1__LoginChallenge *message,
+                  void *closure_data);
 typedef void (*Esaylov__V1__RequestSmsCodeRequest_Closure)
                  (const Esaylov__V1__RequestSmsCodeRequest *message,
                   void *closure_data);
@@ -610,9 +728,11 @@ void esaylov__v1__auth_service__who_am_i(ProtobufCService *service,
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    esaylov__v1__login_method__descriptor;
+extern const ProtobufCEnumDescriptor    esaylov__v1__permission__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__start_signature_login_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__start_signature_login_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__finish_signature_login_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__login_challenge__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__request_sms_code_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__request_sms_code_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__verify_sms_code_request__descriptor;

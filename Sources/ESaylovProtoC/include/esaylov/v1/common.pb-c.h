@@ -24,6 +24,8 @@ typedef struct Esaylov__V1__PageRequest Esaylov__V1__PageRequest;
 typedef struct Esaylov__V1__PageInfo Esaylov__V1__PageInfo;
 typedef struct Esaylov__V1__Attachment Esaylov__V1__Attachment;
 typedef struct Esaylov__V1__SigningPayload Esaylov__V1__SigningPayload;
+typedef struct Esaylov__V1__SignedEnvelope Esaylov__V1__SignedEnvelope;
+typedef struct Esaylov__V1__SignatureChecks Esaylov__V1__SignatureChecks;
 typedef struct Esaylov__V1__SignatureInfo Esaylov__V1__SignatureInfo;
 
 
@@ -149,7 +151,16 @@ typedef enum _Esaylov__V1__Role {
   /*
    * A staff member of an organisation who prepares drafts for the head to sign.
    */
-  ESAYLOV__V1__ROLE__ROLE_CLERK = 6
+  ESAYLOV__V1__ROLE__ROLE_CLERK = 6,
+  /*
+   * Staff of the system's operator (held at the CEC): manages the directory and reads personal
+   * records where the regulation requires it.
+   */
+  ESAYLOV__V1__ROLE__ROLE_OPERATOR = 7,
+  /*
+   * Staff of the CEC who read and verify the audit trail (clause 13).
+   */
+  ESAYLOV__V1__ROLE__ROLE_AUDITOR = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__ROLE)
 } Esaylov__V1__Role;
 /*
@@ -205,6 +216,51 @@ typedef enum _Esaylov__V1__TerritoryLevel {
   ESAYLOV__V1__TERRITORY_LEVEL__TERRITORY_LEVEL_DISTRICT = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__TERRITORY_LEVEL)
 } Esaylov__V1__TerritoryLevel;
+/*
+ * What a signature is for. A signature made for one purpose is refused for any other: a login
+ * signature can never pass as a request's or a decision's.
+ */
+typedef enum _Esaylov__V1__SignaturePurpose {
+  /*
+   * Not set; never valid.
+   */
+  ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_UNSPECIFIED = 0,
+  /*
+   * Signing in (`AuthService.FinishSignatureLogin`); the body is a `LoginChallenge`.
+   */
+  ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_LOGIN_CHALLENGE = 1,
+  /*
+   * Sending a request; the body is a `RequestEnvelope`.
+   */
+  ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_REQUEST = 2,
+  /*
+   * Approving a decision; the body is a `DecisionEnvelope`.
+   */
+  ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_DECISION = 3,
+  /*
+   * The server's signature over a point of the audit chain; the body is an `AuditCheckpoint`.
+   */
+  ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_AUDIT_CHECKPOINT = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__SIGNATURE_PURPOSE)
+} Esaylov__V1__SignaturePurpose;
+/*
+ * The outcome of one check of a signature.
+ */
+typedef enum _Esaylov__V1__CheckResult {
+  /*
+   * Not checked (an earlier check failed and made it meaningless).
+   */
+  ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_UNSPECIFIED = 0,
+  /*
+   * The check passed.
+   */
+  ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_PASSED = 1,
+  /*
+   * The check failed.
+   */
+  ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_FAILED = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__CHECK_RESULT)
+} Esaylov__V1__CheckResult;
 
 /* --- messages --- */
 
@@ -391,9 +447,10 @@ struct  Esaylov__V1__SigningPayload
 {
   ProtobufCMessage base;
   /*
-   * The bytes to sign: the deterministic protobuf encoding of the envelope (a
-   * `RequestEnvelope` or a `DecisionEnvelope`). Sign these bytes as they are, as a detached
-   * CMS SignedData (PKCS#7) with the EDS key.
+   * The bytes to sign: the encoding of a `SignedEnvelope` whose purpose names what is signed
+   * and whose body is the purpose's message (a `RequestEnvelope`, a `DecisionEnvelope`).
+   * Sign these bytes as they are, as a detached CMS SignedData (PKCS#7) with the EDS key;
+   * never re-encode them.
    */
   ProtobufCBinaryData payload;
   /*
@@ -408,6 +465,63 @@ struct  Esaylov__V1__SigningPayload
 #define ESAYLOV__V1__SIGNING_PAYLOAD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__signing_payload__descriptor) \
     , {0,NULL}, (char *)protobuf_c_empty_string, NULL }
+
+
+/*
+ * Every byte string signed in E-saylov, by a user or by the server, is the protobuf encoding of
+ * one `SignedEnvelope`, made once by the server and stored as it was signed. The purpose comes
+ * first, so that a verifier refuses a signature made for another purpose before reading the
+ * body. Protobuf encodings are not canonical across languages: a verifier checks the signature
+ * over the stored bytes (`SignatureInfo.signed_bytes`) and then decodes them; it never
+ * re-encodes the message to check it.
+ */
+struct  Esaylov__V1__SignedEnvelope
+{
+  ProtobufCMessage base;
+  /*
+   * What the signature is for.
+   */
+  Esaylov__V1__SignaturePurpose purpose;
+  /*
+   * The encoding of the purpose's message (see `SignaturePurpose`).
+   */
+  ProtobufCBinaryData body;
+};
+#define ESAYLOV__V1__SIGNED_ENVELOPE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__signed_envelope__descriptor) \
+    , ESAYLOV__V1__SIGNATURE_PURPOSE__SIGNATURE_PURPOSE_UNSPECIFIED, {0,NULL} }
+
+
+/*
+ * The four checks of a signature, as the national verification server reports them.
+ */
+struct  Esaylov__V1__SignatureChecks
+{
+  ProtobufCMessage base;
+  /*
+   * The CMS signature verifies over the signed bytes with the signer certificate's key.
+   */
+  Esaylov__V1__CheckResult signature;
+  /*
+   * The certificate chains to a trusted certification authority.
+   */
+  Esaylov__V1__CheckResult chain;
+  /*
+   * The certificate (and its chain) was valid at the server's receipt time.
+   */
+  Esaylov__V1__CheckResult validity;
+  /*
+   * The certificate was not revoked at the receipt time (CRL, or OCSP where configured).
+   */
+  Esaylov__V1__CheckResult revocation;
+  /*
+   * Why the first failed check failed, in words; empty when all passed.
+   */
+  char *failure;
+};
+#define ESAYLOV__V1__SIGNATURE_CHECKS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__signature_checks__descriptor) \
+    , ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_UNSPECIFIED, ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_UNSPECIFIED, ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_UNSPECIFIED, ESAYLOV__V1__CHECK_RESULT__CHECK_RESULT_UNSPECIFIED, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -438,7 +552,8 @@ struct  Esaylov__V1__SignatureInfo
    */
   Esaylov__V1__Actor *signer;
   /*
-   * Signing time claimed in the CMS, or the server's receipt time when the CMS has none.
+   * The server's receipt time: validity and revocation are checked at this time, never at the
+   * signing time the CMS claims (the signer chooses that one).
    */
   Google__Protobuf__Timestamp *signed_at;
   /*
@@ -449,10 +564,28 @@ struct  Esaylov__V1__SignatureInfo
    * The detached CMS SignedData as received (DER).
    */
   ProtobufCBinaryData cms;
+  /*
+   * The signature algorithm: "ecdsa-p256-sha256", "rsa-sha256", "ed25519", or the national
+   * algorithm's name where it is installed.
+   */
+  char *algorithm;
+  /*
+   * The signer's certificate (DER), as taken from the CMS.
+   */
+  ProtobufCBinaryData signer_certificate;
+  /*
+   * The four checks.
+   */
+  Esaylov__V1__SignatureChecks *checks;
+  /*
+   * The exact bytes signed (a `SignedEnvelope` encoding), as stored: a third party re-verifies
+   * `cms` over these bytes.
+   */
+  ProtobufCBinaryData signed_bytes;
 };
 #define ESAYLOV__V1__SIGNATURE_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__signature_info__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, {0,NULL} }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, {0,NULL}, NULL, {0,NULL} }
 
 
 /* Esaylov__V1__Territory methods */
@@ -607,6 +740,44 @@ Esaylov__V1__SigningPayload *
 void   esaylov__v1__signing_payload__free_unpacked
                      (Esaylov__V1__SigningPayload *message,
                       ProtobufCAllocator *allocator);
+/* Esaylov__V1__SignedEnvelope methods */
+void   esaylov__v1__signed_envelope__init
+                     (Esaylov__V1__SignedEnvelope         *message);
+size_t esaylov__v1__signed_envelope__get_packed_size
+                     (const Esaylov__V1__SignedEnvelope   *message);
+size_t esaylov__v1__signed_envelope__pack
+                     (const Esaylov__V1__SignedEnvelope   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__signed_envelope__pack_to_buffer
+                     (const Esaylov__V1__SignedEnvelope   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__SignedEnvelope *
+       esaylov__v1__signed_envelope__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__signed_envelope__free_unpacked
+                     (Esaylov__V1__SignedEnvelope *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__SignatureChecks methods */
+void   esaylov__v1__signature_checks__init
+                     (Esaylov__V1__SignatureChecks         *message);
+size_t esaylov__v1__signature_checks__get_packed_size
+                     (const Esaylov__V1__SignatureChecks   *message);
+size_t esaylov__v1__signature_checks__pack
+                     (const Esaylov__V1__SignatureChecks   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__signature_checks__pack_to_buffer
+                     (const Esaylov__V1__SignatureChecks   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__SignatureChecks *
+       esaylov__v1__signature_checks__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__signature_checks__free_unpacked
+                     (Esaylov__V1__SignatureChecks *message,
+                      ProtobufCAllocator *allocator);
 /* Esaylov__V1__SignatureInfo methods */
 void   esaylov__v1__signature_info__init
                      (Esaylov__V1__SignatureInfo         *message);
@@ -652,6 +823,12 @@ typedef void (*Esaylov__V1__Attachment_Closure)
 typedef void (*Esaylov__V1__SigningPayload_Closure)
                  (const Esaylov__V1__SigningPayload *message,
                   void *closure_data);
+typedef void (*Esaylov__V1__SignedEnvelope_Closure)
+                 (const Esaylov__V1__SignedEnvelope *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__SignatureChecks_Closure)
+                 (const Esaylov__V1__SignatureChecks *message,
+                  void *closure_data);
 typedef void (*Esaylov__V1__SignatureInfo_Closure)
                  (const Esaylov__V1__SignatureInfo *message,
                   void *closure_data);
@@ -665,6 +842,8 @@ extern const ProtobufCEnumDescriptor    esaylov__v1__organisation_kind__descript
 extern const ProtobufCEnumDescriptor    esaylov__v1__role__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__election_kind__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__territory_level__descriptor;
+extern const ProtobufCEnumDescriptor    esaylov__v1__signature_purpose__descriptor;
+extern const ProtobufCEnumDescriptor    esaylov__v1__check_result__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__territory__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__person_name__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__calendar_date__descriptor;
@@ -673,6 +852,8 @@ extern const ProtobufCMessageDescriptor esaylov__v1__page_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__page_info__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__attachment__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__signing_payload__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__signed_envelope__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__signature_checks__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__signature_info__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -57,27 +57,27 @@ let package = Package(
             swiftSettings: strict),
         // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
         .target(name: "Domain", swiftSettings: strict),
-        // X.509 (and, with its issue, CMS) through OpenSSL.
+        // X.509 and CMS through OpenSSL: verification, signing, the development CA, digests.
         .target(name: "Signatures", dependencies: ["COpenSSL"], swiftSettings: strict),
         // PostgreSQL through libpq: blocking pool and transactions, non-blocking reads on the event
         // loops, migrations, directory queries.
         .target(
             name: "Store",
             dependencies: [
-                "CLibPQ", "COpenSSL", "Domain", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "CLibPQ", "COpenSSL", "Domain", "Signatures", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             resources: [.copy("Migrations"), .copy("Seed")], swiftSettings: strict),
         .target(
             name: "Services",
             dependencies: [
-                "Domain", "Store", "ESaylovAPI", "ESaylovProtoC", "RPC", "CAllocator", .product(name: "Logging", package: "swift-log"),
+                "Domain", "Store", "Signatures", "ESaylovAPI", "ESaylovProtoC", "ProtoRuntime", "RPC", "CAllocator", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "esaylov-server",
-            dependencies: ["Services", "RPC", "Store", "ESaylovAPI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Services", "RPC", "Store", "Signatures", "ESaylovAPI", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .executableTarget(

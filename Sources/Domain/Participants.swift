@@ -61,19 +61,36 @@ public enum CommissionLevel: Int, Sendable, Hashable, Comparable, CaseIterable {
 public enum Role: String, Sendable, Hashable, CaseIterable {
     /// The head of a legal person: signs its requests with the EDS (cl. 2, 8).
     case head
+    /// A commission's chairperson: approves its decisions (cl. 11), and is its head when it
+    /// sends a submission to another commission (cl. 6, 8).
     case chairperson
     case deputyChairperson
     case secretary
     case member
     /// Staff who prepare drafts for the head to sign.
     case clerk
+    /// Staff of the system's operator (at the CEC): manage the directory, read personal records.
+    case `operator`
+    /// Staff of the CEC who read and verify the audit trail (cl. 13).
+    case auditor
 
     /// cl. 12: the deputy chairperson or the secretary prepares draft decisions.
     public var mayDraftDecisions: Bool { self == .deputyChairperson || self == .secretary }
     /// cl. 11: the chairperson or the deputy chairperson approves decisions with the EDS.
     public var mayApproveDecisions: Bool { self == .chairperson || self == .deputyChairperson }
-    /// cl. 8: the head signs the organisation's requests.
-    public var signsRequests: Bool { self == .head }
+    /// cl. 8: the head signs the organisation's requests; a commission's head is its chairperson.
+    public func signsRequests(in kind: OrganisationKind) -> Bool {
+        kind.isElectionCommission ? self == .chairperson : self == .head
+    }
+    /// cl. 11, 12: which roles exist in an organisation of `kind` (operators and auditors sit at
+    /// the CEC). The database enforces the same rule.
+    public func fits(_ kind: OrganisationKind) -> Bool {
+        switch self {
+        case .operator, .auditor: kind == .centralElectionCommission
+        case .chairperson, .deputyChairperson, .secretary, .member: kind.isElectionCommission
+        case .head, .clerk: !kind.isElectionCommission
+        }
+    }
 }
 
 /// The body a candidate stands for.

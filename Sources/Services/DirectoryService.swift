@@ -17,8 +17,8 @@ enum FieldLimits {
 }
 
 /// `esaylov.v1.DirectoryService`, the public part: organisations, the commission tree,
-/// members' names and roles, candidates, proxies and territories. `GetPerson` and
-/// `ListCertificates` serve personal data (cl. 13) and answer UNIMPLEMENTED until sessions exist.
+/// members' names and roles, candidates, proxies and territories; and `GetPerson`, personal
+/// data (cl. 13) behind its permission rule. `ListCertificates` answers UNIMPLEMENTED still.
 public struct DirectoryService: Esaylov_V1_DirectoryService {
     let database: Database
     let tokens: PageTokens
@@ -216,17 +216,76 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         return response
     }
 
-    /// Personal data (cl. 13): served once sessions and permissions exist.
+    /// Personal data (cl. 13): the person themself, the commission that handles them (registers
+    /// them as candidate or proxy, or seats them), and operators. Every read is an audit event,
+    /// in the same transaction as the read.
     public func getPerson(request: Esaylov_V1_GetPersonRequest, context: ServerContext) async throws -> Esaylov_V1_Person {
-        throw RPCError(code: .unimplemented, message: "esaylov.v1.DirectoryService/GetPerson is not served yet: it needs sessions (personal data, cl. 13)")
+        let principal = try context.principal()
+        guard request.personId.isEmpty != request.pinfl.isEmpty else { throw invalid("person_id", "exactly one of person_id and pinfl must be set") }
+        try limit(request.personId, "person_id", FieldLimits.id)
+        if !request.pinfl.isEmpty {
+            do throws(DomainViolation) { _ = try PINFL(request.pinfl, field: "pinfl") } catch { throw invalid(error) }
+        }
+        let id = request.personId.isEmpty ? nil : request.personId
+        let pinfl = request.pinfl.isEmpty ? nil : request.pinfl
+        let permissions = principal.permissions
+        let operatorReads = principal.roles.contains(.operator)
+        let commission = permissions.contains(.reviewRequests) ? principal.organisationId : nil
+        let actor = principal.auditActor
+        let me = principal.personId
+        let rule = PermissionRules.personalRecords
+        let outcome = try await transaction(context) { (c) throws(StoreError) -> Result<PersonRecord, RPCError> in
+            let found = try AuthStore().person(c, id: id, pinfl: pinfl, commission: commission)
+            guard let found else {
+                // Without the right to read others' records, an unknown person looks like a refused one.
+                return .failure(operatorReads || commission != nil
+                    ? RPCError(code: .notFound, message: "no person has that \(id != nil ? "id" : "PINFL")")
+                    : PermissionRules.denied(rule, "the record is not the caller's"))
+            }
+            guard found.id == me || operatorReads || found.handledByReaderCommission else {
+                return .failure(PermissionRules.denied(rule, "the record is neither the caller's nor handled by the caller's commission"))
+            }
+            try AuditLog().append(c, actor: actor, action: "AUDIT_ACTION_PERSONAL_DATA_READ", subjectKind: "person", subjectId: found.id,
+                                  facts: ["method": "GetPerson"])
+            return .success(found)
+        }
+        let p = try outcome.get()
+        var out = Esaylov_V1_Person()
+        out.id = p.id
+        out.pinfl = p.pinfl
+        var name = Esaylov_V1_PersonName()
+        name.lastName = p.lastName
+        name.firstName = p.firstName
+        name.patronymic = p.patronymic
+        out.name = name
+        out.phone = p.phone ?? ""
+        if let b = p.birthDate {
+            var d = Esaylov_V1_CalendarDate()
+            d.year = Int32(b.year)
+            d.month = Int32(b.month)
+            d.day = Int32(b.day)
+            out.birthDate = d
+        }
+        out.roles = p.roles.map { r in
+            var a = Esaylov_V1_RoleAssignment()
+            a.organisationId = r.organisationId
+            a.organisationName = r.organisationName
+            a.role = r.role.wire
+            return a
+        }
+        return out
     }
 
-    /// Personal data (cl. 13): served once sessions and permissions exist.
+    private func transaction<T: Sendable>(_ context: ServerContext, _ body: @escaping @Sendable (Connection) throws(StoreError) -> T) async throws(RPCError) -> T {
+        do { return try await database.transaction(timeout: context.timeRemaining, body) } catch { throw RPCError(error) }
+    }
+
+    /// Personal data (cl. 13): not served yet.
     public func listCertificates(
         request: Esaylov_V1_ListCertificatesRequest, context: ServerContext
     ) async throws -> Esaylov_V1_ListCertificatesResponse {
         throw RPCError(
-            code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCertificates is not served yet: it needs sessions (personal data, cl. 13)")
+            code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCertificates is not served yet: it is not built yet (personal data, cl. 13)")
     }
 
     // MARK: input rules

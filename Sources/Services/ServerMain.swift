@@ -26,7 +26,7 @@ public enum ServerMain {
 
     public static func run(
         name: String, arguments: [String], health: HealthService,
-        register: (inout RPCRouter) throws(OptionError) -> [any Service]
+        register: (inout RPCRouter, inout [any ServerInterceptor]) throws(OptionError) -> [any Service]
     ) async -> Int32 {
         let options: ServerOptions
         do {
@@ -41,8 +41,9 @@ public enum ServerMain {
         logger.logLevel = .info
         var router = RPCRouter()
         let services: [any Service]
+        var interceptors: [any ServerInterceptor] = []
         do {
-            services = try register(&router)
+            services = try register(&router, &interceptors)
         } catch {
             printError("\(name): \(error.message)")
             return 1
@@ -58,7 +59,7 @@ public enum ServerMain {
             return 1
         }
         for service in router.registeredServices { health.setStatus(.serving, for: service) }
-        let server = RPCServer(configuration: options.configuration, router: router, logger: logger)
+        let server = RPCServer(configuration: options.configuration, router: router, interceptors: interceptors, logger: logger)
         let port: Int
         do {
             port = try await server.start()

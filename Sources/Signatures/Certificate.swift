@@ -27,17 +27,24 @@ public struct CertificateInfo: Sendable, Hashable {
     public let notAfter: Double
     /// SHA-256 of the DER encoding, lower-case hex.
     public let sha256: String
+    /// The DER encoding.
+    public let der: [UInt8]
 
     /// Reads a PEM or DER certificate.
     public init(_ bytes: [UInt8]) throws(CertificateError) {
-        let cert = try X509Handle(bytes)
+        try self.init(X509Handle(bytes))
+    }
+
+    init(_ cert: X509Handle) throws(CertificateError) {
         serial = try cert.serialHex()
         issuer = cert.issuerLine()
         subjectPINFL = cert.subjectEntry(Self.pinflOID)
         subjectTIN = cert.subjectEntry(Self.tinOID)
         notBefore = try cert.time(X509_get0_notBefore(cert.raw))
         notAfter = try cert.time(X509_get0_notAfter(cert.raw))
-        sha256 = try cert.derSHA256()
+        der = cert.der
+        guard !der.isEmpty else { throw CertificateError(reason: "cannot encode the certificate") }
+        sha256 = Crypto.hex(Crypto.sha256(der))
     }
 }
 
@@ -62,7 +69,15 @@ final class X509Handle {
         raw = parsed
     }
 
+    /// Takes a reference of its own to `raw`.
+    init(retaining raw: OpaquePointer) {
+        X509_up_ref(raw)
+        self.raw = raw
+    }
+
     deinit { X509_free(raw) }
+
+    var der: [UInt8] { derEncoding { i2d_X509(raw, $0) } }
 
     func serialHex() throws(CertificateError) -> String {
         guard let bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(raw), nil) else { throw CertificateError(reason: "no serial number") }
@@ -94,19 +109,5 @@ final class X509Handle {
         var tm = tm()
         guard let t, ASN1_TIME_to_tm(t, &tm) == 1 else { throw CertificateError(reason: "unreadable validity time") }
         return Double(timegm(&tm))
-    }
-
-    func derSHA256() throws(CertificateError) -> String {
-        let length = i2d_X509(raw, nil)
-        guard length > 0 else { throw CertificateError(reason: "cannot encode the certificate") }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        der.withUnsafeMutableBufferPointer { buf in
-            var p: UnsafeMutablePointer<UInt8>? = buf.baseAddress
-            _ = i2d_X509(raw, &p)
-        }
-        var md = [UInt8](repeating: 0, count: 32)
-        var mdLength: UInt32 = 0
-        guard EVP_Digest(der, der.count, &md, &mdLength, EVP_sha256(), nil) == 1 else { throw CertificateError(reason: "digest failed") }
-        return md.map { String($0 >> 4, radix: 16) + String($0 & 15, radix: 16) }.joined()
     }
 }

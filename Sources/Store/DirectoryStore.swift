@@ -195,7 +195,7 @@ public struct DirectoryStore: Sendable {
             SELECT m.organisation_id, \(Self.memberColumns)
             FROM memberships m JOIN people p ON p.id = m.person_id
             JOIN organisations o ON o.id = m.organisation_id
-            WHERE m.until IS NULL AND m.role IN ('chairperson', 'deputy_chairperson', 'secretary')
+            WHERE esaylov_current(m.since, m.until) AND m.role IN ('chairperson', 'deputy_chairperson', 'secretary')
               AND o.kind IN ('central_election_commission', 'karakalpakstan_election_commission',
                              'territorial_election_commission', 'district_election_commission')
             ORDER BY m.organisation_id, array_position(ARRAY['chairperson', 'deputy_chairperson', 'secretary'], m.role), p.last_name, p.id
@@ -216,7 +216,7 @@ public struct DirectoryStore: Sendable {
         organisationId: String, roles: [Role], includePast: Bool, after: (Int, String, String)?, limit: Int
     ) -> Query<[MemberRecord]> {
         let roleList: [String]? = roles.isEmpty ? nil : roles.map(\.databaseName)
-        let roleOrder: SQL = "array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk'], m.role)"
+        let roleOrder: SQL = "array_position(ARRAY['head', 'chairperson', 'deputy_chairperson', 'secretary', 'member', 'clerk', 'operator', 'auditor'], m.role)"
         let position: SQL = after.map { a in "(\(roleOrder), p.last_name, m.person_id) > (\(a.0), \(a.1), \(a.2))" } ?? "true"
         return Query(
             """
@@ -224,7 +224,7 @@ public struct DirectoryStore: Sendable {
             FROM memberships m JOIN people p ON p.id = m.person_id
             WHERE m.organisation_id = \(organisationId)
               AND (\(roleList) IS NULL OR m.role = ANY(\(roleList)))
-              AND (\(includePast) OR m.until IS NULL)
+              AND (\(includePast) OR esaylov_current(m.since, m.until))
               AND \(position)
             ORDER BY role_order, p.last_name, m.person_id
             LIMIT \(limit)

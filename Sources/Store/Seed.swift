@@ -1,4 +1,4 @@
-import Domain
+public import Domain
 import Foundation
 
 /// Demo data: Uzbekistan's real commission tree and participants, with invented people.
@@ -63,11 +63,33 @@ public enum Seed {
         return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 
-    /// Loads the demo directory; returns the number of organisations now present.
+    /// The demo candidates and proxies: (id, person id, phone, election kind, registering
+    /// commission, party, constituency) and (id, person id, phone, candidate id). They sign in
+    /// with SMS codes; README names the first candidate's phone.
+    public static let candidates: [(id: String, person: String, phone: String, kind: ElectionKind, commission: String, party: String?, constituency: Int32)] = [
+        ("cand-lc-01", "seed-candidate-01", "+998900000001", .legislativeChamber, "cec", "party-uzlidep", 1),
+        ("cand-rc-1726-01", "seed-candidate-02", "+998900000002", .regionalCouncil, "tec-1726", "party-adolat", 3),
+        ("cand-dc-1726264-01", "seed-candidate-03", "+998900000003", .districtCouncil, "dec-1726264", "party-ecological", 2),
+    ]
+    public static let proxies: [(id: String, person: String, phone: String, candidate: String)] = [
+        ("proxy-lc-01-a", "seed-proxy-01", "+998900000101", "cand-lc-01"),
+        ("proxy-lc-01-b", "seed-proxy-02", "+998900000102", "cand-lc-01"),
+    ]
+
+    /// Loads the demo directory; returns the number of organisations now present. Refuses a
+    /// database that already holds organisations the seed did not load (operator data) unless
+    /// `allowOperatorData`, so that invented people never join a real directory by mistake.
     @discardableResult
-    public static func demo(_ database: Database) throws(StoreError) -> Int {
+    public static func demo(_ database: Database, allowOperatorData: Bool = false) throws(StoreError) -> Int {
         let rows = try territories()
         return try database.withTransaction(timeout: .seconds(300)) { (c) throws(StoreError) -> Int in
+            let state = try c.query(
+                "SELECT EXISTS (SELECT 1 FROM seed_runs) AS seeded, EXISTS (SELECT 1 FROM organisations) OR EXISTS (SELECT 1 FROM people) AS data")
+            if !allowOperatorData, try !state.bool(0, "seeded"), try state.bool(0, "data") {
+                throw StoreError(.checkViolation, constraint: "seed_refuses_operator_data",
+                                 reason: "the database holds directory data the demo seed did not load")
+            }
+            try c.query("INSERT INTO seed_runs DEFAULT VALUES")
             try c.query(
                 "INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en) VALUES ('17', 'republic', 'country', NULL, 'Oʻzbekiston Respublikasi', 'Republic of Uzbekistan') ON CONFLICT DO NOTHING")
             for t in rows {
@@ -149,6 +171,33 @@ public enum Seed {
                         VALUES (\(org), \(id), \(role.databaseName), '2024-07-01') ON CONFLICT DO NOTHING
                         """)
                 }
+            }
+            for (i, k) in (candidates.map { ($0.person, $0.phone) } + proxies.map { ($0.person, $0.phone) }).enumerated() {
+                let h = stableHash(k.0)
+                try c.query(
+                    """
+                    INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone, birth_date)
+                    VALUES (\(k.0), \(Seed.pinfl(h)), \(lastNames[(i + 3) % lastNames.count]), \(firstNames[(i + 5) % firstNames.count]), '',
+                            \(k.1), make_date(\(Int32(Seed.birthYear(h))), \(Int32(Seed.birthMonth(h))), \(Int32(Seed.birthDay(h)))))
+                    ON CONFLICT DO NOTHING
+                    """)
+            }
+            for cand in candidates {
+                try c.query(
+                    """
+                    INSERT INTO candidates (id, person_id, election_kind, registering_commission_id, constituency_number, party_id, status)
+                    SELECT \(cand.id), \(cand.person), \(cand.kind.databaseName), \(cand.commission), \(cand.constituency), \(cand.party), 'registered'
+                    WHERE EXISTS (SELECT 1 FROM organisations WHERE id = \(cand.commission))
+                    ON CONFLICT DO NOTHING
+                    """)
+            }
+            for p in proxies {
+                try c.query(
+                    """
+                    INSERT INTO proxies (id, person_id, candidate_id, status)
+                    SELECT \(p.id), \(p.person), \(p.candidate), 'registered' WHERE EXISTS (SELECT 1 FROM candidates WHERE id = \(p.candidate))
+                    ON CONFLICT DO NOTHING
+                    """)
             }
             return try c.query("SELECT count(*) AS n FROM organisations").int(0, "n")
         }

@@ -10,7 +10,7 @@ import Services
 let health = HealthService(services: ["grpc.testing.TestService", "grpc.health.v1.Health"])
 let status = await ServerMain.run(
     name: "esaylov-interop-server", arguments: Array(CommandLine.arguments.dropFirst()), health: health
-) { router in
+) { router, _ in
     router.register(health)
     router.register(InteropService())
     return []

@@ -2,24 +2,65 @@
 import Glibc
 #endif
 import ESaylovAPI
+import Logging
 import RPC
 import Services
+import Signatures
 import Store
+import ServiceLifecycle
 
 // esaylov-server: the E-saylov gRPC backend. Services are registered here as they are built.
 let health = HealthService(services: ["grpc.health.v1.Health"])
-let poolSize = ServerOptions.poolSize(in: Array(CommandLine.arguments.dropFirst()))
-let status = await ServerMain.run(name: "esaylov-server", arguments: Array(CommandLine.arguments.dropFirst()), health: health) { (router) throws(OptionError) in
+let identity: IdentityOptions
+let arguments: [String]
+do {
+    (identity, arguments) = try IdentityOptions.extract(from: Array(CommandLine.arguments.dropFirst()))
+} catch {
+    ServerMain.printError("esaylov-server: \(error.message)\n\(IdentityOptions.usage)")
+    exit(2)
+}
+let poolSize = ServerOptions.poolSize(in: arguments)
+let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, health: health) { (router, interceptors) throws(OptionError) in
     router.register(health)
     guard let url = Storage.urlFromEnvironment else {
         ServerMain.printError("esaylov-server: ESAYLOV_DATABASE_URL is not set: serving health and reflection only")
         return []
     }
+    var logger = Logger(label: "esaylov-server")
+    logger.logLevel = .info
     let database = try Storage.open(url: url, poolSize: poolSize.total, connectionsPerEventLoop: poolSize.perEventLoop)
     let tokens: PageTokens
-    do { tokens = try PageTokens.load(from: database) } catch { throw OptionError(message: "cannot load the page token key: \(error)") }
+    let smsKey: [UInt8]
+    do {
+        tokens = try PageTokens.load(from: database)
+        smsKey = try AuthStore.secret(database, name: "sms_code_key")
+    } catch { throw OptionError(message: "cannot load the deployment's keys: \(error)") }
+    var verifier: SignatureVerifier?
+    if let dir = identity.trustStore {
+        do { verifier = SignatureVerifier(trustStore: try TrustStore(directory: dir)) } catch {
+            throw OptionError(message: "--trust-store: \(error)")
+        }
+    } else {
+        ServerMain.printError("esaylov-server: no --trust-store: EDS sign-in answers UNAVAILABLE")
+    }
+    var services: [any Service] = [DatabaseService(database)]
+    var delivery: SmsDelivery?
+    if let outbox = identity.smsOutbox {
+        let d = SmsDelivery(database: database, gateway: OutboxFileGateway(path: outbox), logger: logger)
+        delivery = d
+        services.append(d)
+    }
+    if let key = identity.signingKey, let cert = identity.signingCertificate {
+        do {
+            let signer = try SigningIdentity(keyFile: key, certificateFile: cert)
+            services.append(AuditCheckpointer(database: database, signer: signer, every: identity.checkpointEvery, logger: logger))
+        } catch { throw OptionError(message: "--signing-key/--signing-cert: \(error)") }
+    }
+    interceptors.append(AuthenticationInterceptor(database: database))
     router.register(DirectoryService(database: database, tokens: tokens))
+    router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, logger: logger))
+    router.register(AuditService(database: database, verifier: verifier))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
-    return [DatabaseService(database)]
+    return services
 }
 exit(status)

@@ -11,7 +11,17 @@ import Synchronization
 // esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
 let usage = """
     usage: esaylovctl migrate
-           esaylovctl seed demo
+           esaylovctl seed demo [--allow-operator-data]   (refuses a database holding data it did not load)
+           esaylovctl pki init                            (development CA under $ESAYLOV_PKI_DIR, default .data/pki)
+           esaylovctl pki issue --person ID [--organisation ID] [--key-type ecdsa-p256|rsa-2048|ed25519]
+                                [--days N] [--starts-in-days N] [--out DIR]
+           esaylovctl pki issue-demo                      (a key and certificate for every demo head and officer)
+           esaylovctl pki revoke --serial HEX
+           esaylovctl sign --key KEY.pem --cert CERT.pem --in FILE [--attached]   (base64 CMS on stdout)
+           esaylovctl audit verify [--from N] [--to N]
+           esaylovctl audit checkpoint
+           esaylovctl directory add-candidate --id ID --person ID --election-kind KIND --commission ID [--party ID] [--constituency N]
+           esaylovctl directory add-proxy --id ID --person ID --candidate ID
            esaylovctl directory add-organisation --id ID --kind KIND --name-uz TEXT --name-en TEXT --territory SOATO
                                                  [--tin TIN] [--parent ID]
            esaylovctl directory update-organisation --id ID [--name-uz TEXT] [--name-en TEXT] [--tin TIN|""]
@@ -76,7 +86,71 @@ let constraintFields = [
     "certificates_organisation_id_fkey": "--organisation", "certificates_check": "--file (validity)",
 ]
 
+/// Commands that need no database.
+func runOffline(_ args: [String]) throws(Failure) -> Bool {
+    switch (args.first, args.dropFirst().first) {
+    case ("pki"?, "init"?):
+        let ca = DevelopmentCA.fromEnvironment
+        print(try ca.initialise() ? "esaylovctl: development CA created under \(ca.root)" : "esaylovctl: development CA already exists under \(ca.root)")
+        print("  trust store: \(ca.root)/trust   server identity: \(ca.serverKey) \(ca.serverCert)")
+        return true
+    case ("sign"?, _):
+        var rest = Array(args.dropFirst())
+        let attached = rest.contains("--attached")
+        rest.removeAll { $0 == "--attached" }
+        let f = try flags(rest[...])
+        let identity: SigningIdentity
+        do { identity = try SigningIdentity(keyFile: try required(f, "key"), certificateFile: try required(f, "cert")) } catch let e as SigningError {
+            throw fail(e.reason, code: 3)
+        } catch let e as Failure { throw e } catch { throw fail("\(error)") }
+        let input = try required(f, "in")
+        guard let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: input) else {
+            throw fail("cannot read \(input)")
+        }
+        do {
+            let cms = attached ? try identity.signAttached([UInt8](data)) : try identity.signDetached([UInt8](data))
+            print(Data(cms).base64EncodedString())
+        } catch { throw fail(error.reason, code: 4) }
+        return true
+    default:
+        return false
+    }
+}
+
+func audited(_ c: Connection, _ kind: String, _ id: String, _ change: String) throws(StoreError) {
+    try AuditLog().append(c, actor: .operatorTool, action: "AUDIT_ACTION_DIRECTORY_CHANGED", subjectKind: kind, subjectId: id,
+                          facts: ["change": change, "tool": "esaylovctl"])
+}
+
+/// Registers a certificate for a person (acting for `organisation`): its PINFL must be the
+/// person's and, for an organisation, its TIN the organisation's (the database checks again).
+func register(_ cert: CertificateInfo, person: String, organisation: String?, in c: Connection) throws(StoreError) {
+    guard let pinfl = cert.subjectPINFL else {
+        throw StoreError(.checkViolation, constraint: "subject PINFL", reason: "the certificate's subject has no PINFL")
+    }
+    let known = try DirectoryWrites().identity(c, personId: person, organisationId: organisation)
+    guard let personPinfl = known.pinfl else {
+        throw StoreError(.foreignKeyViolation, constraint: "certificates_person_id_fkey", reason: "unknown person")
+    }
+    guard personPinfl == pinfl else {
+        throw StoreError(.checkViolation, constraint: "subject PINFL equals the person's", reason: "PINFL mismatch")
+    }
+    if let org = organisation {
+        guard case .some(let tin) = known.tin else {
+            throw StoreError(.foreignKeyViolation, constraint: "certificates_organisation_id_fkey", reason: "unknown organisation")
+        }
+        guard tin != nil, tin == cert.subjectTIN else {
+            throw StoreError(.checkViolation, constraint: "subject TIN equals \(org)'s", reason: "TIN mismatch")
+        }
+    }
+    try DirectoryWrites().registerCertificate(
+        c, issuer: cert.issuer, serial: cert.serial, sha256: cert.sha256, subjectPinfl: pinfl, subjectTin: cert.subjectTIN,
+        notBefore: cert.notBefore, notAfter: cert.notAfter, personId: person, organisationId: organisation)
+    try audited(c, "person", person, "certificate_registered")
+}
+
 func run(_ args: [String]) async throws(Failure) {
+    if try runOffline(args) { return }
     guard let url = Storage.urlFromEnvironment else { throw fail("ESAYLOV_DATABASE_URL is not set (Scripts/pg.sh url prints the embedded one)") }
     let database: Database
     do { database = try Storage.open(url: url, poolSize: 2, patience: .seconds(10)) } catch { throw fail(error.message, code: 4) }
@@ -84,8 +158,9 @@ func run(_ args: [String]) async throws(Failure) {
     case ("migrate"?, nil):
         print("esaylovctl: database migrated")
     case ("seed"?, "demo"?):
+        let allow = args.dropFirst(2).contains("--allow-operator-data")
         do {
-            let n = try Seed.demo(database)
+            let n = try Seed.demo(database, allowOperatorData: allow)
             print("esaylovctl: demo directory loaded (\(n) organisations)")
         } catch { throw explain(error, [:]) }
     case ("directory"?, "add-organisation"?):
@@ -99,6 +174,7 @@ func run(_ args: [String]) async throws(Failure) {
                 try DirectoryWrites().addOrganisation(
                     c, id: id, kind: kind, nameUz: try required2(f, "name-uz"), nameEn: try required2(f, "name-en"), tin: tin,
                     territory: territory, parentId: f["parent"])
+                try audited(c, "organisation", id, "added")
             }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: organisation \(id) added")
@@ -114,8 +190,10 @@ func run(_ args: [String]) async throws(Failure) {
         let found: Bool
         do {
             found = try await database.transaction { (c) throws(StoreError) in
-                try DirectoryWrites().updateOrganisation(
+                let changed = try DirectoryWrites().updateOrganisation(
                     c, id: id, nameUz: f["name-uz"], nameEn: f["name-en"], tin: tin, parentId: f["parent"], active: active)
+                if changed { try audited(c, "organisation", id, "updated") }
+                return changed
             }
         } catch { throw explain(error, constraintFields) }
         guard found else { throw fail("--id: no organisation has id \(id)", code: 3) }
@@ -130,6 +208,7 @@ func run(_ args: [String]) async throws(Failure) {
         do {
             try await database.transaction { (c) throws(StoreError) in
                 try DirectoryWrites().addPerson(c, id: id, pinfl: pinfl, lastName: last, firstName: first, patronymic: f["patronymic"] ?? "", phone: phone)
+                try audited(c, "person", id, "added")
             }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: person \(id) added")
@@ -144,10 +223,11 @@ func run(_ args: [String]) async throws(Failure) {
                     throw StoreError(.foreignKeyViolation, constraint: "memberships_organisation_id_fkey", reason: "unknown organisation")
                 }
                 // cl. 11, 12: commission roles exist only in commissions; head only outside them.
-                if kind.isElectionCommission == (role == .head || role == .clerk) {
+                if !role.fits(kind) {
                     throw StoreError(.checkViolation, constraint: "role fits the organisation's kind", reason: "role does not fit")
                 }
                 try DirectoryWrites().assignRole(c, organisationId: org, personId: person, role: role)
+                try audited(c, "organisation", org, "role_assigned")
             }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: \(person) is now \(role.databaseName) of \(org)")
@@ -158,30 +238,9 @@ func run(_ args: [String]) async throws(Failure) {
         guard let data = FileManager.default.contents(atPath: file) else { throw fail("cannot read \(file)") }
         let cert: CertificateInfo
         do { cert = try CertificateInfo([UInt8](data)) } catch { throw fail("--file: \(error.reason)") }
-        guard let pinfl = cert.subjectPINFL else { throw fail("--file: the certificate's subject has no PINFL (OID \(CertificateInfo.pinflOID))") }
-        _ = try validated { () throws(DomainViolation) in try PINFL(pinfl, field: "--file subject PINFL") }
+        if let pinfl = cert.subjectPINFL { _ = try validated { () throws(DomainViolation) in try PINFL(pinfl, field: "--file subject PINFL") } }
         do {
-            try await database.transaction { (c) throws(StoreError) in
-                let known = try DirectoryWrites().identity(c, personId: person, organisationId: f["organisation"])
-                guard let personPinfl = known.pinfl else {
-                    throw StoreError(.foreignKeyViolation, constraint: "certificates_person_id_fkey", reason: "unknown person")
-                }
-                // The certificate must be the person's own, and the organisation's when it acts for one.
-                guard personPinfl == pinfl else {
-                    throw StoreError(.checkViolation, constraint: "subject PINFL equals the person's", reason: "PINFL mismatch")
-                }
-                if let org = f["organisation"] {
-                    guard case .some(let tin) = known.tin else {
-                        throw StoreError(.foreignKeyViolation, constraint: "certificates_organisation_id_fkey", reason: "unknown organisation")
-                    }
-                    guard tin != nil, tin == cert.subjectTIN else {
-                        throw StoreError(.checkViolation, constraint: "subject TIN equals \(org)'s", reason: "TIN mismatch")
-                    }
-                }
-                try DirectoryWrites().registerCertificate(
-                    c, issuer: cert.issuer, serial: cert.serial, sha256: cert.sha256, subjectPinfl: pinfl, subjectTin: cert.subjectTIN,
-                    notBefore: cert.notBefore, notAfter: cert.notAfter, personId: person, organisationId: f["organisation"])
-            }
+            try await database.transaction { (c) throws(StoreError) in try register(cert, person: person, organisation: f["organisation"], in: c) }
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: certificate \(cert.serial) registered for \(person)")
     case ("directory"?, "import"?):
@@ -203,6 +262,148 @@ func run(_ args: [String]) async throws(Failure) {
             throw Failure(message: "line \(failedLine.line.load(ordering: .relaxed)): \(message); nothing was imported", code: e.code)
         }
         print("esaylovctl: imported \(rows.count) organisations")
+    case ("directory"?, "add-candidate"?):
+        let f = try flags(args.dropFirst(2))
+        let id = try required(f, "id")
+        let person = try required(f, "person")
+        let commission = try required(f, "commission")
+        guard let kind = ElectionKind(databaseName: try required(f, "election-kind")) else {
+            throw fail("--election-kind: one of \(ElectionKind.allCases.map(\.databaseName).joined(separator: ", "))")
+        }
+        let constituency = Int32(f["constituency"] ?? "0") ?? -1
+        guard constituency >= 0 else { throw fail("--constituency: a whole number, 0 or more") }
+        do {
+            try await database.transaction { (c) throws(StoreError) in
+                try c.query(
+                    """
+                    INSERT INTO candidates (id, person_id, election_kind, registering_commission_id, constituency_number, party_id, status)
+                    VALUES (\(id), \(person), \(kind.databaseName), \(commission), \(constituency), \(f["party"]), 'registered')
+                    """)
+                try audited(c, "candidate", id, "added")
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: candidate \(id) registered (person \(person), commission \(commission))")
+    case ("directory"?, "add-proxy"?):
+        let f = try flags(args.dropFirst(2))
+        let id = try required(f, "id")
+        let person = try required(f, "person")
+        let candidate = try required(f, "candidate")
+        do {
+            try await database.transaction { (c) throws(StoreError) in
+                try c.query("INSERT INTO proxies (id, person_id, candidate_id, status) VALUES (\(id), \(person), \(candidate), 'registered')")
+                try audited(c, "proxy", id, "added")
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: proxy \(id) registered for candidate \(candidate)")
+    case ("pki"?, "issue"?):
+        let f = try flags(args.dropFirst(2))
+        let person = try required(f, "person")
+        guard let keyKind = PrivateKey.Kind(rawValue: f["key-type"] ?? "ecdsa-p256") else { throw fail("--key-type: ecdsa-p256, rsa-2048 or ed25519") }
+        guard let days = Double(f["days"] ?? "365"), days > 0, let startDays = Double(f["starts-in-days"] ?? "0") else {
+            throw fail("--days must be positive; --starts-in-days a number of days (negative: in the past)")
+        }
+        let ca = DevelopmentCA.fromEnvironment
+        let org = f["organisation"]
+        let facts: (pinfl: String, name: String, tin: String?, orgName: String?)
+        do {
+            facts = try await database.transaction { (c) throws(StoreError) in
+                let p = try c.query("SELECT pinfl, last_name || ' ' || first_name AS name FROM people WHERE id = \(person)")
+                guard p.count == 1 else { throw StoreError(.foreignKeyViolation, constraint: "certificates_person_id_fkey", reason: "unknown person") }
+                var tin: String?
+                var orgName: String?
+                if let org {
+                    let o = try c.query("SELECT tin, name_en FROM organisations WHERE id = \(org)")
+                    guard o.count == 1 else {
+                        throw StoreError(.foreignKeyViolation, constraint: "certificates_organisation_id_fkey", reason: "unknown organisation")
+                    }
+                    tin = try o.optionalString(0, "tin")
+                    orgName = try o.string(0, "name_en")
+                }
+                return (try p.string(0, "pinfl"), try p.string(0, "name"), tin, orgName)
+            }
+        } catch { throw explain(error, constraintFields) }
+        if org != nil, facts.tin == nil { throw fail("--organisation: it has no TIN, so a legal entity's certificate cannot name it", code: 3) }
+        let dir = f["out"] ?? ca.personDirectory(person)
+        let cert = try ca.issue(
+            .init(commonName: facts.name, organisationName: facts.orgName, pinfl: facts.pinfl, tin: facts.tin), keyKind: keyKind,
+            start: Date().timeIntervalSince1970 + startDays * DevelopmentCA.day, days: days, into: dir)
+        do {
+            try await database.transaction { (c) throws(StoreError) in try register(cert, person: person, organisation: org, in: c) }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: certificate \(cert.serial) issued and registered for \(person)")
+        print("  key:  \(dir)/key.pem")
+        print("  cert: \(dir)/cert.pem")
+    case ("pki"?, "issue-demo"?):
+        let ca = DevelopmentCA.fromEnvironment
+        _ = try ca.initialise()
+        let officers: [(person: String, org: String, pinfl: String, name: String, tin: String, orgName: String)]
+        do {
+            officers = try await database.transaction { (c) throws(StoreError) in
+                let r = try c.query(
+                    """
+                    SELECT DISTINCT ON (m.person_id) m.person_id, m.organisation_id, p.pinfl, p.last_name || ' ' || p.first_name AS name, o.tin, o.name_en
+                    FROM current_memberships m JOIN people p ON p.id = m.person_id JOIN organisations o ON o.id = m.organisation_id
+                    WHERE p.id LIKE 'seed-%' AND o.tin IS NOT NULL AND m.role IN ('head', 'chairperson', 'deputy_chairperson', 'secretary', 'member')
+                      AND NOT EXISTS (SELECT 1 FROM certificates c WHERE c.person_id = p.id AND c.revoked_at IS NULL)
+                    ORDER BY m.person_id, m.organisation_id
+                    """)
+                return try (0..<r.count).map { (i) throws(StoreError) in
+                    (try r.string(i, "person_id"), try r.string(i, "organisation_id"), try r.string(i, "pinfl"), try r.string(i, "name"),
+                     try r.string(i, "tin"), try r.string(i, "name_en"))
+                }
+            }
+        } catch { throw explain(error, constraintFields) }
+        var issued: [(CertificateInfo, String, String)] = []
+        for o in officers {
+            let cert = try ca.issue(
+                .init(commonName: o.name, organisationName: o.orgName, pinfl: o.pinfl, tin: o.tin), keyKind: .p256,
+                start: Date().timeIntervalSince1970 - DevelopmentCA.day, days: 730, into: ca.personDirectory(o.person))
+            issued.append((cert, o.person, o.org))
+        }
+        let batch = issued
+        do {
+            try await database.transaction(timeout: .seconds(300)) { (c) throws(StoreError) in
+                for (cert, person, org) in batch { try register(cert, person: person, organisation: org, in: c) }
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: \(issued.count) demo certificates issued (officers and heads without one) under \(ca.root)/people")
+    case ("pki"?, "revoke"?):
+        let f = try flags(args.dropFirst(2))
+        let serial = try required(f, "serial").lowercased()
+        guard serial.utf8.count <= 64, Crypto.unhex(serial.count % 2 == 0 ? serial : "0" + serial) != nil else { throw fail("--serial: hex digits") }
+        let ca = DevelopmentCA.fromEnvironment
+        try ca.revoke(serial: serial)
+        let marked: Int
+        do {
+            marked = try await database.transaction { (c) throws(StoreError) -> Int in
+                let r = try c.query("UPDATE certificates SET revoked_at = now() WHERE serial = \(serial) AND revoked_at IS NULL RETURNING person_id")
+                for i in 0..<r.count { try audited(c, "person", try r.string(i, "person_id"), "certificate_revoked") }
+                return r.count
+            }
+        } catch { throw explain(error, constraintFields) }
+        print("esaylovctl: \(serial) revoked: CRL \(ca.crl) rewritten; \(marked) directory certificate(s) marked revoked")
+    case ("audit"?, "verify"?):
+        let f = try flags(args.dropFirst(2))
+        guard let from = Int(f["from"] ?? "0"), let to = Int(f["to"] ?? "0"), from >= 0, to >= 0 else { throw fail("--from and --to: whole numbers") }
+        let ca = DevelopmentCA.fromEnvironment
+        let verifier = (try? TrustStore(directory: ca.root + "/trust")).map { SignatureVerifier(trustStore: $0) }
+        let report: AuditChain.Report
+        do { report = try await AuditChain(database: database).verify(from: from, to: to, verifier: verifier) } catch { throw explain(error, [:]) }
+        let cp = report.checkpointSequence == 0 ? "no checkpoint" : "checkpoint at \(report.checkpointSequence) \(report.checkpointIntact ? "intact" : "BROKEN")"
+        if report.check.intact {
+            print("esaylovctl: audit chain intact: \(report.check.checked) events checked, head \(report.headSequence) \(report.check.lastHash); \(cp)")
+        } else {
+            throw fail("audit chain BROKEN at event \(report.check.firstBroken): \(report.check.problem) (\(report.check.checked) events checked before it; \(cp))", code: 5)
+        }
+    case ("audit"?, "checkpoint"?):
+        let ca = DevelopmentCA.fromEnvironment
+        let signer: SigningIdentity
+        do { signer = try SigningIdentity(keyFile: ca.serverKey, certificateFile: ca.serverCert) } catch {
+            throw fail("the server's signing identity: \(error.reason) (esaylovctl pki init)", code: 3)
+        }
+        let covered: Int?
+        do { covered = try await AuditChain(database: database).checkpoint(signer: signer) } catch { throw explain(error, [:]) }
+        print(covered.map { "esaylovctl: audit checkpoint signed at event \($0)" } ?? "esaylovctl: the audit log is empty; no checkpoint")
     default:
         throw fail(usage)
     }

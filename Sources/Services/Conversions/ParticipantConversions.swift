@@ -66,6 +66,8 @@ extension Role {
         case .secretary: self = .secretary
         case .member: self = .member
         case .clerk: self = .clerk
+        case .operator: self = .operator
+        case .auditor: self = .auditor
         case .unspecified, .unrecognized: return nil
         }
     }
@@ -79,6 +81,8 @@ extension Role {
         case .secretary: .secretary
         case .member: .member
         case .clerk: .clerk
+        case .operator: .operator
+        case .auditor: .auditor
         }
     }
 }

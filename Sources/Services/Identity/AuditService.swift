@@ -1,0 +1,213 @@
+public import ESaylovAPI
+import Foundation
+import ProtoRuntime
+public import Logging
+public import RPC
+public import ServiceLifecycle
+public import Signatures
+public import Store
+
+/// Verification and checkpoints of the audit chain, shared by `AuditService` and `esaylovctl`.
+public struct AuditChain: Sendable {
+    let database: Database
+    let log = AuditLog()
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    public struct Report: Sendable {
+        public var check: ChainCheck
+        public var headSequence: Int
+        public var checkpointSequence: Int
+        public var checkpointIntact: Bool
+    }
+
+    /// Recomputes events `from`…`to` (0: the beginning / the end), reading 1000 at a time, and
+    /// checks the latest checkpoint: its signature (when `verifier` is given) and its event.
+    public func verify(from: Int, to: Int, verifier: SignatureVerifier?, timeout: Duration? = nil) async throws(StoreError) -> Report {
+        let head = try await database.read(log.head(), timeout: timeout)
+        let first = max(1, from)
+        let last = to == 0 ? head.sequence : to
+        let before = first == 1 ? AuditLog.genesisHash : (try await database.read(log.hash(at: first - 1), timeout: timeout) ?? "")
+        var check = ChainCheck(from: first, to: last, previousHash: before)
+        var next = first
+        while next <= last {
+            let page = try await database.read(log.range(from: next, through: last, limit: 1000), timeout: timeout)
+            guard check.feed(page), let end = page.last else { break }
+            next = end.sequence + 1
+        }
+        var checkpointSequence = 0
+        var checkpointIntact = false
+        var checkpoint: (Int, String, String?)?
+        if let latest = try await database.read(log.latestCheckpoint(), timeout: timeout) {
+            checkpointSequence = latest.sequence
+            let stored = try await database.read(log.hash(at: latest.sequence), timeout: timeout)
+            checkpoint = (latest.sequence, latest.hash, stored)
+            var signed = verifier == nil
+            if let verifier, let v = try? verifier.verify(cms: latest.cms, content: latest.signedBytes, at: Date().timeIntervalSince1970), v.isValid,
+                let body = try? SignedPayloads.open(latest.signedBytes, expecting: .auditCheckpoint),
+                let statement = try? body.withUnsafeBytes({ (b) throws(ProtoDecodingError) in try Esaylov_V1_AuditCheckpoint(serializedBytes: b) }),
+                Int(statement.sequence) == latest.sequence, statement.hash == latest.hash
+            {
+                signed = true
+            }
+            checkpointIntact = signed && stored == latest.hash
+            if !signed { checkpoint = (latest.sequence, "signature of the checkpoint does not verify", stored) }
+        }
+        check.finish(headSequence: head.sequence, headHash: head.hash, maxStored: head.maxStored,
+                     checkpoint: checkpoint.map { (sequence: $0.0, hash: $0.1, storedHash: $0.2) })
+        return Report(check: check, headSequence: head.sequence, checkpointSequence: checkpointSequence, checkpointIntact: checkpointIntact)
+    }
+
+    /// Signs (sequence, hash) of the head as a checkpoint, unless the head has one already or the
+    /// log is empty. Returns the sequence covered.
+    @discardableResult
+    public func checkpoint(signer: SigningIdentity) async throws(StoreError) -> Int? {
+        let head = try await database.read(log.head())
+        guard head.sequence > 0 else { return nil }
+        if let latest = try await database.read(log.latestCheckpoint()), latest.sequence >= head.sequence { return latest.sequence }
+        let now = Date().timeIntervalSince1970
+        var statement = Esaylov_V1_AuditCheckpoint()
+        statement.sequence = Int64(head.sequence)
+        statement.hash = head.hash
+        statement.at = timestamp(now)
+        let signed = SignedPayloads.seal(.auditCheckpoint, body: statement.serializedBytes())
+        let cms: [UInt8]
+        do { cms = try signer.signDetached(signed) } catch { throw StoreError(.other, reason: "signing the checkpoint: \(error.reason)") }
+        let sha = signer.certificate.sha256
+        let log = self.log
+        try await database.transaction { (c) throws(StoreError) in
+            try log.saveCheckpoint(c, sequence: head.sequence, hash: head.hash, atMicros: Int(now * 1_000_000), signedBytes: signed, cms: cms,
+                                   certificateSHA256: sha)
+        }
+        return head.sequence
+    }
+}
+
+/// Signs a checkpoint whenever `every` events have been added since the last one (checked
+/// every few seconds).
+public struct AuditCheckpointer: Service {
+    let chain: AuditChain
+    let signer: SigningIdentity
+    let every: Int
+    let logger: Logger
+
+    public init(database: Database, signer: SigningIdentity, every: Int = 1000, logger: Logger) {
+        chain = AuditChain(database: database)
+        self.signer = signer
+        self.every = every
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let log = AuditLog()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            do {
+                let head = try await chain.database.read(log.head())
+                let last = try await chain.database.read(log.latestCheckpoint())?.sequence ?? 0
+                if head.sequence - last >= every { try await chain.checkpoint(signer: signer) }
+            } catch {
+                logger.warning("audit checkpoint failed", metadata: ["error": "\(error.kind)"])
+            }
+        }
+    }
+}
+
+/// `esaylov.v1.AuditService`: reading and verifying the audit trail (clause 13).
+public struct AuditService: Esaylov_V1_AuditService {
+    let database: Database
+    let verifier: SignatureVerifier?
+
+    public init(database: Database, verifier: SignatureVerifier?) {
+        self.database = database
+        self.verifier = verifier
+    }
+
+    static let actionNames: [Esaylov_V1_AuditAction: String] = [
+        .login: "AUDIT_ACTION_LOGIN", .loginFailed: "AUDIT_ACTION_LOGIN_FAILED", .logout: "AUDIT_ACTION_LOGOUT",
+        .draftSaved: "AUDIT_ACTION_DRAFT_SAVED", .requestSubmitted: "AUDIT_ACTION_REQUEST_SUBMITTED",
+        .requestWithdrawn: "AUDIT_ACTION_REQUEST_WITHDRAWN", .reviewStarted: "AUDIT_ACTION_REVIEW_STARTED",
+        .decisionDrafted: "AUDIT_ACTION_DECISION_DRAFTED", .draftReturned: "AUDIT_ACTION_DRAFT_RETURNED",
+        .decisionApproved: "AUDIT_ACTION_DECISION_APPROVED", .decisionDelivered: "AUDIT_ACTION_DECISION_DELIVERED",
+        .directoryChanged: "AUDIT_ACTION_DIRECTORY_CHANGED", .personalDataRead: "AUDIT_ACTION_PERSONAL_DATA_READ",
+    ]
+    static let actionsByName = Dictionary(uniqueKeysWithValues: actionNames.map { ($0.value, $0.key) })
+
+    public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) async throws -> Esaylov_V1_ListEventsResponse {
+        let principal = try context.principal()
+        var filter = AuditLog.Filter()
+        if !request.subjectId.isEmpty { filter.subjectId = String(request.subjectId.prefix(65)) }
+        if !request.actorPersonId.isEmpty { filter.actorPersonId = String(request.actorPersonId.prefix(65)) }
+        guard request.actions.count <= 32 else { throw invalid("actions", "must have at most 32 entries") }
+        for (i, a) in request.actions.enumerated() {
+            guard let name = Self.actionNames[a] else { throw invalid("actions[\(i)]", "must be a known audit action") }
+            filter.actions.append(name)
+        }
+        if let t = request.after { filter.afterMicros = Int(t.seconds) * 1_000_000 + Int(t.nanos) / 1000 }
+        if let t = request.before { filter.beforeMicros = Int(t.seconds) * 1_000_000 + Int(t.nanos) / 1000 }
+        // A commission sees the events it took part in or that concern it; auditors see all.
+        if !principal.seesWholeAuditTrail { filter.visibleTo = [principal.organisationId ?? principal.personId] }
+        let size = Int(request.page?.pageSize ?? 0)
+        guard size >= 0, size <= 500 else { throw invalid("page.page_size", "must be 0 to 500") }
+        let limit = size == 0 ? 50 : size
+        var after = 0
+        if let token = request.page?.pageToken, !token.isEmpty {
+            guard token.utf8.count <= 20, let n = Int(token), n >= 0 else { throw invalid("page.page_token", "must be a next_page_token of this list") }
+            after = n
+        }
+        let rows: [AuditEventRecord]
+        do { rows = try await database.read(AuditLog().events(after: after, filter: filter, limit: limit + 1), timeout: context.timeRemaining) } catch {
+            throw RPCError(error)
+        }
+        var out = Esaylov_V1_ListEventsResponse()
+        out.events = rows.prefix(limit).map { e in
+            var w = Esaylov_V1_AuditEvent()
+            w.sequence = Int64(e.sequence)
+            var t = Google_Protobuf_Timestamp()
+            t.seconds = Int64(e.atMicros.quotientAndRemainder(dividingBy: 1_000_000).quotient)
+            let micros = e.atMicros - Int(t.seconds) * 1_000_000
+            if micros < 0 { t.seconds -= 1 }
+            t.nanos = Int32((micros < 0 ? micros + 1_000_000 : micros) * 1000)
+            w.at = t
+            var actor = Esaylov_V1_Actor()
+            actor.organisationId = e.actorOrganisationId
+            actor.personId = e.actorPersonId
+            w.actor = actor
+            w.action = Self.actionsByName[e.action] ?? .unspecified
+            w.subjectId = e.subjectId
+            w.subjectKind = e.subjectKind
+            w.facts = Dictionary(uniqueKeysWithValues: e.facts.map { ($0.key, $0.value) })
+            w.previousHash = e.previousHash
+            w.hash = e.hash
+            return w
+        }
+        var page = Esaylov_V1_PageInfo()
+        if rows.count > limit, let last = rows.prefix(limit).last { page.nextPageToken = String(last.sequence) }
+        out.page = page
+        return out
+    }
+
+    public func verifyChain(request: Esaylov_V1_VerifyChainRequest, context: ServerContext) async throws -> Esaylov_V1_VerifyChainResponse {
+        guard request.fromSequence >= 0, request.toSequence >= 0 else { throw invalid("from_sequence", "must not be negative") }
+        if request.toSequence != 0, request.toSequence < request.fromSequence {
+            throw invalid("to_sequence", "must not be below from_sequence")
+        }
+        let report: AuditChain.Report
+        do {
+            report = try await AuditChain(database: database).verify(
+                from: Int(request.fromSequence), to: Int(request.toSequence), verifier: verifier, timeout: context.timeRemaining)
+        } catch { throw RPCError(error) }
+        var out = Esaylov_V1_VerifyChainResponse()
+        out.intact = report.check.intact
+        out.checked = Int64(report.check.checked)
+        out.firstBrokenSequence = Int64(report.check.firstBroken)
+        out.headSequence = Int64(report.headSequence)
+        out.headHash = report.check.lastHash
+        out.checkpointSequence = Int64(report.checkpointSequence)
+        out.checkpointIntact = report.checkpointIntact
+        out.problem = report.check.problem
+        return out
+    }
+}

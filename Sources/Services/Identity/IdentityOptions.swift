@@ -1,0 +1,54 @@
+
+/// The esaylov server's identity flags, taken out of the arguments before the transport's:
+///   --trust-store DIR          CA certificates and CRLs (*.pem) trusted for EDS signatures;
+///                              without it, EDS sign-in answers UNAVAILABLE
+///   --signing-key FILE --signing-cert FILE   the server's own identity (audit checkpoints)
+///   --sms-outbox FILE          the development SMS gateway's file (JSON lines, mode 0600);
+///                              without it, codes stay queued in the database
+///   --audit-checkpoint-every N sign a checkpoint after N new events (default 1000)
+public struct IdentityOptions: Sendable {
+    public var trustStore: String?
+    public var signingKey: String?
+    public var signingCertificate: String?
+    public var smsOutbox: String?
+    public var checkpointEvery = 1000
+
+    public static let usage = """
+        identity: --trust-store DIR  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
+                  --audit-checkpoint-every N (default 1000)
+        """
+
+    /// The identity flags, and the arguments left for `ServerOptions`.
+    public static func extract(from arguments: [String]) throws(OptionError) -> (IdentityOptions, [String]) {
+        var options = IdentityOptions()
+        var rest: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let flag = arguments[i]
+            let known = ["--trust-store", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every"]
+            guard known.contains(flag) else {
+                rest.append(flag)
+                i += 1
+                continue
+            }
+            guard i + 1 < arguments.count, !arguments[i + 1].isEmpty else { throw OptionError(message: "\(flag) needs a value") }
+            let value = arguments[i + 1]
+            switch flag {
+            case "--trust-store": options.trustStore = value
+            case "--signing-key": options.signingKey = value
+            case "--signing-cert": options.signingCertificate = value
+            case "--sms-outbox": options.smsOutbox = value
+            default:
+                guard let n = Int(value), (1...1_000_000).contains(n) else {
+                    throw OptionError(message: "--audit-checkpoint-every must be a whole number in 1...1000000, got \(value)")
+                }
+                options.checkpointEvery = n
+            }
+            i += 2
+        }
+        if (options.signingKey == nil) != (options.signingCertificate == nil) {
+            throw OptionError(message: "--signing-key and --signing-cert go together")
+        }
+        return (options, rest)
+    }
+}

@@ -1,0 +1,186 @@
+import Domain
+public import RPC
+public import Store
+import Signatures
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who may call what: one rule per method, read like the regulation. A method without a rule
+/// is refused (PERMISSION_DENIED), so a service added without its rules is closed, not open.
+public struct PermissionRule: Sendable, Hashable {
+    public enum Requirement: Sendable, Hashable {
+        /// Anyone, without a session.
+        case open
+        /// Any signed-in caller; the handler applies the rule's finer part.
+        case session
+        /// A signed-in caller holding this permission.
+        case permission(Permission)
+    }
+
+    /// The rule's name, quoted in PERMISSION_DENIED.
+    public let name: String
+    /// The clause it comes from.
+    public let clause: String
+    public let requirement: Requirement
+}
+
+public enum PermissionRules {
+    static func rule(_ name: String, _ clause: String, _ requirement: PermissionRule.Requirement) -> PermissionRule {
+        PermissionRule(name: name, clause: clause, requirement: requirement)
+    }
+
+    static let probes = rule("operators' probes", "cl. 13 (uninterrupted operation)", .open)
+    static let publicDirectory = rule("the public directory", "cl. 1", .open)
+    static let signIn = rule("signing in", "cl. 9", .open)
+    static let ownSession = rule("one's own session", "cl. 9", .session)
+    static let personalRecords = rule(
+        "personal records: the person, the commissions handling their requests, operators", "cl. 13", .session)
+    static let auditRead = rule("the audit trail: auditors, and commissions for their part", "cl. 13", .permission(.readAudit))
+    static let auditVerify = rule("verifying the audit chain: auditors", "cl. 13", .permission(.verifyAudit))
+
+    /// The table, by method path.
+    public static let byMethod: [String: PermissionRule] = {
+        var t: [String: PermissionRule] = [:]
+        for m in ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+                  "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] { t[m] = probes }
+        for m in ["GetOrganisation", "ListOrganisations", "GetCommissionTree", "ListMembers", "ListCandidates", "GetCandidate",
+                  "ListProxies", "ListTerritories"] { t["/esaylov.v1.DirectoryService/\(m)"] = publicDirectory }
+        for m in ["GetPerson", "ListCertificates"] { t["/esaylov.v1.DirectoryService/\(m)"] = personalRecords }
+        for m in ["StartSignatureLogin", "FinishSignatureLogin", "RequestSmsCode", "VerifySmsCode"] { t["/esaylov.v1.AuthService/\(m)"] = signIn }
+        for m in ["Logout", "WhoAmI"] { t["/esaylov.v1.AuthService/\(m)"] = ownSession }
+        t["/esaylov.v1.AuditService/ListEvents"] = auditRead
+        t["/esaylov.v1.AuditService/VerifyChain"] = auditVerify
+        return t
+    }()
+
+    /// PERMISSION_DENIED naming the rule.
+    public static func denied(_ rule: PermissionRule, _ why: String) -> RPCError {
+        RPCError(
+            code: .permissionDenied, message: "\(why): rule \"\(rule.name)\" (\(rule.clause))",
+            details: [.info(reason: "PERMISSION_RULE", metadata: ["rule": rule.name, "clause": rule.clause])])
+    }
+}
+
+/// Puts the rule table in front of every call. `accept` (on the event loop) refuses methods
+/// without a rule and calls that need a session but carry no bearer token; `acceptAsync` looks
+/// the session up (a read, off no thread), checks the rule's permission, and puts the
+/// `Principal` on the context. Sliding expiry is written at most once a minute per session.
+public struct AuthenticationInterceptor: ServerInterceptor {
+    let database: Database
+    let sessions: SessionPolicy
+    let rules: [String: PermissionRule]
+
+    public init(database: Database, sessions: SessionPolicy = SessionPolicy(), rules: [String: PermissionRule] = PermissionRules.byMethod) {
+        self.database = database
+        self.sessions = sessions
+        self.rules = rules
+    }
+
+    enum RuleKey: ServerContextKey {
+        typealias Value = PermissionRule
+    }
+
+    public func accept(_ context: ServerContext) throws(RPCError) {
+        guard let rule = rules[context.method.path] else {
+            throw RPCError(code: .permissionDenied, message: "no permission rule covers \(context.method.path)")
+        }
+        if rule.requirement == .open { return }
+        _ = try Self.token(context)
+        context[RuleKey.self] = rule
+    }
+
+    public func acceptAsync(_ context: ServerContext) async throws(RPCError) {
+        guard let rule = context[RuleKey.self] else { return }
+        let hash = Crypto.sha256(Array(try Self.token(context).utf8))
+        let found: SessionRecord?
+        do { found = try await database.read(AuthStore().session(tokenSHA256: hash), timeout: context.timeRemaining) } catch {
+            throw RPCError(error)
+        }
+        guard let found else {
+            throw RPCError(code: .unauthenticated, message: "the session is unknown, expired or ended: sign in again")
+        }
+        let principal = Principal(session: found)
+        if case .permission(let needed) = rule.requirement, !principal.permissions.contains(needed) {
+            throw PermissionRules.denied(rule, "the session lacks the permission \(needed.rawValue)")
+        }
+        context[PrincipalKey.self] = principal
+        context[SessionTokenKey.self] = hash
+        if sessions.shouldTouch(idleExpiresAt: found.idleExpiresAt) {
+            let id = found.id
+            let idle = sessions.idle
+            try? await database.transaction(timeout: context.timeRemaining) { (c) throws(StoreError) in
+                try AuthStore().touch(c, id: id, idle: idle)
+            }
+        }
+    }
+
+    /// The bearer token of `authorization`; UNAUTHENTICATED when absent or malformed.
+    static func token(_ context: ServerContext) throws(RPCError) -> String {
+        guard let header = context.requestMetadata["authorization"] else {
+            throw RPCError(code: .unauthenticated, message: "this method needs a session: send authorization: Bearer <token>")
+        }
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix), case let token = String(header.dropFirst(prefix.count)), SessionPolicy.isWellFormed(token) else {
+            throw RPCError(code: .unauthenticated, message: "authorization must be \"Bearer \" and a session token")
+        }
+        return token
+    }
+}
+
+/// Session lifetimes and the token format.
+public struct SessionPolicy: Sendable {
+    /// A session unused for this long ends.
+    public var idle: Duration = .seconds(30 * 60)
+    /// A session ends this long after sign-in, however much it is used.
+    public var absolute: Duration = .seconds(12 * 3600)
+
+    public init() {}
+
+    static let prefix = "esy_"
+
+    /// A new token: "esy_" and 43 base64url characters of 32 CSPRNG bytes (256 bits).
+    static func newToken() -> String {
+        prefix + base64URL(Crypto.randomBytes(32))
+    }
+
+    static func isWellFormed(_ token: String) -> Bool {
+        token.utf8.count == prefix.utf8.count + 43 && token.hasPrefix(prefix)
+            && token.utf8.dropFirst(prefix.utf8.count).allSatisfy { c in
+                (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 45 || c == 95
+            }
+    }
+
+    /// Whether the idle expiry is worth moving on (it was last moved more than a minute ago).
+    func shouldTouch(idleExpiresAt: Double, now: Double = wallClock()) -> Bool {
+        idleExpiresAt - now < Double(idle.components.seconds) - 60
+    }
+}
+
+func base64URL(_ bytes: [UInt8]) -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    var out: [UInt8] = []
+    var i = 0
+    while i + 3 <= bytes.count {
+        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+        out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+        i += 3
+    }
+    let rest = bytes.count - i
+    if rest == 1 {
+        let n = UInt32(bytes[i]) << 16
+        out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
+    } else if rest == 2 {
+        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+        out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Seconds since 1970, the server's wall clock.
+func wallClock() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Domain
+import Foundation
+import Signatures
+import Store
+
+/// The development certification authority under `.data/pki/` (or `ESAYLOV_PKI_DIR`):
+///   ca/key.pem             the CA's key (0600)
+///   ca/revoked.tsv         serial, revocation time (seconds since 1970), one per line
+///   trust/ca.pem           the CA certificate: the server's trust store is `trust/`
+///   trust/crl.pem          its CRL, rewritten by `pki revoke`
+///   server/{key,cert}.pem  the server's own signing identity (receipts, audit checkpoints)
+///   people/<person_id>/{key,cert}.pem  certificates issued with `pki issue`
+struct DevelopmentCA {
+    let root: String
+
+    static var fromEnvironment: DevelopmentCA {
+        DevelopmentCA(root: ProcessInfo.processInfo.environment["ESAYLOV_PKI_DIR"] ?? ".data/pki")
+    }
+
+    var caKey: String { root + "/ca/key.pem" }
+    var caCert: String { root + "/trust/ca.pem" }
+    var crl: String { root + "/trust/crl.pem" }
+    var revokedList: String { root + "/ca/revoked.tsv" }
+    var serverKey: String { root + "/server/key.pem" }
+    var serverCert: String { root + "/server/cert.pem" }
+    func personDirectory(_ id: String) -> String { root + "/people/" + id }
+
+    static let day = 86_400.0
+
+    /// Creates the CA, its empty CRL and the server's identity, unless they exist.
+    func initialise() throws(Failure) -> Bool {
+        if FileManager.default.fileExists(atPath: caKey), FileManager.default.fileExists(atPath: caCert) { return false }
+        for dir in ["ca", "trust", "server", "people"] { try makeDirectory(root + "/" + dir) }
+        let now = Date().timeIntervalSince1970
+        do {
+            let key = try PrivateKey.generate(.p256)
+            let cert = try DevelopmentPKI.issue(
+                subject: .init(commonName: "E-saylov Development CA", organisationName: "E-saylov (development)"), key: key, issuer: nil,
+                serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 3650 * Self.day, authority: true)
+            try write(key.pem, to: caKey, mode: 0o600)
+            try write(cert, to: caCert, mode: 0o644)
+            try write([], to: revokedList, mode: 0o600)
+            let ca = try authority()
+            try writeCRL(ca, revoked: [])
+            let serverKey = try PrivateKey.generate(.p256)
+            let serverCert = try DevelopmentPKI.issue(
+                subject: .init(commonName: "E-saylov server", organisationName: "E-saylov"), key: serverKey, issuer: ca,
+                serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 825 * Self.day, authority: false)
+            try write(serverKey.pem, to: self.serverKey, mode: 0o600)
+            try write(serverCert, to: self.serverCert, mode: 0o644)
+        } catch let e as SigningError {
+            throw fail("pki init: \(e.reason)", code: 4)
+        } catch let e as Failure {
+            throw e
+        } catch {
+            throw fail("pki init: \(error)", code: 4)
+        }
+        return true
+    }
+
+    func authority() throws(Failure) -> SigningIdentity {
+        do { return try SigningIdentity(keyFile: caKey, certificateFile: caCert) } catch {
+            throw fail("the development CA is not set up (esaylovctl pki init): \(error.reason)", code: 3)
+        }
+    }
+
+    /// A key and certificate for `subject`, valid from `start` for `days`.
+    func issue(_ subject: DevelopmentPKI.Subject, keyKind: PrivateKey.Kind, start: Double, days: Double, into dir: String) throws(Failure) -> CertificateInfo {
+        let ca = try authority()
+        do {
+            let key = try PrivateKey.generate(keyKind)
+            let pem = try DevelopmentPKI.issue(
+                subject: subject, key: key, issuer: ca, serial: DevelopmentPKI.randomSerial(), notBefore: start, notAfter: start + days * Self.day,
+                authority: false)
+            try makeDirectory(dir)
+            try write(key.pem, to: dir + "/key.pem", mode: 0o600)
+            try write(pem, to: dir + "/cert.pem", mode: 0o644)
+            return try CertificateInfo(pem)
+        } catch let e as SigningError {
+            throw fail("pki issue: \(e.reason)", code: 4)
+        } catch let e as CertificateError {
+            throw fail("pki issue: \(e.reason)", code: 4)
+        } catch let e as Failure {
+            throw e
+        } catch {
+            throw fail("pki issue: \(error)", code: 4)
+        }
+    }
+
+    func revoked() -> [(serial: String, at: Double)] {
+        guard let text = try? String(contentsOfFile: revokedList, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: "\t")
+            guard f.count == 2, let at = Double(f[1]) else { return nil }
+            return (String(f[0]), at)
+        }
+    }
+
+    /// Adds `serial` to the CRL (idempotent) and rewrites it.
+    func revoke(serial: String) throws(Failure) {
+        let ca = try authority()
+        var list = revoked()
+        if !list.contains(where: { $0.serial == serial }) { list.append((serial, Date().timeIntervalSince1970)) }
+        try write(Array(list.map { "\($0.serial)\t\(Int($0.at))\n" }.joined().utf8), to: revokedList, mode: 0o600)
+        try writeCRL(ca, revoked: list)
+    }
+
+    private func writeCRL(_ ca: SigningIdentity, revoked: [(serial: String, at: Double)]) throws(Failure) {
+        let now = Date().timeIntervalSince1970
+        do {
+            let crl = try DevelopmentPKI.revocationList(
+                issuer: ca, revoked: revoked, number: revoked.count + 1, thisUpdate: now - 60, nextUpdate: now + 30 * Self.day)
+            // Written beside and renamed, so that the server never reads half a CRL.
+            try write(crl, to: self.crl + ".tmp", mode: 0o644)
+            guard rename(self.crl + ".tmp", self.crl) == 0 else { throw fail("cannot replace \(self.crl)", code: 4) }
+        } catch let e as SigningError {
+            throw fail("pki: \(e.reason)", code: 4)
+        } catch let e as Failure {
+            throw e
+        } catch {
+            throw fail("pki: \(error)", code: 4)
+        }
+    }
+}
+
+func makeDirectory(_ path: String) throws(Failure) {
+    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) } catch {
+        throw fail("cannot create \(path)", code: 4)
+    }
+}
+
+/// Writes a file with `mode` from the start (a key is never readable by others, not even briefly).
+func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws(Failure) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode)
+    guard fd >= 0 else { throw fail("cannot write \(path)", code: 4) }
+    defer { close(fd) }
+    fchmod(fd, mode)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        guard n > 0 else { throw fail("cannot write \(path)", code: 4) }
+        offset += n
+    }
+}

@@ -7,6 +7,7 @@
 #   Scripts/pg.sh env      print PGHOST, PGPORT, PGUSER, PGDATABASE and PGPASSFILE assignments, for
 #                          tools that should not carry the password in their arguments
 #   Scripts/pg.sh psql     open psql on it (extra arguments go to psql)
+#   Scripts/pg.sh admin-psql  psql as the cluster's superuser over the local socket (tests, repairs)
 # .data (the password, the cluster's location) is private to its owner (0700); the password
 # file is made 0600 from the start and never appears in a command line or a logged statement.
 # The cluster is owned by the `postgres` user and listens on 127.0.0.1 only, on port
@@ -142,5 +143,8 @@ case "${1:-}" in
   url) url ;;
   env) env_vars ;;
   psql) shift; export $(env_vars); exec "$PGBIN/psql" "$@" ;;
-  *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql" >&2; exit 2 ;;
+  # The cluster's superuser over its local socket (peer authentication): for tests that must
+  # get past the schema's own guards (tampering with the audit log) and make scratch databases.
+  admin-psql) shift; if [ "$(id -u)" -eq 0 ]; then exec runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; else exec "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; fi ;;
+  *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql|admin-psql" >&2; exit 2 ;;
 esac

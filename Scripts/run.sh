@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds (release), starts the embedded PostgreSQL cluster (unless
-# ESAYLOV_DATABASE_URL names another database), migrates, loads the demo directory, and serves
+# ESAYLOV_DATABASE_URL names another database), migrates, loads the demo directory and the
+# development CA's certificates, and serves
 # esaylov on 127.0.0.1:50051 (h2c) until Ctrl-C. Extra arguments go to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,5 +14,14 @@ if [ -z "${ESAYLOV_DATABASE_URL:-}" ]; then
   export ESAYLOV_DATABASE_URL
   .build/release/esaylovctl migrate
   .build/release/esaylovctl seed demo
+  # The development CA: a key and certificate for every demo head and commission officer
+  # under .data/pki/people/<person_id>/, trusted by the server.
+  .build/release/esaylovctl pki init
+  .build/release/esaylovctl pki issue-demo
 fi
-exec .build/release/esaylov-server "$@"
+PKI=${ESAYLOV_PKI_DIR:-.data/pki}
+IDENTITY=()
+[ -d "$PKI/trust" ] && IDENTITY+=(--trust-store "$PKI/trust")
+[ -f "$PKI/server/key.pem" ] && IDENTITY+=(--signing-key "$PKI/server/key.pem" --signing-cert "$PKI/server/cert.pem")
+mkdir -p -m 0700 .data/sms
+exec .build/release/esaylov-server "${IDENTITY[@]}" --sms-outbox .data/sms/outbox.jsonl "$@"

@@ -12,6 +12,8 @@ export ESAYLOV_DATABASE_URL
 swift build --build-tests
 .build/debug/esaylovctl migrate
 .build/debug/esaylovctl seed demo
+.build/debug/esaylovctl pki init
+.build/debug/esaylovctl pki issue-demo
 swift test --skip-build
 
 export ESAYLOV_BIN_DIR="$PWD/.build/debug"

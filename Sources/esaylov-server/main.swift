@@ -58,7 +58,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     }
     interceptors.append(AuthenticationInterceptor(database: database))
     router.register(DirectoryService(database: database, tokens: tokens))
-    router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, logger: logger))
+    router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, signInPerMinute: identity.signInPerMinute, logger: logger))
     router.register(AuditService(database: database, verifier: verifier))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services

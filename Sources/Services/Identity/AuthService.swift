@@ -82,9 +82,9 @@ public struct AuthService: Esaylov_V1_AuthService {
     let logger: Logger
     let store = AuthStore()
     let audit = AuditLog()
-    let challengeLimiter = AddressLimiter(burst: 20, perMinute: 60)
-    let smsRequestLimiter = AddressLimiter(burst: 10, perMinute: 10)
-    let smsVerifyLimiter = AddressLimiter(burst: 20, perMinute: 30)
+    let challengeLimiter: AddressLimiter
+    let smsRequestLimiter: AddressLimiter
+    let smsVerifyLimiter: AddressLimiter
 
     static let challengeLifetime = 120.0
     static let codeLifetime = 300.0
@@ -93,8 +93,11 @@ public struct AuthService: Esaylov_V1_AuthService {
 
     public init(
         database: Database, verifier: SignatureVerifier?, identity: any IdentityProvider = DirectoryIdentity(), policy: SessionPolicy = SessionPolicy(),
-        sms: SmsDelivery?, smsKey: [UInt8], audience: String = "e-saylov", logger: Logger
+        sms: SmsDelivery?, smsKey: [UInt8], audience: String = "e-saylov", signInPerMinute: Int = 30, logger: Logger
     ) {
+        challengeLimiter = AddressLimiter(burst: signInPerMinute, perMinute: signInPerMinute)
+        smsRequestLimiter = AddressLimiter(burst: signInPerMinute, perMinute: signInPerMinute)
+        smsVerifyLimiter = AddressLimiter(burst: signInPerMinute, perMinute: signInPerMinute)
         self.database = database
         self.verifier = verifier
         self.identity = identity

@@ -6,16 +6,19 @@
 ///   --sms-outbox FILE          the development SMS gateway's file (JSON lines, mode 0600);
 ///                              without it, codes stay queued in the database
 ///   --audit-checkpoint-every N sign a checkpoint after N new events (default 1000)
+///   --sign-in-per-minute N     calls of each sign-in method one address may make per minute
+///                              (and at once), default 30: challenges, code requests, code tries
 public struct IdentityOptions: Sendable {
     public var trustStore: String?
     public var signingKey: String?
     public var signingCertificate: String?
     public var smsOutbox: String?
     public var checkpointEvery = 1000
+    public var signInPerMinute = 30
 
     public static let usage = """
         identity: --trust-store DIR  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
-                  --audit-checkpoint-every N (default 1000)
+                  --audit-checkpoint-every N (default 1000)  --sign-in-per-minute N (per address; default 30)
         """
 
     /// The identity flags, and the arguments left for `ServerOptions`.
@@ -25,7 +28,7 @@ public struct IdentityOptions: Sendable {
         var i = 0
         while i < arguments.count {
             let flag = arguments[i]
-            let known = ["--trust-store", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every"]
+            let known = ["--trust-store", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute"]
             guard known.contains(flag) else {
                 rest.append(flag)
                 i += 1
@@ -38,6 +41,11 @@ public struct IdentityOptions: Sendable {
             case "--signing-key": options.signingKey = value
             case "--signing-cert": options.signingCertificate = value
             case "--sms-outbox": options.smsOutbox = value
+            case "--sign-in-per-minute":
+                guard let n = Int(value), (1...1_000_000).contains(n) else {
+                    throw OptionError(message: "--sign-in-per-minute must be a whole number in 1...1000000, got \(value)")
+                }
+                options.signInPerMinute = n
             default:
                 guard let n = Int(value), (1...1_000_000).contains(n) else {
                     throw OptionError(message: "--audit-checkpoint-every must be a whole number in 1...1000000, got \(value)")

@@ -1,0 +1,114 @@
+"""Helpers of the identity tests: a private development CA, esaylovctl, the cluster's psql, and
+sign-in flows through grpcio clients generated from Protos/."""
+import base64
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+import grpc
+
+from conftest import BIN_DIR, Server
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+
+
+def ctl(*args, pki=None, check=True, database_url=None):
+    env = dict(os.environ)
+    if pki:
+        env["ESAYLOV_PKI_DIR"] = pki
+    if database_url:
+        env["ESAYLOV_DATABASE_URL"] = database_url
+    r = subprocess.run([os.path.join(BIN_DIR, "esaylovctl"), *args], capture_output=True, text=True, env=env, timeout=300)
+    if check and r.returncode != 0:
+        raise AssertionError(f"esaylovctl {' '.join(args)} failed ({r.returncode}): {r.stdout} {r.stderr}")
+    return r
+
+
+def sql(statement, admin=False, database=None):
+    """Runs SQL on the embedded cluster (as the esaylov role, or as the superuser)."""
+    args = [os.path.join(ROOT, "Scripts/pg.sh"), "admin-psql" if admin else "psql", "-v", "ON_ERROR_STOP=1", "-Atq"]
+    if admin:
+        args += ["-d", database or "esaylov"]
+    elif database:
+        args += ["-d", database]
+    r = subprocess.run(args + ["-c", statement], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+class PKI:
+    """A development CA of the test's own, and certificates it issues for directory people."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="esaylov-pki-")
+        ctl("pki", "init", pki=self.root)
+        self.count = 0
+
+    @property
+    def trust(self):
+        return os.path.join(self.root, "trust")
+
+    def issue(self, person, organisation=None, key_type="ecdsa-p256", days=30, starts_in_days=0):
+        self.count += 1
+        out = os.path.join(self.root, "issued", f"{person}-{self.count}")
+        args = ["pki", "issue", "--person", person, "--key-type", key_type, "--days", str(days),
+                "--starts-in-days", str(starts_in_days), "--out", out]
+        if organisation:
+            args += ["--organisation", organisation]
+        r = ctl(*args, pki=self.root)
+        serial = re.search(r"certificate ([0-9a-f]+) issued", r.stdout).group(1)
+        return Credential(os.path.join(out, "key.pem"), os.path.join(out, "cert.pem"), serial)
+
+    def revoke(self, serial):
+        ctl("pki", "revoke", "--serial", serial, pki=self.root)
+
+
+class Credential:
+    def __init__(self, key, cert, serial):
+        self.key, self.cert, self.serial = key, cert, serial
+
+    def der(self):
+        return subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"], capture_output=True, check=True).stdout
+
+    def sign(self, data, attached=False):
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(data)
+        args = ["sign", "--key", self.key, "--cert", self.cert, "--in", f.name] + (["--attached"] if attached else [])
+        return base64.b64decode(ctl(*args).stdout.strip())
+
+
+def identity_server(pki, *extra):
+    outbox = os.path.join(pki.root, f"outbox-{os.urandom(4).hex()}.jsonl")
+    s = Server("esaylov-server", "--trust-store", pki.trust, "--signing-key", os.path.join(pki.root, "server/key.pem"),
+               "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--sms-outbox", outbox, *extra)
+    s.outbox = outbox
+    return s
+
+
+def outbox_lines(server):
+    return len(open(server.outbox).read().splitlines()) if os.path.exists(server.outbox) else 0
+
+
+def code_for(server, phone, after=0, timeout=10.0):
+    """The code of the first message sent to `phone` after line `after` of the outbox file."""
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(server.outbox):
+            for line in open(server.outbox).read().splitlines()[after:]:
+                m = json.loads(line)
+                if m["phone"] == phone:
+                    return re.search(r"\b(\d{6})\b", m["body"]).group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no SMS reached {phone}")
+
+
+def forget_codes(phone):
+    """Clears the per-phone resend limit between tests (the test owns the database)."""
+    sql(f"DELETE FROM sms_attempts WHERE phone = '{phone}'")
+
+
+def bearer(token):
+    return (("authorization", f"Bearer {token}"),)

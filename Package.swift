@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "ESaylovTests",
             dependencies: [
-                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "Domain", "CNghttp2",
+                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "Domain", "CNghttp2", "Signatures", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -243,7 +243,8 @@ public struct ChainCheck: Sendable {
     /// Ends the check: the stored events must reach `to`, the head row must agree with them,
     /// and the checkpoint (when there is one) must still be in the chain.
     public mutating func finish(
-        headSequence: Int, headHash: String, maxStored: Int, checkpoint: (sequence: Int, hash: String, storedHash: String?)?
+        headSequence: Int, headHash: String, maxStored: Int,
+        checkpoint: (sequence: Int, hash: String, storedHash: String?, signatureValid: Bool)?
     ) {
         guard intact else { return }
         if expectedSequence <= to {
@@ -254,7 +255,9 @@ public struct ChainCheck: Sendable {
             fail(min(maxStored, headSequence) + 1, "the log holds \(maxStored) events but its head says \(headSequence)")
         }
         guard intact, let checkpoint else { return }
-        if checkpoint.storedHash == nil {
+        if !checkpoint.signatureValid {
+            fail(checkpoint.sequence, "the signature of the latest checkpoint (event \(checkpoint.sequence)) does not verify")
+        } else if checkpoint.storedHash == nil {
             fail(checkpoint.sequence, "the log no longer holds event \(checkpoint.sequence) of the latest checkpoint (truncated)")
         } else if checkpoint.storedHash != checkpoint.hash {
             fail(checkpoint.sequence, "event \(checkpoint.sequence) differs from the latest checkpoint (rewritten)")

@@ -56,7 +56,13 @@ struct VocabularyTests {
     @Test func rolesFollowClauses11And12() {
         #expect(Role.allCases.filter(\.mayDraftDecisions) == [.deputyChairperson, .secretary])
         #expect(Role.allCases.filter(\.mayApproveDecisions) == [.chairperson, .deputyChairperson])
-        #expect(Role.allCases.filter(\.signsRequests) == [.head])
+        #expect(Role.allCases.filter { $0.signsRequests(in: .politicalParty) } == [.head])
+        // A commission's head, for its submissions to another commission, is its chairperson.
+        #expect(Role.allCases.filter { $0.signsRequests(in: .territorialElectionCommission) } == [.chairperson])
+        #expect(Role.allCases.filter { $0.fits(.districtElectionCommission) } == [.chairperson, .deputyChairperson, .secretary, .member])
+        #expect(Role.allCases.filter { $0.fits(.centralElectionCommission) }
+            == [.chairperson, .deputyChairperson, .secretary, .member, .operator, .auditor])
+        #expect(Role.allCases.filter { $0.fits(.mahalla) } == [.head, .clerk])
     }
 
     @Test func commissionTreeAndSenders() {

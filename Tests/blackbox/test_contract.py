@@ -23,11 +23,11 @@ def test_python_client_reaches_the_server(esaylov_server, python_stubs):
         stub = directory_pb2_grpc.DirectoryServiceStub(ch)
         cec = stub.GetOrganisation(directory_pb2.GetOrganisationRequest(organisation_id="cec"), timeout=5)
         assert cec.name_en == "Central Election Commission of the Republic of Uzbekistan"
-        # Personal data stays unrouted until sessions exist (cl. 13).
+        # Personal data needs a session (cl. 13).
         with pytest.raises(grpc.RpcError) as e:
             stub.GetPerson(directory_pb2.GetPersonRequest(person_id="seed-cec-0"), timeout=5)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "GetPerson" in e.value.details()
+    assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "session" in e.value.details()
 
 
 def test_python_messages_carry_every_form(python_stubs):

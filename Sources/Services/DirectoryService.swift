@@ -18,7 +18,7 @@ enum FieldLimits {
 
 /// `esaylov.v1.DirectoryService`, the public part: organisations, the commission tree,
 /// members' names and roles, candidates, proxies and territories; and `GetPerson`, personal
-/// data (cl. 13) behind its permission rule. `ListCertificates` answers UNIMPLEMENTED still.
+/// data (cl. 13), and `ListCertificates`, behind their permission rule.
 public struct DirectoryService: Esaylov_V1_DirectoryService {
     let database: Database
     let tokens: PageTokens
@@ -280,12 +280,52 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         do { return try await database.transaction(timeout: context.timeRemaining, body) } catch { throw RPCError(error) }
     }
 
-    /// Personal data (cl. 13): not served yet.
+    /// Personal data (cl. 13): a person's certificates to that person, an organisation's to
+    /// its head, and either to operators (at most 500, newest first). Each read is an audit event.
     public func listCertificates(
         request: Esaylov_V1_ListCertificatesRequest, context: ServerContext
     ) async throws -> Esaylov_V1_ListCertificatesResponse {
-        throw RPCError(
-            code: .unimplemented, message: "esaylov.v1.DirectoryService/ListCertificates is not served yet: it is not built yet (personal data, cl. 13)")
+        let principal = try context.principal()
+        guard request.personId.isEmpty != request.organisationId.isEmpty else {
+            throw invalid("person_id", "exactly one of person_id and organisation_id must be set")
+        }
+        try limit(request.personId, "person_id", FieldLimits.id)
+        try limit(request.organisationId, "organisation_id", FieldLimits.id)
+        let person = request.personId.isEmpty ? nil : request.personId
+        let organisation = request.organisationId.isEmpty ? nil : request.organisationId
+        let allowed = principal.roles.contains(.operator)
+            || (person != nil && person == principal.personId)
+            || (organisation != nil && organisation == principal.organisationId
+                && principal.roles.contains { role in principal.session.organisationKind.map { role.signsRequests(in: $0) } ?? false })
+        guard allowed else {
+            throw PermissionRules.denied(PermissionRules.personalRecords, "certificates are shown to their owner, its head and operators")
+        }
+        let actor = principal.auditActor
+        let includeInactive = request.includeInactive
+        let outcome = try await transaction(context) { (c) throws(StoreError) -> [CertificateRecord]? in
+            guard try AuthStore().ownerExists(c, personId: person, organisationId: organisation) else { return nil }
+            let found = try AuthStore().certificates(c, personId: person, organisationId: organisation, includeInactive: includeInactive)
+            try AuditLog().append(c, actor: actor, action: "AUDIT_ACTION_PERSONAL_DATA_READ", subjectKind: person != nil ? "person" : "organisation",
+                                  subjectId: person ?? organisation ?? "", facts: ["method": "ListCertificates"])
+            return found
+        }
+        guard let records = outcome else { throw RPCError(code: .notFound, message: "no \(person != nil ? "person" : "organisation") has that id") }
+        var out = Esaylov_V1_ListCertificatesResponse()
+        out.certificates = records.map { r in
+            var w = Esaylov_V1_Certificate()
+            w.serial = r.serial
+            w.issuer = r.issuer
+            w.subjectPinfl = r.subjectPinfl
+            w.subjectTin = r.subjectTin ?? ""
+            w.notBefore = timestamp(r.notBefore)
+            w.notAfter = timestamp(r.notAfter)
+            w.status = r.revoked ? .revoked : r.current ? .active : .expired
+            w.personId = r.personId
+            w.organisationId = r.organisationId ?? ""
+            w.sha256 = r.sha256
+            return w
+        }
+        return out
     }
 
     // MARK: input rules

@@ -51,6 +51,22 @@ public struct AuthStore: Sendable {
         public var used: Bool
     }
 
+    /// The challenge as it stands (no lock: for the checks before the signature is verified).
+    public func challenge(id: String) -> Query<Challenge?> {
+        Query(
+            """
+            SELECT envelope, certificate_sha256, act_as_organisation_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used
+            FROM login_challenges WHERE id = \(id)
+            """, decode: Self.challenge)
+    }
+
+    static func challenge(_ r: Rows) throws(StoreError) -> Challenge? {
+        guard r.count == 1 else { return nil }
+        return Challenge(
+            envelope: try r.bytes(0, "envelope"), certificateSHA256: try r.optionalString(0, "certificate_sha256"),
+            actAs: try r.optionalString(0, "act_as_organisation_id"), expired: try r.bool(0, "expired"), used: try r.bool(0, "used"))
+    }
+
     /// The challenge, locked for this transaction.
     public func lockChallenge(_ c: Connection, id: String) throws(StoreError) -> Challenge? {
         let r = try c.query(
@@ -58,10 +74,7 @@ public struct AuthStore: Sendable {
             SELECT envelope, certificate_sha256, act_as_organisation_id, expires_at <= now() AS expired, used_at IS NOT NULL AS used
             FROM login_challenges WHERE id = \(id) FOR UPDATE
             """)
-        guard r.count == 1 else { return nil }
-        return Challenge(
-            envelope: try r.bytes(0, "envelope"), certificateSHA256: try r.optionalString(0, "certificate_sha256"),
-            actAs: try r.optionalString(0, "act_as_organisation_id"), expired: try r.bool(0, "expired"), used: try r.bool(0, "used"))
+        return try Self.challenge(r)
     }
 
     public func useChallenge(_ c: Connection, id: String) throws(StoreError) {
@@ -306,6 +319,51 @@ extension AuthStore {
             let rows = try c.query("SELECT value FROM server_secrets WHERE name = \(name)")
             guard rows.count == 1 else { throw StoreError(.other, reason: "server secret \(name) is missing: run esaylovctl migrate") }
             return Array(try rows.string(0, "value").utf8)
+        }
+    }
+}
+
+/// A registered certificate, for `ListCertificates`.
+public struct CertificateRecord: Sendable {
+    public var serial, issuer, subjectPinfl: String
+    public var subjectTin: String?
+    public var notBefore, notAfter: Double
+    public var revoked: Bool
+    public var personId: String
+    public var organisationId: String?
+    public var sha256: String
+    /// Within its validity now.
+    public var current: Bool
+}
+
+extension AuthStore {
+    /// Whether the owner exists: a person (when `personId`) or an organisation.
+    public func ownerExists(_ c: Connection, personId: String?, organisationId: String?) throws(StoreError) -> Bool {
+        try c.query(
+            """
+            SELECT EXISTS (SELECT 1 FROM people WHERE id = \(personId)) OR EXISTS (SELECT 1 FROM organisations WHERE id = \(organisationId)) AS found
+            """
+        ).bool(0, "found")
+    }
+
+    /// The certificates of a person or of an organisation, newest first.
+    public func certificates(_ c: Connection, personId: String?, organisationId: String?, includeInactive: Bool) throws(StoreError) -> [CertificateRecord] {
+        let r = try c.query(
+            """
+            SELECT serial, issuer, subject_pinfl, subject_tin, extract(epoch FROM not_before) AS nb, extract(epoch FROM not_after) AS na,
+                   revoked_at IS NOT NULL AS revoked, person_id, organisation_id, sha256, (not_before <= now() AND not_after > now()) AS current
+            FROM certificates
+            WHERE (\(personId)::text IS NULL OR person_id = \(personId)) AND (\(organisationId)::text IS NULL OR organisation_id = \(organisationId))
+              AND (\(includeInactive) OR (revoked_at IS NULL AND not_before <= now() AND not_after > now()))
+            ORDER BY not_before DESC, serial
+            LIMIT 500
+            """)
+        return try (0..<r.count).map { (i) throws(StoreError) in
+            CertificateRecord(
+                serial: try r.string(i, "serial"), issuer: try r.string(i, "issuer"), subjectPinfl: try r.string(i, "subject_pinfl"),
+                subjectTin: try r.optionalString(i, "subject_tin"), notBefore: try r.epoch(i, "nb") ?? 0, notAfter: try r.epoch(i, "na") ?? 0,
+                revoked: try r.bool(i, "revoked"), personId: try r.string(i, "person_id"), organisationId: try r.optionalString(i, "organisation_id"),
+                sha256: try r.string(i, "sha256"), current: try r.bool(i, "current"))
         }
     }
 }

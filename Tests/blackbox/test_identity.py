@@ -398,3 +398,19 @@ def test_the_audit_rules_refuse_whoever_they_do_not_name(v1, stubs, server, pki)
     events = audit.ListEvents(v1.audit_pb2.ListEventsRequest(page=v1.common_pb2.PageRequest(page_size=500)),
                               metadata=bearer(chair), timeout=30).events
     assert events and all(DEC_CHAIR[1] in (e.actor.organisation_id, e.subject_id) for e in events)
+
+
+def test_certificates_are_listed_to_their_owner_and_its_head(v1, stubs, pki):
+    auth, directory, _ = stubs
+    cred = pki.issue(*TEC_CHAIR)
+    token = login(v1, auth, cred).token
+    listed = lambda **kw: directory.ListCertificates(v1.directory_pb2.ListCertificatesRequest(**kw), metadata=bearer(token), timeout=10)
+    own = listed(person_id=TEC_CHAIR[0], include_inactive=True).certificates
+    assert cred.serial in [c.serial for c in own]
+    assert all(c.person_id == TEC_CHAIR[0] for c in own)
+    assert any(c.status == v1.directory_pb2.CERTIFICATE_STATUS_REVOKED for c in own)   # revoked in an earlier test
+    org = listed(organisation_id=TEC_CHAIR[1]).certificates
+    assert org and all(c.organisation_id == TEC_CHAIR[1] and c.status == v1.directory_pb2.CERTIFICATE_STATUS_ACTIVE for c in org)
+    refused(lambda: listed(person_id=CHAIR[0]), grpc.StatusCode.PERMISSION_DENIED, "owner")
+    refused(lambda: listed(organisation_id="cec"), grpc.StatusCode.PERMISSION_DENIED)
+    refused(lambda: listed(), grpc.StatusCode.INVALID_ARGUMENT, "exactly one")

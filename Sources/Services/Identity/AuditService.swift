@@ -106,7 +106,8 @@ public struct AuditCheckpointer: Service {
     public func run() async throws {
         let log = AuditLog()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(5))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+            if Task.isShuttingDownGracefully { break }
             do {
                 let head = try await chain.database.read(log.head())
                 let last = try await chain.database.read(log.latestCheckpoint())?.sequence ?? 0
@@ -122,10 +123,12 @@ public struct AuditCheckpointer: Service {
 public struct AuditService: Esaylov_V1_AuditService {
     let database: Database
     let verifier: SignatureVerifier?
+    let tokens: PageTokens
 
-    public init(database: Database, verifier: SignatureVerifier?) {
+    public init(database: Database, verifier: SignatureVerifier?, tokens: PageTokens) {
         self.database = database
         self.verifier = verifier
+        self.tokens = tokens
     }
 
     static let actionNames: [Esaylov_V1_AuditAction: String] = [
@@ -155,9 +158,16 @@ public struct AuditService: Esaylov_V1_AuditService {
         let size = Int(request.page?.pageSize ?? 0)
         guard size >= 0, size <= 500 else { throw invalid("page.page_size", "must be 0 to 500") }
         let limit = size == 0 ? 50 : size
+        // The token is tied to the filter and to who asked (a commission's token does not page
+        // an auditor's view).
+        let tokenFilter = ["audit.v1", filter.subjectId ?? "", filter.actorPersonId ?? "", filter.actions.joined(separator: ","),
+                           filter.afterMicros.map(String.init) ?? "", filter.beforeMicros.map(String.init) ?? "",
+                           filter.visibleTo?.joined(separator: ",") ?? "*"]
         var after = 0
         if let token = request.page?.pageToken, !token.isEmpty {
-            guard token.utf8.count <= 20, let n = Int(token), n >= 0 else { throw invalid("page.page_token", "must be a next_page_token of this list") }
+            guard token.utf8.count <= 512, let fields = tokens.decode(token, filter: tokenFilter, fieldCount: 1), let n = Int(fields[0]), n >= 0 else {
+                throw invalid("page.page_token", "must be a next_page_token of this list with the same filter")
+            }
             after = n
         }
         let rows: [AuditEventRecord]
@@ -187,7 +197,9 @@ public struct AuditService: Esaylov_V1_AuditService {
             return w
         }
         var page = Esaylov_V1_PageInfo()
-        if rows.count > limit, let last = rows.prefix(limit).last { page.nextPageToken = String(last.sequence) }
+        if rows.count > limit, let last = rows.prefix(limit).last {
+            page.nextPageToken = tokens.encode(filter: tokenFilter, fields: [String(last.sequence)])
+        }
         out.page = page
         return out
     }
@@ -197,11 +209,20 @@ public struct AuditService: Esaylov_V1_AuditService {
         if request.toSequence != 0, request.toSequence < request.fromSequence {
             throw invalid("to_sequence", "must not be below from_sequence")
         }
+        // Hashing the chain is CPU work: it runs on the global executor, not on the event loop
+        // this handler runs on, bounded by the call's deadline.
+        let chain = AuditChain(database: database)
+        let (from, to, verifier, timeout) = (Int(request.fromSequence), Int(request.toSequence), self.verifier, context.timeRemaining)
+        let outcome = await Task.detached { () -> Result<AuditChain.Report, StoreError> in
+            do throws(StoreError) {
+                return .success(try await chain.verify(from: from, to: to, verifier: verifier, timeout: timeout))
+            } catch { return .failure(error) }
+        }.value
         let report: AuditChain.Report
-        do {
-            report = try await AuditChain(database: database).verify(
-                from: Int(request.fromSequence), to: Int(request.toSequence), verifier: verifier, timeout: context.timeRemaining)
-        } catch { throw RPCError(error) }
+        switch outcome {
+        case .success(let r): report = r
+        case .failure(let e): throw RPCError(e)
+        }
         var out = Esaylov_V1_VerifyChainResponse()
         out.intact = report.check.intact
         out.checked = Int64(report.check.checked)

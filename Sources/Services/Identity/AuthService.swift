@@ -163,13 +163,12 @@ public struct AuthService: Esaylov_V1_AuthService {
         guard request.cms.count <= 64 << 10 else { throw invalid("cms", "must be at most 65536 bytes") }
         let receivedAt = wallClock()
         let challengeId = request.challengeId
-        let challenge = try await write(context) { [store] (c) throws(StoreError) in try store.lockChallenge(c, id: challengeId) }
+        let challenge = try await read(context, store.challenge(id: challengeId))
         guard let challenge else { throw RPCError(code: .notFound, message: "no sign-in challenge has id \(challengeId)") }
         guard !challenge.used else { throw RPCError(code: .failedPrecondition, message: "the challenge was already used: start again") }
         guard !challenge.expired else { throw RPCError(code: .failedPrecondition, message: "the challenge expired: start again") }
         let v = try await SignedPayloads.verify(verifier, cms: request.cms, signedBytes: challenge.envelope, receivedAt: receivedAt, field: "cms", context: context)
-        let body = try SignedPayloads.open(v.signedBytes, expecting: .loginChallenge)
-        _ = body
+        _ = try SignedPayloads.open(v.signedBytes, expecting: .loginChallenge)
         if let expected = challenge.certificateSHA256, expected != v.signer.sha256 {
             try await loginFailed(context, subject: challengeId, kind: "login_challenge", reason: "certificate_changed")
             throw RPCError(code: .unauthenticated, message: "the challenge was started for another certificate")

@@ -103,3 +103,25 @@ public final class SmsDelivery: Service, Sendable {
         }
     }
 }
+
+/// Removes sign-in challenges and SMS attempts a day after they ended, every ten minutes.
+public struct SignInMaintenance: Service {
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try AuthStore().purge(c) }
+            } catch {
+                logger.warning("purging old sign-in attempts failed", metadata: ["error": "\(error.kind)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(600)) }
+        }
+    }
+}

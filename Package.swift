@@ -89,7 +89,7 @@ let package = Package(
         ),
 
         // Load generators of Scripts/bench.sh that need the Swift API (write transactions).
-        .executableTarget(name: "esaylov-bench", dependencies: ["Store"], swiftSettings: strict),
+        .executableTarget(name: "esaylov-bench", dependencies: ["Store", "Signatures"], swiftSettings: strict),
 
         // Codec fixture: every field kind, generated like the real contracts.
         .target(name: "FixtureProtoC", dependencies: ["ESaylovProtoC", "CProtobufC"], path: "Tests/FixtureProtoC"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Health/Check throughput of esaylov-server against nghttpd serving the same bytes (the
 # ceiling), then the storage benches (GetOrganisation and write transactions against pgbench
-# running the same SQL), each measured in the same run with the same load:
+# running the same SQL), then CMS verification against OpenSSL's CMS_verify and EDS sign-ins
+# per second, each measured in the same run with the same load:
 #   h2load -c 16 -m 64 -D 10 --warm-up-time=2 on core 1, each server alone on core 0.
 # Fails when the servers do not answer health before and after, or when our count of OK
 # calls differs from h2load's successes (h2load counts any HTTP 200 as a success).
@@ -303,8 +304,38 @@ echo "write transaction at $WRITE_CALLERS callers (pool $WRITE_POOL): $write_out
 echo "write transactions / pgbench ($write_pg tps at $WRITE_CALLERS clients): ${write_ratio}x (target >= ${WRITE_TARGET}x)"
 psql -q -c 'DROP TABLE bench_audit, bench_requests'
 
+# --- signatures: CMS verifications per second per core, against OpenSSL's CMS_verify ---
+# One detached CMS (ECDSA P-256, as esaylovctl sign makes it) over a login-sized payload, the
+# same trust store (CA and CRL, revocation checked) for both, each on core 0 alone:
+# SignatureVerifier (signature, chain, validity, revocation; chain results cached per
+# certificate and CRL generation) against Scripts/bench/cms_verify.c calling CMS_verify.
+CMS_TARGET=0.80
+export ESAYLOV_PKI_DIR="$work/pki"
+.build/release/esaylovctl pki init >/dev/null
+ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl pki issue --person seed-tec-1726-0 --organisation tec-1726 --out "$work/pki/bench" >/dev/null
+head -c 200 /dev/urandom > "$work/payload"
+.build/release/esaylovctl sign --key "$work/pki/bench/key.pem" --cert "$work/pki/bench/cert.pem" --in "$work/payload" | base64 -d > "$work/payload.cms"
+cc -O2 -o "$work/cms_verify" Scripts/bench/cms_verify.c -lcrypto
+c_out=$("${SERVER_CPU[@]}" "$work/cms_verify" "$work/payload.cms" "$work/payload" "$work/pki/trust" "$DURATION")
+swift_out=$("${SERVER_CPU[@]}" .build/release/esaylov-bench cms "$work/payload.cms" "$work/payload" "$work/pki/trust" "$DURATION")
+c_rate=$(echo "$c_out" | sed -n 's/.*: \([0-9]*\)\/s$/\1/p')
+swift_rate=$(echo "$swift_out" | sed -n 's/.*: \([0-9]*\)\/s$/\1/p')
+[ -n "$c_rate" ] && [ -n "$swift_rate" ] || { echo "bench: CMS verification did not run: $c_out / $swift_out" >&2; exit 1; }
+cms_ratio=$(python3 -c "print(f'{$swift_rate/$c_rate:.2f}')")
+echo "CMS verifications on one core: SignatureVerifier $swift_rate/s vs CMS_verify $c_rate/s: ${cms_ratio}x (target >= ${CMS_TARGET}x)"
+# EDS sign-ins per second: StartSignatureLogin + signing + FinishSignatureLogin from 16 Python
+# clients on core 1 against the server on core 0 (each sign-in: two transactions, one audit event).
+ESAYLOV_DATABASE_URL=$DBURL start_server "$work/login.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 \
+  --trust-store "$work/pki/trust" --sign-in-per-minute 1000000
+login_out=$("${CLIENT_CPU[@]}" python3 Scripts/bench/logins.py "127.0.0.1:$port" "$work/pki/bench/key.pem" "$work/pki/bench/cert.pem" "$DURATION" 16)
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+echo "EDS sign-ins: $login_out"
+echo "$login_out" | grep -q "failed 0$" || { echo "bench: sign-ins failed: $login_out" >&2; exit 1; }
+unset ESAYLOV_PKI_DIR
+
 if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "transport target met" || echo "transport target NOT met"
   python3 -c "import sys; sys.exit(0 if $db_ratio >= $DB_TARGET else 1)" && echo "storage target met" || echo "storage target NOT met"
   python3 -c "import sys; sys.exit(0 if $write_ratio >= $WRITE_TARGET else 1)" && echo "write target met" || echo "write target NOT met"
+  python3 -c "import sys; sys.exit(0 if $cms_ratio >= $CMS_TARGET else 1)" && echo "signature target met" || echo "signature target NOT met"
 fi

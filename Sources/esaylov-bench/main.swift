@@ -2,12 +2,14 @@
 import Glibc
 #endif
 import Foundation
+import Signatures
 import Store
 import Synchronization
 
 // esaylov-bench: load generators for Scripts/bench.sh that need the Swift API itself.
 //
 //   esaylov-bench transactions --callers N --seconds S --pool P
+//   esaylov-bench cms CMS.der CONTENT TRUST_DIR SECONDS
 //
 // N concurrent callers each run, in a loop for S seconds, one write transaction through
 // `Database.transaction` shaped like a request RPC's: a request-like row and an audit-like
@@ -20,8 +22,43 @@ func value(_ flag: String, _ fallback: Int) -> Int {
     return n
 }
 
+// `cms`: SignatureVerifier over one detached CMS, on one thread, for SECONDS: the same work as
+// Scripts/bench/cms_verify.c (OpenSSL's CMS_verify with the same trust store), each result
+// checked. Prints `cms: N verifications in S s: R/s`.
+if CommandLine.arguments.dropFirst().first == "cms" {
+    let a = CommandLine.arguments
+    guard a.count == 6, let cms = FileManager.default.contents(atPath: a[2]), let content = FileManager.default.contents(atPath: a[3]),
+        let seconds = Double(a[5])
+    else {
+        print("usage: esaylov-bench cms CMS.der CONTENT TRUST_DIR SECONDS")
+        exit(2)
+    }
+    do {
+        let verifier = SignatureVerifier(trustStore: try TrustStore(directory: a[4]))
+        let (der, bytes) = ([UInt8](cms), [UInt8](content))
+        let start = ContinuousClock.now
+        let end = start + .milliseconds(Int(seconds * 1000))
+        var count = 0
+        while ContinuousClock.now < end {
+            for _ in 0..<16 {
+                guard try verifier.verify(cms: der, content: bytes, at: Date().timeIntervalSince1970).isValid else {
+                    print("esaylov-bench: verification failed")
+                    exit(1)
+                }
+                count += 1
+            }
+        }
+        let took = Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000
+        print("cms: \(count) verifications in \(String(format: "%.1f", took)) s: \(Int(Double(count) / took))/s")
+        exit(0)
+    } catch {
+        print("esaylov-bench: \(error)")
+        exit(1)
+    }
+}
+
 guard CommandLine.arguments.dropFirst().first == "transactions" else {
-    print("usage: esaylov-bench transactions --callers N --seconds S --pool P")
+    print("usage: esaylov-bench transactions --callers N --seconds S --pool P | cms CMS.der CONTENT TRUST_DIR SECONDS")
     exit(2)
 }
 guard let url = getenv("ESAYLOV_DATABASE_URL").map({ String(cString: $0) }) else {

@@ -266,7 +266,8 @@ def test_shutdown_after_database_reads_is_clean(pb):
     pki = PKI()
     # Every service the server runs (SMS delivery, audit checkpoints, maintenance) stops on the signal.
     server = Server("esaylov-server", "--trust-store", pki.trust, "--signing-key", os.path.join(pki.root, "server/key.pem"),
-                    "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--sms-outbox", os.path.join(pki.root, "outbox.jsonl"))
+                    "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--sms-outbox", os.path.join(pki.root, "outbox.jsonl"),
+                    "--audit-checkpoint-every", "1000000")
     with grpc.insecure_channel(server.address) as ch:
         stub = d_grpc.DirectoryServiceStub(ch)
         with ThreadPoolExecutor(16) as pool:

@@ -35,7 +35,7 @@ struct DevelopmentCA {
         if FileManager.default.fileExists(atPath: caKey), FileManager.default.fileExists(atPath: caCert) { return false }
         for dir in ["ca", "trust", "server", "people"] { try makeDirectory(root + "/" + dir) }
         let now = Date().timeIntervalSince1970
-        do {
+        try step("pki init") {
             let key = try PrivateKey.generate(.p256)
             let cert = try DevelopmentPKI.issue(
                 subject: .init(commonName: "E-saylov Development CA", organisationName: "E-saylov (development)"), key: key, issuer: nil,
@@ -51,12 +51,6 @@ struct DevelopmentCA {
                 serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 825 * Self.day, authority: false)
             try write(serverKey.pem, to: self.serverKey, mode: 0o600)
             try write(serverCert, to: self.serverCert, mode: 0o644)
-        } catch let e as SigningError {
-            throw fail("pki init: \(e.reason)", code: 4)
-        } catch let e as Failure {
-            throw e
-        } catch {
-            throw fail("pki init: \(error)", code: 4)
         }
         return true
     }
@@ -70,7 +64,7 @@ struct DevelopmentCA {
     /// A key and certificate for `subject`, valid from `start` for `days`.
     func issue(_ subject: DevelopmentPKI.Subject, keyKind: PrivateKey.Kind, start: Double, days: Double, into dir: String) throws(Failure) -> CertificateInfo {
         let ca = try authority()
-        do {
+        return try step("pki issue") {
             let key = try PrivateKey.generate(keyKind)
             let pem = try DevelopmentPKI.issue(
                 subject: subject, key: key, issuer: ca, serial: DevelopmentPKI.randomSerial(), notBefore: start, notAfter: start + days * Self.day,
@@ -79,14 +73,6 @@ struct DevelopmentCA {
             try write(key.pem, to: dir + "/key.pem", mode: 0o600)
             try write(pem, to: dir + "/cert.pem", mode: 0o644)
             return try CertificateInfo(pem)
-        } catch let e as SigningError {
-            throw fail("pki issue: \(e.reason)", code: 4)
-        } catch let e as CertificateError {
-            throw fail("pki issue: \(e.reason)", code: 4)
-        } catch let e as Failure {
-            throw e
-        } catch {
-            throw fail("pki issue: \(error)", code: 4)
         }
     }
 
@@ -110,19 +96,28 @@ struct DevelopmentCA {
 
     private func writeCRL(_ ca: SigningIdentity, revoked: [(serial: String, at: Double)]) throws(Failure) {
         let now = Date().timeIntervalSince1970
-        do {
+        try step("pki") {
             let crl = try DevelopmentPKI.revocationList(
                 issuer: ca, revoked: revoked, number: revoked.count + 1, thisUpdate: now - 60, nextUpdate: now + 30 * Self.day)
             // Written beside and renamed, so that the server never reads half a CRL.
             try write(crl, to: self.crl + ".tmp", mode: 0o644)
             guard rename(self.crl + ".tmp", self.crl) == 0 else { throw fail("cannot replace \(self.crl)", code: 4) }
-        } catch let e as SigningError {
-            throw fail("pki: \(e.reason)", code: 4)
-        } catch let e as Failure {
-            throw e
-        } catch {
-            throw fail("pki: \(error)", code: 4)
         }
+    }
+}
+
+/// Runs a step of the CA, its failures in the tool's words.
+func step<T>(_ what: String, _ body: () throws -> T) throws(Failure) -> T {
+    do {
+        return try body()
+    } catch let e as Failure {
+        throw e
+    } catch let e as SigningError {
+        throw fail("\(what): \(e.reason)", code: 4)
+    } catch let e as CertificateError {
+        throw fail("\(what): \(e.reason)", code: 4)
+    } catch {
+        throw fail("\(what): \(error)", code: 4)
     }
 }
 

@@ -1,6 +1,7 @@
 import Domain
 public import RPC
 public import Store
+import Foundation
 import Signatures
 #if canImport(Glibc)
 import Glibc
@@ -158,24 +159,16 @@ public struct SessionPolicy: Sendable {
     }
 }
 
+/// Base64url without padding (RFC 4648 §5).
 func base64URL(_ bytes: [UInt8]) -> String {
-    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-    var out: [UInt8] = []
-    var i = 0
-    while i + 3 <= bytes.count {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-        out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-        i += 3
-    }
-    let rest = bytes.count - i
-    if rest == 1 {
-        let n = UInt32(bytes[i]) << 16
-        out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
-    } else if rest == 2 {
-        let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-        out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
-    }
-    return String(decoding: out, as: UTF8.self)
+    String(Data(bytes).base64EncodedString().compactMap { c -> Character? in
+        switch c {
+        case "+": "-"
+        case "/": "_"
+        case "=": nil
+        default: c
+        }
+    })
 }
 
 /// Seconds since 1970, the server's wall clock.

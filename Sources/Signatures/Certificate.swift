@@ -20,6 +20,8 @@ public struct CertificateInfo: Sendable, Hashable {
     public let serial: String
     /// Issuer name, OpenSSL's one-line form (/C=UZ/O=…/CN=…).
     public let issuer: String
+    /// Subject name, the same form.
+    public let subject: String
     public let subjectPINFL: String?
     public let subjectTIN: String?
     /// Validity, seconds since 1970.
@@ -38,6 +40,7 @@ public struct CertificateInfo: Sendable, Hashable {
     init(_ cert: X509Handle) throws(CertificateError) {
         serial = try cert.serialHex()
         issuer = cert.issuerLine()
+        subject = cert.subjectLine()
         subjectPINFL = cert.subjectEntry(Self.pinflOID)
         subjectTIN = cert.subjectEntry(Self.tinOID)
         notBefore = try cert.time(X509_get0_notBefore(cert.raw))
@@ -48,8 +51,9 @@ public struct CertificateInfo: Sendable, Hashable {
     }
 }
 
-/// Owns one `X509`.
-final class X509Handle {
+/// Owns one `X509`. Not changed after it is made; OpenSSL locks the caches it fills on reads,
+/// so verifications on several threads may share one.
+final class X509Handle: @unchecked Sendable {
     let raw: OpaquePointer
 
     init(_ bytes: [UInt8]) throws(CertificateError) {
@@ -90,6 +94,12 @@ final class X509Handle {
 
     func issuerLine() -> String {
         guard let line = X509_NAME_oneline(X509_get_issuer_name(raw), nil, 0) else { return "" }
+        defer { CRYPTO_free(line, nil, 0) }
+        return String(cString: line)
+    }
+
+    func subjectLine() -> String {
+        guard let line = X509_NAME_oneline(X509_get_subject_name(raw), nil, 0) else { return "" }
         defer { CRYPTO_free(line, nil, 0) }
         return String(cString: line)
     }

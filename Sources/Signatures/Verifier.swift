@@ -53,10 +53,13 @@ public struct SignatureVerification: Sendable {
 /// Chain results are cached per signer certificate (and the certificates the CMS carries)
 /// and per trust-store generation, with the window of time in which every certificate of the
 /// chain is valid: a repeated signer costs one signature check. A CRL that changes starts a new
-/// generation, so a revocation is seen on the first verification after the reload.
+/// generation, so a revocation is seen on the first verification after the reload. With an
+/// OCSP responder, revocation is asked there too (its answers cached as `OCSPClient` says).
 public final class SignatureVerifier: Sendable {
     public let trustStore: TrustStore
     public let algorithms: AlgorithmRegistry
+    /// Where revocation is also asked (after the CRLs), when configured.
+    public let ocsp: OCSPClient?
     private let cache = Mutex<[ChainKey: ChainResult]>([:])
     static let cacheLimit = 10_000
 
@@ -69,11 +72,14 @@ public final class SignatureVerifier: Sendable {
         /// Every certificate of the chain is valid within this window.
         let notBefore: Double
         let notAfter: Double
+        /// The leaf's issuer, for OCSP.
+        let issuer: X509Handle
     }
 
-    public init(trustStore: TrustStore, algorithms: AlgorithmRegistry = .openSSL) {
+    public init(trustStore: TrustStore, algorithms: AlgorithmRegistry = .openSSL, ocsp: OCSPClient? = nil) {
         self.trustStore = trustStore
         self.algorithms = algorithms
+        self.ocsp = ocsp
     }
 
     /// Verifies `cms` (DER). `content` is the payload of a detached signature; for an attached
@@ -153,14 +159,17 @@ public final class SignatureVerifier: Sendable {
         if let hit = cache.withLock({ $0[cacheKey] }), time >= hit.notBefore, time <= hit.notAfter {
             result.chain = .passed
             result.validity = .passed
-            result.revocation = .passed
+            result.revocation = ocsp?.check(leaf: signerCert, issuer: hit.issuer.raw, store: loaded.store, untrusted: certs, at: time) ?? .passed
             return result
         }
         let findings = checkChain(store: loaded.store, leaf: signerCert, untrusted: certs, at: time)
         result.chain = findings.chain
         result.validity = findings.validity
         result.revocation = findings.revocation
-        if result.isValid, let window = findings.window {
+        if let ocsp, result.revocation.passed, result.chain.passed, let window = findings.window {
+            result.revocation = ocsp.check(leaf: signerCert, issuer: window.issuer.raw, store: loaded.store, untrusted: certs, at: time)
+        }
+        if findings.chain.passed, findings.validity.passed, findings.revocation.passed, let window = findings.window {
             cache.withLock { c in
                 if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }
                 c[cacheKey] = window
@@ -210,14 +219,16 @@ public final class SignatureVerifier: Sendable {
         {
             var from = -Double.infinity
             var to = Double.infinity
-            for i in 0..<esaylov_x509_num(chain) {
+            let n = esaylov_x509_num(chain)
+            guard let issuer = esaylov_x509_value(chain, n > 1 ? 1 : 0) else { return findings }
+            for i in 0..<n {
                 guard let c = esaylov_x509_value(chain, i) else { continue }
                 let h = X509Handle(retaining: c)
                 guard let nb = try? h.time(X509_get0_notBefore(c)), let na = try? h.time(X509_get0_notAfter(c)) else { return findings }
                 from = max(from, nb)
                 to = min(to, na)
             }
-            findings.window = ChainResult(notBefore: from, notAfter: to)
+            findings.window = ChainResult(notBefore: from, notAfter: to, issuer: X509Handle(retaining: issuer))
         }
         return findings
     }

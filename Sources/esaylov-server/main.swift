@@ -37,8 +37,12 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     } catch { throw OptionError(message: "cannot load the deployment's keys: \(error)") }
     var verifier: SignatureVerifier?
     if let dir = identity.trustStore {
-        do { verifier = SignatureVerifier(trustStore: try TrustStore(directory: dir)) } catch {
-            throw OptionError(message: "--trust-store: \(error)")
+        do {
+            var ocsp: OCSPClient?
+            if let url = identity.ocspResponder { ocsp = try OCSPClient(url: url) }
+            verifier = SignatureVerifier(trustStore: try TrustStore(directory: dir), ocsp: ocsp)
+        } catch {
+            throw OptionError(message: "--trust-store/--ocsp-responder: \(error)")
         }
     } else {
         ServerMain.printError("esaylov-server: no --trust-store: EDS sign-in answers UNAVAILABLE")

@@ -9,6 +9,8 @@ import Store
 /// The development certification authority under `.data/pki/` (or `ESAYLOV_PKI_DIR`):
 ///   ca/key.pem             the CA's key (0600)
 ///   ca/revoked.tsv         serial, revocation time (seconds since 1970), one per line
+///   ca/index.txt           every certificate issued, in OpenSSL's index format (and its
+///                          .attr), so that `openssl ocsp -index ca/index.txt …` answers for this CA
 ///   trust/ca.pem           the CA certificate: the server's trust store is `trust/`
 ///   trust/crl.pem          its CRL, rewritten by `pki revoke`
 ///   server/{key,cert}.pem  the server's own signing identity (receipts, audit checkpoints)
@@ -24,6 +26,7 @@ struct DevelopmentCA {
     var caCert: String { root + "/trust/ca.pem" }
     var crl: String { root + "/trust/crl.pem" }
     var revokedList: String { root + "/ca/revoked.tsv" }
+    var index: String { root + "/ca/index.txt" }
     var serverKey: String { root + "/server/key.pem" }
     var serverCert: String { root + "/server/cert.pem" }
     func personDirectory(_ id: String) -> String { root + "/people/" + id }
@@ -43,6 +46,7 @@ struct DevelopmentCA {
             try write(key.pem, to: caKey, mode: 0o600)
             try write(cert, to: caCert, mode: 0o644)
             try write([], to: revokedList, mode: 0o600)
+            try write([], to: index, mode: 0o600)
             let ca = try authority()
             try writeCRL(ca, revoked: [])
             let serverKey = try PrivateKey.generate(.p256)
@@ -72,8 +76,33 @@ struct DevelopmentCA {
             try makeDirectory(dir)
             try write(key.pem, to: dir + "/key.pem", mode: 0o600)
             try write(pem, to: dir + "/cert.pem", mode: 0o644)
-            return try CertificateInfo(pem)
+            let info = try CertificateInfo(pem)
+            try indexEntries(adding: ["V", Self.utcTime(info.notAfter), "", info.serial.uppercased(), "unknown", info.subject])
+            return info
         }
+    }
+
+    /// Appends `entry` to the index, or marks `revoke` revoked in it.
+    private func indexEntries(adding entry: [String]? = nil, revoke serial: String? = nil, at: Double = 0) throws(Failure) {
+        var lines = ((try? String(contentsOfFile: index, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        if let entry { lines.append(entry) }
+        if let serial {
+            for i in lines.indices where lines[i].count == 6 && lines[i][3] == serial.uppercased() && lines[i][0] == "V" {
+                lines[i][0] = "R"
+                lines[i][2] = Self.utcTime(at)
+            }
+        }
+        try write(Array(lines.map { $0.joined(separator: "\t") + "\n" }.joined().utf8), to: index, mode: 0o600)
+        // A person holds several certificates with one subject name.
+        try write(Array("unique_subject = no\n".utf8), to: index + ".attr", mode: 0o600)
+    }
+
+    /// YYMMDDHHMMSSZ, as OpenSSL's index has it.
+    static func utcTime(_ t: Double) -> String {
+        var time = time_t(t)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%02d%02d%02d%02d%02d%02dZ", parts.tm_year % 100, parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec)
     }
 
     func revoked() -> [(serial: String, at: Double)] {
@@ -85,11 +114,15 @@ struct DevelopmentCA {
         }
     }
 
-    /// Adds `serial` to the CRL (idempotent) and rewrites it.
-    func revoke(serial: String) throws(Failure) {
+    /// Marks `serial` revoked in the OCSP index and, unless `ocspOnly`, adds it to the CRL
+    /// (idempotent) and rewrites that.
+    func revoke(serial: String, ocspOnly: Bool = false) throws(Failure) {
         let ca = try authority()
+        let now = Date().timeIntervalSince1970
+        try indexEntries(revoke: serial, at: now)
+        guard !ocspOnly else { return }
         var list = revoked()
-        if !list.contains(where: { $0.serial == serial }) { list.append((serial, Date().timeIntervalSince1970)) }
+        if !list.contains(where: { $0.serial == serial }) { list.append((serial, now)) }
         try write(Array(list.map { "\($0.serial)\t\(Int($0.at))\n" }.joined().utf8), to: revokedList, mode: 0o600)
         try writeCRL(ca, revoked: list)
     }

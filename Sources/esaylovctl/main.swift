@@ -16,7 +16,7 @@ let usage = """
            esaylovctl pki issue --person ID [--organisation ID] [--key-type ecdsa-p256|rsa-2048|ed25519]
                                 [--days N] [--starts-in-days N] [--out DIR]
            esaylovctl pki issue-demo                      (a key and certificate for every demo head and officer)
-           esaylovctl pki revoke --serial HEX
+           esaylovctl pki revoke --serial HEX [--ocsp-only]   (--ocsp-only: the OCSP index only, not the CRL)
            esaylovctl sign --key KEY.pem --cert CERT.pem --in FILE [--attached]   (base64 CMS on stdout)
            esaylovctl audit verify [--from N] [--to N]
            esaylovctl audit checkpoint
@@ -368,11 +368,14 @@ func run(_ args: [String]) async throws(Failure) {
         } catch { throw explain(error, constraintFields) }
         print("esaylovctl: \(issued.count) demo certificates issued (officers and heads without one) under \(ca.root)/people")
     case ("pki"?, "revoke"?):
-        let f = try flags(args.dropFirst(2))
+        var rest = Array(args.dropFirst(2))
+        let ocspOnly = rest.contains("--ocsp-only")
+        rest.removeAll { $0 == "--ocsp-only" }
+        let f = try flags(rest[...])
         let serial = try required(f, "serial").lowercased()
         guard serial.utf8.count <= 64, Crypto.unhex(serial.count % 2 == 0 ? serial : "0" + serial) != nil else { throw fail("--serial: hex digits") }
         let ca = DevelopmentCA.fromEnvironment
-        try ca.revoke(serial: serial)
+        try ca.revoke(serial: serial, ocspOnly: ocspOnly)
         let marked: Int
         do {
             marked = try await database.transaction { (c) throws(StoreError) -> Int in
@@ -381,7 +384,7 @@ func run(_ args: [String]) async throws(Failure) {
                 return r.count
             }
         } catch { throw explain(error, constraintFields) }
-        print("esaylovctl: \(serial) revoked: CRL \(ca.crl) rewritten; \(marked) directory certificate(s) marked revoked")
+        print("esaylovctl: \(serial) revoked: \(ocspOnly ? "OCSP index \(ca.index)" : "CRL \(ca.crl) and OCSP index") rewritten; \(marked) directory certificate(s) marked revoked")
     case ("audit"?, "verify"?):
         let f = try flags(args.dropFirst(2))
         guard let from = Int(f["from"] ?? "0"), let to = Int(f["to"] ?? "0"), from >= 0, to >= 0 else { throw fail("--from and --to: whole numbers") }

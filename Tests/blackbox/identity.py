@@ -61,8 +61,8 @@ class PKI:
         serial = re.search(r"certificate ([0-9a-f]+) issued", r.stdout).group(1)
         return Credential(os.path.join(out, "key.pem"), os.path.join(out, "cert.pem"), serial)
 
-    def revoke(self, serial):
-        ctl("pki", "revoke", "--serial", serial, pki=self.root)
+    def revoke(self, serial, ocsp_only=False):
+        ctl("pki", "revoke", "--serial", serial, *(["--ocsp-only"] if ocsp_only else []), pki=self.root)
 
 
 class Credential:

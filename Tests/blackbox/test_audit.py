@@ -56,6 +56,14 @@ def auditor(pki):
 
 @pytest.fixture(scope="module")
 def session(v1, pki, auditor):
+    # The checkpoints in the shared database may be signed by the server of Scripts/run.sh,
+    # whose CA (.data/pki) a verifier must trust as well: the deployment's trust store holds
+    # every CA whose keys signed checkpoints.
+    import shutil
+    dev = os.path.join(ROOT, ".data/pki/trust")
+    for name in ("ca.pem", "crl.pem"):
+        if os.path.exists(os.path.join(dev, name)):
+            shutil.copy(os.path.join(dev, name), os.path.join(pki.trust, "dev-" + name))
     s = identity_server(pki, "--sign-in-per-minute", "10000")
     ch = grpc.insecure_channel(s.address)
     auth = v1.auth_pb2_grpc.AuthServiceStub(ch)

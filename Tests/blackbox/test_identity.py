@@ -414,3 +414,44 @@ def test_certificates_are_listed_to_their_owner_and_its_head(v1, stubs, pki):
     refused(lambda: listed(person_id=CHAIR[0]), grpc.StatusCode.PERMISSION_DENIED, "owner")
     refused(lambda: listed(organisation_id="cec"), grpc.StatusCode.PERMISSION_DENIED)
     refused(lambda: listed(), grpc.StatusCode.INVALID_ARGUMENT, "exactly one")
+
+
+def test_a_certificate_revoked_at_the_ocsp_responder_is_refused(v1, pki):
+    """OpenSSL's own OCSP responder answers from the CA's index; a certificate revoked there
+    (and not in the CRL) is refused, and a responder that does not answer fails the check.
+    The responder reads its index once, so every certificate is issued before it starts."""
+    import socket
+    good, revoked, later = pki.issue(*DEC_CHAIR), pki.issue(*DEC_CHAIR), pki.issue(*DEC_CHAIR)
+    pki.revoke(revoked.serial, ocsp_only=True)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    responder = subprocess.Popen(
+        ["openssl", "ocsp", "-index", os.path.join(pki.root, "ca/index.txt"), "-port", str(port), "-rsigner",
+         os.path.join(pki.trust, "ca.pem"), "-rkey", os.path.join(pki.root, "ca/key.pem"), "-CA", os.path.join(pki.trust, "ca.pem"),
+         "-ignore_err"], stdout=open(os.path.join(pki.root, "ocsp.log"), "w"), stderr=subprocess.STDOUT)
+    server = None
+    try:
+        # Ready when it answers a real request (it serves one connection at a time, so a bare
+        # connect-and-close probe would hold it up).
+        def answering():
+            r = subprocess.run(["openssl", "ocsp", "-issuer", os.path.join(pki.trust, "ca.pem"), "-cert", good.cert, "-url",
+                                f"http://127.0.0.1:{port}/", "-CAfile", os.path.join(pki.trust, "ca.pem"), "-timeout", "2"],
+                               capture_output=True, text=True)
+            answering.last = r.stdout + r.stderr
+            return r.returncode == 0 and ": good" in r.stdout
+        assert wait_for(answering, timeout=10, interval=0.2), answering.last + open(os.path.join(pki.root, "ocsp.log")).read()
+        server = identity_server(pki, "--ocsp-responder", f"http://127.0.0.1:{port}/", "--sign-in-per-minute", "10000")
+        with grpc.insecure_channel(server.address) as ch:
+            auth = v1.auth_pb2_grpc.AuthServiceStub(ch)
+            assert login(v1, auth, good).principal.person_id == DEC_CHAIR[0]
+            refused(lambda: login(v1, auth, revoked), grpc.StatusCode.UNAUTHENTICATED, "revocation status check failed", "OCSP")
+            responder.terminate()
+            responder.wait(timeout=10)
+            refused(lambda: login(v1, auth, later), grpc.StatusCode.UNAUTHENTICATED, "revocation status", "did not answer")
+    finally:
+        if responder.poll() is None:
+            responder.kill()
+        if server:
+            server.stop()

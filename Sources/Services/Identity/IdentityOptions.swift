@@ -2,6 +2,8 @@
 /// The esaylov server's identity flags, taken out of the arguments before the transport's:
 ///   --trust-store DIR          CA certificates and CRLs (*.pem) trusted for EDS signatures;
 ///                              without it, EDS sign-in answers UNAVAILABLE
+///   --ocsp-responder URL       also ask this OCSP responder (http://host:port/path) whether a
+///                              signer's certificate is revoked
 ///   --signing-key FILE --signing-cert FILE   the server's own identity (audit checkpoints)
 ///   --sms-outbox FILE          the development SMS gateway's file (JSON lines, mode 0600);
 ///                              without it, codes stay queued in the database
@@ -10,6 +12,7 @@
 ///                              (and at once), default 30: challenges, code requests, code tries
 public struct IdentityOptions: Sendable {
     public var trustStore: String?
+    public var ocspResponder: String?
     public var signingKey: String?
     public var signingCertificate: String?
     public var smsOutbox: String?
@@ -17,7 +20,7 @@ public struct IdentityOptions: Sendable {
     public var signInPerMinute = 30
 
     public static let usage = """
-        identity: --trust-store DIR  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
+        identity: --trust-store DIR  --ocsp-responder URL  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
                   --audit-checkpoint-every N (default 1000)  --sign-in-per-minute N (per address; default 30)
         """
 
@@ -28,7 +31,7 @@ public struct IdentityOptions: Sendable {
         var i = 0
         while i < arguments.count {
             let flag = arguments[i]
-            let known = ["--trust-store", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute"]
+            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute"]
             guard known.contains(flag) else {
                 rest.append(flag)
                 i += 1
@@ -38,6 +41,7 @@ public struct IdentityOptions: Sendable {
             let value = arguments[i + 1]
             switch flag {
             case "--trust-store": options.trustStore = value
+            case "--ocsp-responder": options.ocspResponder = value
             case "--signing-key": options.signingKey = value
             case "--signing-cert": options.signingCertificate = value
             case "--sms-outbox": options.smsOutbox = value

@@ -33,7 +33,8 @@ struct DevelopmentCA {
 
     static let day = 86_400.0
 
-    /// Creates the CA, its empty CRL and the server's identity, unless they exist.
+    /// Creates the CA, its empty CRL and the server's identity, unless they exist. Each CA's name
+    /// is its own (a random suffix), so that trust stores holding several never confuse them.
     func initialise() throws(Failure) -> Bool {
         if FileManager.default.fileExists(atPath: caKey), FileManager.default.fileExists(atPath: caCert) { return false }
         for dir in ["ca", "trust", "server", "people"] { try makeDirectory(root + "/" + dir) }
@@ -41,7 +42,7 @@ struct DevelopmentCA {
         try step("pki init") {
             let key = try PrivateKey.generate(.p256)
             let cert = try DevelopmentPKI.issue(
-                subject: .init(commonName: "E-saylov Development CA", organisationName: "E-saylov (development)"), key: key, issuer: nil,
+                subject: .init(commonName: "E-saylov Development CA \(Crypto.hex(Crypto.randomBytes(4)))", organisationName: "E-saylov (development)"), key: key, issuer: nil,
                 serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 3650 * Self.day, authority: true)
             try write(key.pem, to: caKey, mode: 0o600)
             try write(cert, to: caCert, mode: 0o644)

@@ -90,6 +90,8 @@ public enum Seed {
                                  reason: "the database holds directory data the demo seed did not load")
             }
             try c.query("INSERT INTO seed_runs DEFAULT VALUES")
+            let size: SQL = "SELECT (SELECT count(*) FROM organisations) + (SELECT count(*) FROM people) AS n"
+            let before = try c.query(size).int(0, "n")
             try c.query(
                 "INSERT INTO territories (soato, level, kind, parent_soato, name_uz, name_en) VALUES ('17', 'republic', 'country', NULL, 'Oʻzbekiston Respublikasi', 'Republic of Uzbekistan') ON CONFLICT DO NOTHING")
             for t in rows {
@@ -199,7 +201,13 @@ public enum Seed {
                     ON CONFLICT DO NOTHING
                     """)
             }
-            return try c.query("SELECT count(*) AS n FROM organisations").int(0, "n")
+            let n = try c.query("SELECT count(*) AS n FROM organisations").int(0, "n")
+            // One event for what a load added (a second load adds nothing, and logs nothing).
+            if try c.query(size).int(0, "n") != before {
+                try AuditLog().append(c, actor: .operatorTool, action: "AUDIT_ACTION_DIRECTORY_CHANGED", subjectKind: "", subjectId: "",
+                                      facts: ["change": "demo_seed_loaded", "organisations": String(n)])
+            }
+            return n
         }
     }
 }

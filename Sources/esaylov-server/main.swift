@@ -20,6 +20,8 @@ do {
     exit(2)
 }
 let poolSize = ServerOptions.poolSize(in: arguments)
+// The closure runs on ServerMain's executor, not the main actor: a closure nested in it that
+// the compiler takes as main-actor isolated traps at run time, so it holds none (if-let, not map).
 let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, health: health) { (router, interceptors) throws(OptionError) in
     router.register(health)
     guard let url = Storage.urlFromEnvironment else {

@@ -254,6 +254,7 @@ func run(_ args: [String]) async throws(Failure) {
                     failedLine.line.store(r.line, ordering: .relaxed)
                     try DirectoryWrites().addOrganisation(
                         c, id: r.id, kind: r.kind, nameUz: r.nameUz, nameEn: r.nameEn, tin: r.tin, territory: r.territory, parentId: r.parent)
+                    try audited(c, "organisation", r.id, "imported")
                 }
             }
         } catch {

@@ -169,6 +169,20 @@ def test_audit_verify_finds_reordered_events(pki, scratch):
     assert r.returncode == 5 and "BROKEN at event 3" in r.stderr, r.stderr
 
 
+def test_audit_verify_finds_an_inserted_event(pki, scratch):
+    name, url = scratch
+    # A forger who knows the encoding: events from 4 on move up one, and a well-hashed event
+    # takes place 4, linked to event 3. The event after it no longer links.
+    tamper(name, "UPDATE audit_events SET sequence = sequence + 1000 WHERE sequence >= 4; "
+                 "UPDATE audit_events SET sequence = sequence - 999 WHERE sequence > 1000; "
+                 "INSERT INTO audit_events (sequence, at, actor_person_id, action, subject_kind, subject_id, facts, previous_hash, hash) "
+                 "SELECT 4, now(), 'p-0', 'AUDIT_ACTION_LOGIN', 'session', 'forged', '{}', hash, "
+                 "esaylov_audit_hash(hash, 4, now(), '', 'p-0', 'AUDIT_ACTION_LOGIN', 'session', 'forged', '{}') "
+                 "FROM audit_events WHERE sequence = 3")
+    r = verify(pki, url)
+    assert r.returncode == 5 and "BROKEN at event 5" in r.stderr and "does not link" in r.stderr, r.stderr
+
+
 def test_audit_verify_finds_a_truncated_tail_by_the_checkpoint(pki, scratch):
     name, url = scratch
     # The tail goes, and the head row is rewritten to match: only the signed checkpoint knows.

@@ -304,6 +304,23 @@ echo "write transaction at $WRITE_CALLERS callers (pool $WRITE_POOL): $write_out
 echo "write transactions / pgbench ($write_pg tps at $WRITE_CALLERS clients): ${write_ratio}x (target >= ${WRITE_TARGET}x)"
 psql -q -c 'DROP TABLE bench_audit, bench_requests'
 
+# The same write with its audit row as a real event of the hash chain (one head row, locked by
+# every append until commit), in a scratch database: what one chain costs writers (no target;
+# it bounds how far a single chain carries, see README "Signing in").
+scratch="esaylov_bench_$$"
+Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $scratch OWNER esaylov"
+SCRATCH_URL="${DBURL%/*}/$scratch"
+ESAYLOV_DATABASE_URL=$SCRATCH_URL .build/release/esaylovctl migrate >/dev/null
+Scripts/pg.sh admin-psql -d "$scratch" -q -c "CREATE TABLE bench_requests (id bigserial PRIMARY KEY, sender text NOT NULL,
+  idempotency_key text NOT NULL, payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (sender, idempotency_key));
+  ALTER TABLE bench_requests OWNER TO esaylov"
+chained_out=$(ESAYLOV_DATABASE_URL=$SCRATCH_URL "${SERVER_CPU[@]}" .build/release/esaylov-bench transactions \
+  --callers "$WRITE_CALLERS" --seconds "$DURATION" --pool "$WRITE_POOL" --chained)
+Scripts/pg.sh admin-psql -d postgres -q -c "DROP DATABASE $scratch WITH (FORCE)"
+chained_tps=$(echo "$chained_out" | sed -n 's/.*: \([0-9]*\) tps.*/\1/p')
+echo "$chained_out" | grep -q "failed 0$" || { echo "bench: chained writes failed: $chained_out" >&2; exit 1; }
+echo "write transactions with a hash-chained audit event: $chained_out ($(python3 -c "print(f'{$chained_tps/$write_tps:.2f}')")x the unchained write)"
+
 # --- signatures: CMS verifications per second per core, against OpenSSL's CMS_verify ---
 # One detached CMS (ECDSA P-256, as esaylovctl sign makes it) over a login-sized payload, the
 # same trust store (CA and CRL, revocation checked) for both, each on core 0 alone:

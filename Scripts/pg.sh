@@ -145,6 +145,7 @@ case "${1:-}" in
   psql) shift; export $(env_vars); exec "$PGBIN/psql" "$@" ;;
   # The cluster's superuser over its local socket (peer authentication): for tests that must
   # get past the schema's own guards (tampering with the audit log) and make scratch databases.
-  admin-psql) shift; if [ "$(id -u)" -eq 0 ]; then exec runuser -u postgres -- "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; else exec "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; fi ;;
+  admin-psql) shift; unset PGUSER PGHOST PGPORT PGDATABASE PGPASSFILE
+    if [ "$(id -u)" -eq 0 ]; then exec runuser -u postgres -- "$PGBIN/psql" -U postgres -h "$SOCK" -p "$PORT" "$@"; else exec "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; fi ;;
   *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql|admin-psql" >&2; exit 2 ;;
 esac

@@ -8,12 +8,14 @@ import Synchronization
 
 // esaylov-bench: load generators for Scripts/bench.sh that need the Swift API itself.
 //
-//   esaylov-bench transactions --callers N --seconds S --pool P
+//   esaylov-bench transactions --callers N --seconds S --pool P [--chained]
 //   esaylov-bench cms CMS.der CONTENT TRUST_DIR SECONDS
 //
 // N concurrent callers each run, in a loop for S seconds, one write transaction through
 // `Database.transaction` shaped like a request RPC's: a request-like row and an audit-like
-// row (tables bench_requests and bench_audit, which bench.sh creates). Prints
+// row (tables bench_requests and bench_audit, which bench.sh creates); with `--chained`, the
+// audit row is a real event of the hash-chained log (`AuditLog.append`, which serialises
+// writers on the chain's head), in a scratch database bench.sh makes for it. Prints
 // `transactions: COUNT in SECONDS s: TPS tps, p99 MS ms, failed F`.
 
 func value(_ flag: String, _ fallback: Int) -> Int {
@@ -66,6 +68,7 @@ guard let url = getenv("ESAYLOV_DATABASE_URL").map({ String(cString: $0) }) else
     exit(2)
 }
 let callers = value("--callers", 64)
+let chained = CommandLine.arguments.contains("--chained")
 let seconds = value("--seconds", 10)
 var configuration = Database.Configuration(url: url)
 configuration.poolSize = value("--pool", 64)
@@ -97,7 +100,12 @@ await withTaskGroup(of: Void.self) { group in
                             RETURNING id
                             """
                         ).int(0, "id")
-                        try c.query("INSERT INTO bench_audit (request_id, actor, action) VALUES (\(id), \(sender), 'request.submitted')")
+                        if chained {
+                            try AuditLog().append(c, actor: AuditActor(organisationId: sender), action: "AUDIT_ACTION_REQUEST_SUBMITTED",
+                                                  subjectKind: "request", subjectId: String(id))
+                        } else {
+                            try c.query("INSERT INTO bench_audit (request_id, actor, action) VALUES (\(id), \(sender), 'request.submitted')")
+                        }
                     }
                     let ms = (ContinuousClock.now - began) / .milliseconds(1)
                     tally.state.withLock { $0.done += 1; $0.latencies.append(ms) }

@@ -231,7 +231,13 @@ def test_a_signature_over_one_challenge_does_not_open_another(v1, stubs, chair):
 def test_acting_for_an_organisation_without_a_role_is_denied(v1, stubs, pki):
     auth, _, _ = stubs
     person_only = pki.issue(CHAIR[0])   # a person's own certificate: no TIN
+    before = int(sql(f"SELECT count(*) FROM audit_events WHERE action = 'AUDIT_ACTION_LOGIN_FAILED' AND actor_person_id = '{CHAIR[0]}' "
+                     "AND facts->>'reason' = 'no_current_role'"))
     refused(lambda: login(v1, auth, person_only, act_as="tec-1726"), grpc.StatusCode.PERMISSION_DENIED, "no current role in tec-1726")
+    # The refusal is an audit event, in the transaction that used up the challenge.
+    after = int(sql(f"SELECT count(*) FROM audit_events WHERE action = 'AUDIT_ACTION_LOGIN_FAILED' AND actor_person_id = '{CHAIR[0]}' "
+                    "AND facts->>'reason' = 'no_current_role'"))
+    assert after == before + 1
     assert login(v1, auth, person_only, act_as="cec").principal.organisation_id == "cec"
 
 

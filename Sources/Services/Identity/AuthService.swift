@@ -184,52 +184,61 @@ public struct AuthService: Esaylov_V1_AuthService {
         let policy = self.policy
         let identity = self.identity
         let signer = v.signer
-        let outcome = try await write(context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double, person: String, org: String), RPCError> in
+        let outcome = try await write(context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
             guard let locked = try store.lockChallenge(c, id: challengeId), !locked.used, !locked.expired else {
                 return .failure(RPCError(code: .failedPrecondition, message: "the challenge was already used or expired: start again"))
             }
+            // Used whatever comes next: a refused challenge is not tried again.
             try store.useChallenge(c, id: challengeId)
-            let registered: RegisteredCertificate
-            switch try identity.person(for: signer, in: c) {
-            case .success(let r): registered = r
+            var person = ""
+            // Which person, acting for which organisation, or why not (audited either way).
+            func decide() throws(StoreError) -> Result<String, RPCError> {
+                let registered: RegisteredCertificate
+                switch try identity.person(for: signer, in: c) {
+                case .success(let r): registered = r
+                case .failure(let e): return .failure(e)
+                }
+                person = registered.personId
+                // A legal entity's certificate names the organisation; otherwise the one named
+                // at the start; otherwise the only one the person holds a role in.
+                let current = try store.currentOrganisations(c, personId: registered.personId)
+                let organisation: String
+                if let tin = signer.subjectTIN {
+                    guard let byTIN = try store.organisation(c, tin: tin), byTIN == registered.organisationId else {
+                        return .failure(RPCError(code: .unauthenticated, message: "the certificate's TIN names no organisation it is registered for"))
+                    }
+                    if let actAs = locked.actAs, actAs != byTIN {
+                        return .failure(RPCError(code: .permissionDenied, message: "the certificate acts for \(byTIN), not \(actAs)"))
+                    }
+                    organisation = byTIN
+                } else if let actAs = locked.actAs {
+                    organisation = actAs
+                } else if current.count == 1 {
+                    organisation = current[0]
+                } else {
+                    return .failure(RPCError(
+                        code: .permissionDenied,
+                        message: current.isEmpty ? "the signer holds no current role in any organisation"
+                            : "the signer holds roles in several organisations: name one in StartSignatureLogin.act_as_organisation_id"))
+                }
+                guard current.contains(organisation) else {
+                    return .failure(RPCError(code: .permissionDenied, message: "the signer holds no current role in \(organisation)"))
+                }
+                return .success(organisation)
+            }
+            switch try decide() {
             case .failure(let e):
-                try audit.append(c, actor: AuditActor(), action: "AUDIT_ACTION_LOGIN_FAILED", subjectKind: "login_challenge", subjectId: challengeId,
-                                 facts: ["method": "signature", "reason": "identity"])
+                try audit.append(c, actor: AuditActor(personId: person), action: "AUDIT_ACTION_LOGIN_FAILED", subjectKind: "login_challenge",
+                                 subjectId: challengeId, facts: ["method": "signature", "reason": e.code == .permissionDenied ? "no_current_role" : "identity"])
                 return .failure(e)
+            case .success(let organisation):
+                let times = try store.insertSession(
+                    c, id: sessionID, tokenSHA256: tokenHash, personId: person, organisationId: organisation, candidateId: nil,
+                    proxyId: nil, method: "signature", certificateSHA256: signer.sha256, idle: policy.idle, absolute: policy.absolute)
+                try audit.append(c, actor: AuditActor(organisationId: organisation, personId: person), action: "AUDIT_ACTION_LOGIN",
+                                 subjectKind: "session", subjectId: sessionID, facts: ["method": "signature", "certificate_serial": signer.serial])
+                return .success(times)
             }
-            // The organisation: a legal entity's certificate names it; otherwise the one named
-            // at the start; otherwise the only one the person holds a role in.
-            let current = try store.currentOrganisations(c, personId: registered.personId)
-            let organisation: String
-            if let tin = signer.subjectTIN {
-                guard let byTIN = try store.organisation(c, tin: tin), byTIN == registered.organisationId else {
-                    return .failure(RPCError(code: .unauthenticated, message: "the certificate's TIN names no organisation it is registered for"))
-                }
-                if let actAs = locked.actAs, actAs != byTIN {
-                    return .failure(RPCError(code: .permissionDenied, message: "the certificate acts for \(byTIN), not \(actAs)"))
-                }
-                organisation = byTIN
-            } else if let actAs = locked.actAs {
-                organisation = actAs
-            } else if current.count == 1 {
-                organisation = current[0]
-            } else {
-                return .failure(RPCError(
-                    code: .permissionDenied,
-                    message: current.isEmpty ? "the signer holds no current role in any organisation"
-                        : "the signer holds roles in several organisations: name one in StartSignatureLogin.act_as_organisation_id"))
-            }
-            guard current.contains(organisation) else {
-                try audit.append(c, actor: AuditActor(personId: registered.personId), action: "AUDIT_ACTION_LOGIN_FAILED",
-                                 subjectKind: "organisation", subjectId: organisation, facts: ["method": "signature", "reason": "no_current_role"])
-                return .failure(RPCError(code: .permissionDenied, message: "the signer holds no current role in \(organisation)"))
-            }
-            let times = try store.insertSession(
-                c, id: sessionID, tokenSHA256: tokenHash, personId: registered.personId, organisationId: organisation, candidateId: nil,
-                proxyId: nil, method: "signature", certificateSHA256: signer.sha256, idle: policy.idle, absolute: policy.absolute)
-            try audit.append(c, actor: AuditActor(organisationId: organisation, personId: registered.personId), action: "AUDIT_ACTION_LOGIN",
-                             subjectKind: "session", subjectId: sessionID, facts: ["method": "signature", "certificate_serial": signer.serial])
-            return .success((times.idle, times.absolute, registered.personId, organisation))
         }
         let opened = try outcome.get()
         return try await session(context, token: token, tokenHash: tokenHash, idle: opened.idle, absolute: opened.absolute)

@@ -81,11 +81,18 @@ public struct AuthStore: Sendable {
         try c.query("UPDATE login_challenges SET used_at = now() WHERE id = \(id)")
     }
 
-    /// Removes challenges and SMS attempts that ended long ago.
+    /// Removes challenges, SMS attempts and sessions that ended more than a day ago.
     public func purge(_ c: Connection) throws(StoreError) {
         try c.query("DELETE FROM login_challenges WHERE expires_at < now() - interval '1 day'")
         try c.query("DELETE FROM sms_attempts WHERE expires_at < now() - interval '1 day'")
+        try c.query(
+            """
+            DELETE FROM sessions WHERE least(absolute_expires_at, idle_expires_at, coalesce(revoked_at, 'infinity')) < now() - interval '1 day'
+            """)
     }
+
+    /// Live sessions a person may hold at once; signing in again ends the oldest past it.
+    public static let sessionsPerPerson = 20
 
     // MARK: certificates and people
 
@@ -218,6 +225,13 @@ public struct AuthStore: Sendable {
             VALUES (\(id), \(SQLBytes(tokenSHA256)), \(personId), \(organisationId), \(candidateId), \(proxyId), \(method), \(certificateSHA256),
                     now(), now() + make_interval(secs => \(idleSeconds)), now() + make_interval(secs => \(absoluteSeconds)))
             RETURNING extract(epoch FROM idle_expires_at) AS idle, extract(epoch FROM absolute_expires_at) AS absolute
+            """)
+        try c.query(
+            """
+            UPDATE sessions SET revoked_at = now()
+            WHERE id IN (SELECT id FROM sessions
+                         WHERE person_id = \(personId) AND revoked_at IS NULL AND idle_expires_at > now() AND absolute_expires_at > now()
+                         ORDER BY created_at DESC, id OFFSET \(Self.sessionsPerPerson))
             """)
         return (try r.epoch(0, "idle") ?? 0, try r.epoch(0, "absolute") ?? 0)
     }

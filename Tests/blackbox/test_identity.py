@@ -461,3 +461,14 @@ def test_a_certificate_revoked_at_the_ocsp_responder_is_refused(v1, pki):
             responder.kill()
         if server:
             server.stop()
+
+
+def test_a_person_holds_at_most_twenty_live_sessions(v1, stubs, pki):
+    auth, _, _ = stubs
+    cred = pki.issue(*TEC_CHAIR)
+    tokens = [login(v1, auth, cred).token for _ in range(21)]
+    who = lambda token: auth.WhoAmI(v1.auth_pb2.WhoAmIRequest(), metadata=bearer(token), timeout=10)
+    # The oldest ended when the 21st began; the newest twenty live.
+    refused(lambda: who(tokens[0]), grpc.StatusCode.UNAUTHENTICATED, "unknown, expired or ended")
+    for t in tokens[1:]:
+        assert who(t).person_id == TEC_CHAIR[0]

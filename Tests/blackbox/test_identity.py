@@ -472,3 +472,32 @@ def test_a_person_holds_at_most_twenty_live_sessions(v1, stubs, pki):
     refused(lambda: who(tokens[0]), grpc.StatusCode.UNAUTHENTICATED, "unknown, expired or ended")
     for t in tokens[1:]:
         assert who(t).person_id == TEC_CHAIR[0]
+
+
+def test_hostile_sign_in_and_audit_fields_are_refused_by_name(v1, stubs, chair):
+    auth, _, audit = stubs
+    refused(lambda: auth.StartSignatureLogin(v1.auth_pb2.StartSignatureLoginRequest(act_as_organisation_id="no-such-org"), timeout=10),
+            grpc.StatusCode.NOT_FOUND, "act_as_organisation_id")
+    refused(lambda: auth.StartSignatureLogin(v1.auth_pb2.StartSignatureLoginRequest(act_as_organisation_id="X" * 65), timeout=10),
+            grpc.StatusCode.INVALID_ARGUMENT, "act_as_organisation_id")
+    refused(lambda: auth.StartSignatureLogin(v1.auth_pb2.StartSignatureLoginRequest(certificate=b"\x30" * 70000), timeout=10),
+            grpc.StatusCode.INVALID_ARGUMENT, "certificate")
+    start = auth.StartSignatureLogin(v1.auth_pb2.StartSignatureLoginRequest(), timeout=10)
+    refused(lambda: auth.FinishSignatureLogin(v1.auth_pb2.FinishSignatureLoginRequest(challenge_id=start.challenge_id, cms=b"\x30" * 70000),
+                                              timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "cms")
+    # Nested ASN.1 and truncated DER never take the server down.
+    for junk in [b"\x30\x80" * 5000, b"\x30\x82\xff\xff", chair.sign(b"x")[:-10]]:
+        refused(lambda: auth.FinishSignatureLogin(v1.auth_pb2.FinishSignatureLoginRequest(challenge_id=start.challenge_id, cms=junk),
+                                                  timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "cms")
+    # ("Bearer " with its trailing space is not a valid HTTP/2 field value: the transport resets
+    # that stream before any handler, RFC 9113 §8.2.1.)
+    for header in ["Bearer", "Basic abc", "Bearer " + "x" * 10000, "bearer esy_" + "A" * 43]:
+        refused(lambda: auth.WhoAmI(v1.auth_pb2.WhoAmIRequest(), metadata=(("authorization", header),), timeout=10),
+                grpc.StatusCode.UNAUTHENTICATED)
+    token = login(v1, auth, chair).token
+    refused(lambda: audit.ListEvents(v1.audit_pb2.ListEventsRequest(subject_id="x" * 65), metadata=bearer(token), timeout=10),
+            grpc.StatusCode.INVALID_ARGUMENT, "subject_id")
+    refused(lambda: audit.ListEvents(v1.audit_pb2.ListEventsRequest(page=v1.common_pb2.PageRequest(page_token="forged")),
+                                     metadata=bearer(token), timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+    refused(lambda: audit.ListEvents(v1.audit_pb2.ListEventsRequest(actions=[99]), metadata=bearer(token), timeout=10),
+            grpc.StatusCode.INVALID_ARGUMENT, "actions[0]")

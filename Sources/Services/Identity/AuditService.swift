@@ -144,8 +144,11 @@ public struct AuditService: Esaylov_V1_AuditService {
     public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) async throws -> Esaylov_V1_ListEventsResponse {
         let principal = try context.principal()
         var filter = AuditLog.Filter()
-        if !request.subjectId.isEmpty { filter.subjectId = String(request.subjectId.prefix(65)) }
-        if !request.actorPersonId.isEmpty { filter.actorPersonId = String(request.actorPersonId.prefix(65)) }
+        for (value, field) in [(request.subjectId, "subject_id"), (request.actorPersonId, "actor_person_id")] where value.utf8.count > 64 {
+            throw invalid(field, "must be at most 64 characters")
+        }
+        if !request.subjectId.isEmpty { filter.subjectId = request.subjectId }
+        if !request.actorPersonId.isEmpty { filter.actorPersonId = request.actorPersonId }
         guard request.actions.count <= 32 else { throw invalid("actions", "must have at most 32 entries") }
         for (i, a) in request.actions.enumerated() {
             guard let name = Self.actionNames[a] else { throw invalid("actions[\(i)]", "must be a known audit action") }

@@ -109,7 +109,13 @@ public struct AuthService: Esaylov_V1_AuthService {
     }
 
     private func write<T: Sendable>(_ context: ServerContext, _ body: @escaping @Sendable (Connection) throws(StoreError) -> T) async throws(RPCError) -> T {
-        do { return try await database.transaction(timeout: context.timeRemaining, body) } catch { throw RPCError(error) }
+        do { return try await database.transaction(timeout: context.timeRemaining, body) } catch {
+            if error.constraint == "login_challenges_act_as_organisation_id_fkey" {
+                throw RPCError(code: .notFound, message: "act_as_organisation_id names no organisation",
+                               details: [.fieldViolation(field: "act_as_organisation_id", description: "must name an organisation", reason: "NOT_FOUND")])
+            }
+            throw RPCError(error)
+        }
     }
 
     // MARK: EDS

@@ -11,6 +11,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ts.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -45,6 +46,14 @@ static inline EVP_PKEY *esaylov_generate_key(const char *curve) {
     return curve ? EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve) : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 }
 static inline EVP_PKEY *esaylov_generate_rsa_key(size_t bits) { return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits); }
+
+/// The DER bytes of an attribute value of type SEQUENCE (a time-stamp token), or NULL.
+static inline const unsigned char *esaylov_attribute_sequence(X509_ATTRIBUTE *attr, int *length) {
+    ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(attr, 0);
+    if (t == NULL || t->type != V_ASN1_SEQUENCE || t->value.sequence == NULL) return NULL;
+    *length = ASN1_STRING_length(t->value.sequence);
+    return ASN1_STRING_get0_data(t->value.sequence);
+}
 
 static inline int esaylov_x509_crl_set_version(X509_CRL *crl, long version) { return X509_CRL_set_version(crl, version); }
 #endif

@@ -31,9 +31,11 @@ public enum DevelopmentPKI {
     }
 
     /// A PEM certificate for `key`'s public key, signed by `issuer` (or self-signed when nil).
+    /// `timeStamping`: a time-stamping authority's certificate (the critical timeStamping key
+    /// purpose that RFC 3161 requires).
     public static func issue(
         subject: Subject, key: PrivateKey, issuer: SigningIdentity?, serial: String, notBefore: Double, notAfter: Double,
-        authority: Bool
+        authority: Bool, timeStamping: Bool = false
     ) throws(SigningError) -> [UInt8] {
         guard let x = X509_new() else { throw SigningError(reason: "out of memory") }
         defer { X509_free(x) }
@@ -60,12 +62,13 @@ public enum DevelopmentPKI {
         X509_set_issuer_name(x, X509_get_subject_name(issuerCert))
         var ctx = X509V3_CTX()
         X509V3_set_ctx(&ctx, issuerCert, x, nil, nil, 0)
-        let extensions: [(Int32, String)] =
+        var extensions: [(Int32, String)] =
             authority
             ? [(NID_basic_constraints, "critical,CA:TRUE"), (NID_key_usage, "critical,keyCertSign,cRLSign"),
                (NID_subject_key_identifier, "hash")]
             : [(NID_basic_constraints, "critical,CA:FALSE"), (NID_key_usage, "critical,digitalSignature,nonRepudiation"),
                (NID_subject_key_identifier, "hash"), (NID_authority_key_identifier, "keyid:always")]
+        if timeStamping { extensions.append((NID_ext_key_usage, "critical,timeStamping")) }
         for (nid, value) in extensions {
             guard let ext = X509V3_EXT_conf_nid(nil, &ctx, nid, value) else { throw SigningError(reason: "extension \(value): \(openSSLReason())") }
             X509_add_ext(x, ext, -1)

@@ -77,21 +77,35 @@ public final class SigningIdentity: Sendable {
 
     /// A detached CMS SignedData (DER) over `content`, with the certificate included and the
     /// content signed as binary (no MIME canonicalisation).
-    public func signDetached(_ content: [UInt8]) throws(SigningError) -> [UInt8] {
-        try sign(content, flags: CMS_DETACHED | CMS_BINARY)
+    /// With `timeStamp`, the signer also carries an RFC 3161 token from that TSA over the
+    /// signature, stating the time given (the development TSA of `esaylovctl sign --timestamp`).
+    public func signDetached(_ content: [UInt8], timeStamp: (tsa: SigningIdentity, at: Double)? = nil) throws(SigningError) -> [UInt8] {
+        try sign(content, flags: CMS_DETACHED | CMS_BINARY, timeStamp: timeStamp)
     }
 
     /// An attached CMS SignedData (DER): the content inside.
-    public func signAttached(_ content: [UInt8]) throws(SigningError) -> [UInt8] {
-        try sign(content, flags: CMS_BINARY)
+    public func signAttached(_ content: [UInt8], timeStamp: (tsa: SigningIdentity, at: Double)? = nil) throws(SigningError) -> [UInt8] {
+        try sign(content, flags: CMS_BINARY, timeStamp: timeStamp)
     }
 
-    private func sign(_ content: [UInt8], flags: Int32) throws(SigningError) -> [UInt8] {
+    private func sign(_ content: [UInt8], flags: Int32, timeStamp: (tsa: SigningIdentity, at: Double)?) throws(SigningError) -> [UInt8] {
         let data = MemoryBIO(content)
-        guard let cms = CMS_sign(certBox.handle.raw, key.raw, nil, data.raw, UInt32(flags)) else {
+        guard let raw = CMS_sign(certBox.handle.raw, key.raw, nil, data.raw, UInt32(flags)) else {
             throw SigningError(reason: "signing failed: \(openSSLReason())")
         }
-        let der = CMSHandle(taking: cms).der
+        let cms = CMSHandle(taking: raw)
+        if let timeStamp {
+            guard let infos = CMS_get0_SignerInfos(cms.raw), let si = esaylov_signer_info_value(infos, 0),
+                let signature = CMS_SignerInfo_get0_signature(si), let obj = OBJ_txt2obj(TimeStamps.attributeOID, 1)
+            else { throw SigningError(reason: "the CMS has no signer") }
+            defer { ASN1_OBJECT_free(obj) }
+            let value = Array(UnsafeBufferPointer(start: ASN1_STRING_get0_data(signature), count: Int(ASN1_STRING_length(signature))))
+            let token = try TimeStamps.token(over: value, tsa: timeStamp.tsa, at: timeStamp.at)
+            guard CMS_unsigned_add1_attr_by_OBJ(si, obj, V_ASN1_SEQUENCE, token, Int32(token.count)) == 1 else {
+                throw SigningError(reason: "cannot add the time-stamp token: \(openSSLReason())")
+            }
+        }
+        let der = cms.der
         guard !der.isEmpty else { throw SigningError(reason: "cannot encode the CMS") }
         return der
     }

@@ -31,8 +31,11 @@ public struct SignatureVerification: Sendable {
     public var signer: CertificateInfo
     /// The bytes the signature covers (the detached content given, or the attached content).
     public var signedBytes: [UInt8]
-    /// The time validity and revocation were checked at (seconds since 1970).
+    /// The time validity and revocation were checked at (seconds since 1970): the receipt time,
+    /// or the time of a trusted RFC 3161 token when the caller accepts those.
     public var checkedAt: Double
+    /// Whether `checkedAt` is a time-stamp token's.
+    public var timeStamped = false
 
     public var isValid: Bool { signature.passed && chain.passed && validity.passed && revocation.passed }
 
@@ -82,9 +85,23 @@ public final class SignatureVerifier: Sendable {
         self.ocsp = ocsp
     }
 
+    /// Which time validity and revocation are judged at.
+    public enum TimeStampPolicy: Sendable {
+        /// The receipt time, whatever the CMS carries (sign-in: the challenge is fresh anyway).
+        case receiptTime
+        /// The time of an RFC 3161 token over the signature from a TSA the trust store trusts,
+        /// when the signer carries one; a token that does not verify fails the validity check.
+        /// Revocation is still the current CRLs' and OCSP's answer (a certificate revoked since
+        /// is refused: the safe side).
+        case trustedTimeStamp
+    }
+
     /// Verifies `cms` (DER). `content` is the payload of a detached signature; for an attached
     /// one it may be given, and must then equal the content inside.
-    public func verify(cms der: [UInt8], content: [UInt8]?, at time: Double) throws(SignatureFormatError) -> SignatureVerification {
+    public func verify(
+        cms der: [UInt8], content: [UInt8]?, at receipt: Double, timeStamps: TimeStampPolicy = .receiptTime
+    ) throws(SignatureFormatError) -> SignatureVerification {
+        let time = receipt
         guard !der.isEmpty, der.count <= 1 << 20 else { throw SignatureFormatError(reason: "the CMS is empty or larger than 1 MiB") }
         let cms = try CMSHandle(der: der)
         guard OBJ_obj2nid(CMS_get0_type(cms.raw)) == NID_pkcs7_signed else {
@@ -121,7 +138,7 @@ public final class SignatureVerifier: Sendable {
             }
             signedBytes = Array(UnsafeBufferPointer(start: ASN1_STRING_get0_data(octets), count: Int(ASN1_STRING_length(octets))))
         }
-        var result = SignatureVerification(signer: signer, signedBytes: signedBytes, checkedAt: time)
+        var result = SignatureVerification(signer: signer, signedBytes: signedBytes, checkedAt: receipt)
         if !detached, let content, content != signedBytes {
             result.signature = .failed("the signed content is not the expected bytes")
             return result
@@ -149,6 +166,27 @@ public final class SignatureVerifier: Sendable {
 
         // 2–4. The chain, its validity at `time`, its revocation status.
         let loaded = trustStore.current()
+        if timeStamps == .trustedTimeStamp, let stamped = TimeStamps.time(of: si, store: loaded.store) {
+            switch stamped {
+            case .success(let t):
+                // The chain and its validity at the token's time; revocation now, by the CRLs and
+                // OCSP as they stand (a CRL made after the token's time would not be valid then).
+                result.checkedAt = t
+                result.timeStamped = true
+                let then = checkChain(store: loaded.store, leaf: signerCert, untrusted: certs, at: t, revocation: false)
+                result.chain = then.chain
+                result.validity = then.validity
+                guard then.chain.passed else { return result }
+                let now = checkChain(store: loaded.store, leaf: signerCert, untrusted: certs, at: receipt)
+                result.revocation = now.chain.passed ? now.revocation : now.chain
+                if let ocsp, result.revocation.passed, let window = then.window ?? now.window {
+                    result.revocation = ocsp.check(leaf: signerCert, issuer: window.issuer.raw, store: loaded.store, untrusted: certs, at: receipt)
+                }
+            case .failure(let e):
+                result.validity = .failed(e.reason)
+            }
+            return result
+        }
         var key = signer.der
         if let certs {
             for i in 0..<esaylov_x509_num(certs) {
@@ -185,13 +223,18 @@ public final class SignatureVerifier: Sendable {
         var window: ChainResult?
     }
 
-    private func checkChain(store: X509StoreHandle, leaf: OpaquePointer, untrusted: OpaquePointer?, at time: Double) -> ChainFindings {
+    /// `revocation: false` leaves the CRLs out (the chain at a past time; its revocation is
+    /// judged now, separately).
+    private func checkChain(
+        store: X509StoreHandle, leaf: OpaquePointer, untrusted: OpaquePointer?, at time: Double, revocation: Bool = true
+    ) -> ChainFindings {
         guard let ctx = X509_STORE_CTX_new() else { return ChainFindings(chain: .failed("out of memory"), validity: .notChecked, revocation: .notChecked) }
         defer { X509_STORE_CTX_free(ctx) }
         guard X509_STORE_CTX_init(ctx, store.raw, leaf, untrusted) == 1 else {
             return ChainFindings(chain: .failed(openSSLReason()), validity: .notChecked, revocation: .notChecked)
         }
         X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), time_t(time))
+        if !revocation { X509_VERIFY_PARAM_clear_flags(X509_STORE_CTX_get0_param(ctx), UInt(X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL)) }
         let record = UnsafeMutablePointer<ChainErrors>.allocate(capacity: 1)
         record.initialize(to: ChainErrors())
         defer { record.deallocate() }

@@ -14,6 +14,7 @@ import Store
 ///   trust/ca.pem           the CA certificate: the server's trust store is `trust/`
 ///   trust/crl.pem          its CRL, rewritten by `pki revoke`
 ///   server/{key,cert}.pem  the server's own signing identity (receipts, audit checkpoints)
+///   tsa/{key,cert}.pem     a development time-stamping authority (`esaylovctl sign --timestamp`)
 ///   people/<person_id>/{key,cert}.pem  certificates issued with `pki issue`
 struct DevelopmentCA {
     let root: String
@@ -29,14 +30,19 @@ struct DevelopmentCA {
     var index: String { root + "/ca/index.txt" }
     var serverKey: String { root + "/server/key.pem" }
     var serverCert: String { root + "/server/cert.pem" }
+    var tsaKey: String { root + "/tsa/key.pem" }
+    var tsaCert: String { root + "/tsa/cert.pem" }
     func personDirectory(_ id: String) -> String { root + "/people/" + id }
 
     static let day = 86_400.0
 
-    /// Creates the CA, its empty CRL and the server's identity, unless they exist. Each CA's name
-    /// is its own (a random suffix), so that trust stores holding several never confuse them.
+    /// Creates the CA, its empty CRL, the server's identity and the TSA, unless they exist. Each
+    /// CA's name is its own (a random suffix), so that trust stores holding several never confuse them.
     func initialise() throws(Failure) -> Bool {
-        if FileManager.default.fileExists(atPath: caKey), FileManager.default.fileExists(atPath: caCert) { return false }
+        if FileManager.default.fileExists(atPath: caKey), FileManager.default.fileExists(atPath: caCert) {
+            try timeStampingAuthority()
+            return false
+        }
         for dir in ["ca", "trust", "server", "people"] { try makeDirectory(root + "/" + dir) }
         let now = Date().timeIntervalSince1970
         try step("pki init") {
@@ -57,7 +63,26 @@ struct DevelopmentCA {
             try write(serverKey.pem, to: self.serverKey, mode: 0o600)
             try write(serverCert, to: self.serverCert, mode: 0o644)
         }
+        try timeStampingAuthority()
         return true
+    }
+
+    /// Makes the development TSA (a key and a certificate with the timeStamping purpose) unless
+    /// it exists (a CA made before it had one gets it now).
+    func timeStampingAuthority() throws(Failure) {
+        guard !FileManager.default.fileExists(atPath: tsaCert) else { return }
+        let ca = try authority()
+        try makeDirectory(root + "/tsa")
+        let now = Date().timeIntervalSince1970
+        try step("pki init") {
+            let key = try PrivateKey.generate(.p256)
+            let cert = try DevelopmentPKI.issue(
+                subject: .init(commonName: "E-saylov development TSA", organisationName: "E-saylov (development)"), key: key, issuer: ca,
+                serial: DevelopmentPKI.randomSerial(), notBefore: now - 30 * Self.day, notAfter: now + 825 * Self.day, authority: false,
+                timeStamping: true)
+            try write(key.pem, to: tsaKey, mode: 0o600)
+            try write(cert, to: tsaCert, mode: 0o644)
+        }
     }
 
     func authority() throws(Failure) -> SigningIdentity {

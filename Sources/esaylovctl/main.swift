@@ -17,7 +17,9 @@ let usage = """
                                 [--days N] [--starts-in-days N] [--out DIR]
            esaylovctl pki issue-demo                      (a key and certificate for every demo head and officer)
            esaylovctl pki revoke --serial HEX [--ocsp-only]   (--ocsp-only: the OCSP index only, not the CRL)
-           esaylovctl sign --key KEY.pem --cert CERT.pem --in FILE [--attached]   (base64 CMS on stdout)
+           esaylovctl sign --key KEY.pem --cert CERT.pem --in FILE [--attached] [--timestamp [--timestamp-at EPOCH]]
+                                                  (base64 CMS on stdout; --timestamp: with an RFC 3161 token of the
+                                                   development TSA, stating now or EPOCH)
            esaylovctl audit verify [--from N] [--to N]
            esaylovctl audit checkpoint
            esaylovctl directory add-candidate --id ID --person ID --election-kind KIND --commission ID [--party ID] [--constituency N]
@@ -97,7 +99,8 @@ func runOffline(_ args: [String]) throws(Failure) -> Bool {
     case ("sign"?, _):
         var rest = Array(args.dropFirst())
         let attached = rest.contains("--attached")
-        rest.removeAll { $0 == "--attached" }
+        let stamped = rest.contains("--timestamp")
+        rest.removeAll { $0 == "--attached" || $0 == "--timestamp" }
         let f = try flags(rest[...])
         let identity: SigningIdentity
         do { identity = try SigningIdentity(keyFile: try required(f, "key"), certificateFile: try required(f, "cert")) } catch let e as SigningError {
@@ -107,8 +110,17 @@ func runOffline(_ args: [String]) throws(Failure) -> Bool {
         guard let data = input == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: input) else {
             throw fail("cannot read \(input)")
         }
+        var timeStamp: (tsa: SigningIdentity, at: Double)?
+        if stamped {
+            let ca = DevelopmentCA.fromEnvironment
+            guard let at = Double(f["timestamp-at"] ?? String(Date().timeIntervalSince1970)) else { throw fail("--timestamp-at: seconds since 1970") }
+            do { timeStamp = (try SigningIdentity(keyFile: ca.tsaKey, certificateFile: ca.tsaCert), at) } catch {
+                throw fail("the development TSA: \(error.reason) (esaylovctl pki init)", code: 3)
+            }
+        }
         do {
-            let cms = attached ? try identity.signAttached([UInt8](data)) : try identity.signDetached([UInt8](data))
+            let cms = attached ? try identity.signAttached([UInt8](data), timeStamp: timeStamp)
+                : try identity.signDetached([UInt8](data), timeStamp: timeStamp)
             print(Data(cms).base64EncodedString())
         } catch { throw fail(error.reason, code: 4) }
         return true

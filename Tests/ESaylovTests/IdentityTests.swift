@@ -19,7 +19,8 @@ final class TestCA {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let key = try PrivateKey.generate()
         let cert = try DevelopmentPKI.issue(
-            subject: .init(commonName: "Test CA"), key: key, issuer: nil, serial: DevelopmentPKI.randomSerial(), notBefore: now - 86_400,
+            subject: .init(commonName: "Test CA \(UUID().uuidString.prefix(8))"), key: key, issuer: nil, serial: DevelopmentPKI.randomSerial(),
+            notBefore: now - 86_400 * 90,
             notAfter: now + 86_400 * 30, authority: true)
         authority = try SigningIdentity(key: key, certificatePEMOrDER: cert)
         try Data(cert).write(to: URL(fileURLWithPath: directory + "/ca.pem"))
@@ -35,6 +36,15 @@ final class TestCA {
     func revoke(_ serial: String) throws {
         revoked.append((serial, now))
         try writeCRL()
+    }
+
+    /// A time-stamping authority under this CA.
+    func tsa() throws -> SigningIdentity {
+        let key = try PrivateKey.generate()
+        let cert = try DevelopmentPKI.issue(
+            subject: .init(commonName: "Test TSA"), key: key, issuer: authority, serial: DevelopmentPKI.randomSerial(), notBefore: now - 86_400 * 60,
+            notAfter: now + 86_400 * 30, authority: false, timeStamping: true)
+        return try SigningIdentity(key: key, certificatePEMOrDER: cert)
     }
 
     func person(pinfl: String = "31507851234563", tin: String? = nil, from: Double = -86_400, days: Double = 30,
@@ -95,6 +105,31 @@ struct SignatureTests {
         #expect(try verifier.verify(cms: cms, content: nil, at: ca.now).isValid)
         #expect(try verifier.verify(cms: cms, content: payload, at: ca.now).algorithm == "rsa-sha256")
         #expect(!(try verifier.verify(cms: cms, content: Array("other".utf8), at: ca.now)).signature.passed)
+    }
+
+    @Test func aTrustedTimeStampSetsTheTimeOfTheChecks() throws {
+        let ca = try TestCA()
+        let verifier = SignatureVerifier(trustStore: try TrustStore(directory: ca.directory))
+        // Expired five days ago; time-stamped ten days ago, when it was valid.
+        let signer = try ca.person(from: -86_400 * 20, days: 15)
+        let stampedAt = ca.now - 86_400 * 10
+        let cms = try signer.signDetached(payload, timeStamp: (try ca.tsa(), stampedAt))
+        let now = try verifier.verify(cms: cms, content: payload, at: ca.now)
+        #expect(now.signature.passed && !now.validity.passed && !now.timeStamped)
+        let then = try verifier.verify(cms: cms, content: payload, at: ca.now, timeStamps: .trustedTimeStamp)
+        #expect(then.isValid && then.timeStamped && then.checkedAt == stampedAt.rounded(.down), "\(String(describing: then.failure))")
+        // A token by a TSA of another CA does not count, and fails the check rather than being ignored.
+        let stranger = try TestCA()
+        let foreign = try signer.signDetached(payload, timeStamp: (try stranger.tsa(), stampedAt))
+        let refused = try verifier.verify(cms: foreign, content: payload, at: ca.now, timeStamps: .trustedTimeStamp)
+        #expect(!refused.validity.passed && refused.failure?.reason.contains("time-stamp") == true)
+        // Only a certificate with the timeStamping purpose makes tokens.
+        #expect(throws: SigningError.self) { try signer.signDetached(payload, timeStamp: (try ca.person(), ca.now)) }
+        // Revocation is judged now: a certificate revoked since the token's time is refused.
+        try ca.revoke(signer.certificate.serial)
+        let fresh = SignatureVerifier(trustStore: try TrustStore(directory: ca.directory))
+        let revoked = try fresh.verify(cms: cms, content: payload, at: ca.now, timeStamps: .trustedTimeStamp)
+        #expect(revoked.validity.passed && !revoked.revocation.passed)
     }
 
     @Test func malformedCMSIsAFormatError() throws {

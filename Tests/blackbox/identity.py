@@ -72,11 +72,13 @@ class Credential:
     def der(self):
         return subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"], capture_output=True, check=True).stdout
 
-    def sign(self, data, attached=False):
+    def sign(self, data, attached=False, timestamp_pki=None):
         with tempfile.NamedTemporaryFile(delete=False) as f:
             f.write(data)
         args = ["sign", "--key", self.key, "--cert", self.cert, "--in", f.name] + (["--attached"] if attached else [])
-        return base64.b64decode(ctl(*args).stdout.strip())
+        if timestamp_pki:
+            args.append("--timestamp")
+        return base64.b64decode(ctl(*args, pki=timestamp_pki).stdout.strip())
 
 
 def identity_server(pki, *extra):

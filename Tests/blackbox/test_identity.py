@@ -124,6 +124,26 @@ def test_openssl_cms_output_verifies_too(v1, stubs, chair):
     assert s.principal.person_id == CHAIR[0]
 
 
+def test_a_time_stamped_signature_verifies_here_and_with_openssl(v1, stubs, pki, chair):
+    """The RFC 3161 token rides as an unsigned attribute: OpenSSL's own verifier accepts the
+    CMS, and sign-in (which judges at the receipt time) accepts it too."""
+    auth, _, _ = stubs
+    start = auth.StartSignatureLogin(v1.auth_pb2.StartSignatureLoginRequest(), timeout=10)
+    cms = chair.sign(start.challenge, timestamp_pki=pki.root)
+    d = tempfile.mkdtemp()
+    open(os.path.join(d, "cms.der"), "wb").write(cms)
+    open(os.path.join(d, "content"), "wb").write(start.challenge)
+    out = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", os.path.join(d, "cms.der"), "-content",
+                          os.path.join(d, "content"), "-CAfile", os.path.join(pki.trust, "ca.pem"), "-purpose", "any", "-out", os.devnull],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "Verification successful" in out.stderr, out.stderr
+    printed = subprocess.run(["openssl", "cms", "-cmsout", "-print", "-inform", "DER", "-in", os.path.join(d, "cms.der")],
+                             capture_output=True, text=True).stdout
+    assert "id-smime-aa-timeStampToken" in printed
+    s = auth.FinishSignatureLogin(v1.auth_pb2.FinishSignatureLoginRequest(challenge_id=start.challenge_id, cms=cms), timeout=10)
+    assert s.principal.person_id == CHAIR[0]
+
+
 def test_an_attached_signature_over_the_challenge_verifies(v1, stubs, chair):
     auth, _, _ = stubs
     start = auth.StartSignatureLogin(v1.auth_pb2.StartSignatureLoginRequest(), timeout=10)

@@ -552,8 +552,9 @@ struct  Esaylov__V1__SignatureInfo
    */
   Esaylov__V1__Actor *signer;
   /*
-   * The server's receipt time: validity and revocation are checked at this time, never at the
-   * signing time the CMS claims (the signer chooses that one).
+   * The time validity was checked at: the server's receipt time, or, where the method says it
+   * accepts them, the time of a trusted RFC 3161 token over the signature; never the signing
+   * time the CMS claims (the signer chooses that one). Revocation is checked at the receipt time.
    */
   Google__Protobuf__Timestamp *signed_at;
   /*

@@ -76,8 +76,9 @@ public struct AuditLog: Sendable {
 
     public static let genesisHash = String(repeating: "0", count: 64)
 
-    /// Appends one event; returns its sequence. Serialises with every other append (the chain's
-    /// head row is locked until the transaction ends).
+    /// Appends one event, in the caller's transaction, to the pending events (which take no lock
+    /// in common with other writers); returns its pending id. A chainer (`chainPending`) puts it
+    /// in the hash chain a moment after the transaction commits.
     @discardableResult
     public func append(
         _ c: Connection, actor: AuditActor, action: String, subjectKind: String, subjectId: String, facts: [String: String] = [:]
@@ -88,6 +89,17 @@ public struct AuditLog: Sendable {
             SELECT esaylov_audit_append(\(actor.organisationId), \(actor.personId), \(action), \(subjectKind), \(subjectId), \(json)::jsonb) AS seq
             """
         ).int(0, "seq")
+    }
+
+    /// Moves up to `batch` committed pending events into the chain (one chainer at a time; 0 when
+    /// another holds the chain or nothing is pending). Returns how many.
+    public func chainPending(_ c: Connection, batch: Int = 1000) throws(StoreError) -> Int {
+        try c.query("SELECT esaylov_audit_chain(\(Int32(batch))) AS n").int(0, "n")
+    }
+
+    /// Events written but not chained yet.
+    public func pendingCount() -> Query<Int> {
+        Query("SELECT count(*) AS n FROM audit_pending") { (rows) throws(StoreError) in try rows.int(0, "n") }
     }
 
     static func json(_ facts: [String: String]) -> String {

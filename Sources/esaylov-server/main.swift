@@ -49,7 +49,8 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     } else {
         ServerMain.printError("esaylov-server: no --trust-store: EDS sign-in answers UNAVAILABLE")
     }
-    var services: [any Service] = [DatabaseService(database)]
+    // The chainer stops after the server (services stop in reverse): the events of the last calls get chained.
+    var services: [any Service] = [DatabaseService(database), AuditChainer(database: database, logger: logger)]
     var delivery: SmsDelivery?
     if let outbox = identity.smsOutbox {
         let d = SmsDelivery(database: database, gateway: OutboxFileGateway(path: outbox), logger: logger)

@@ -67,6 +67,7 @@ public struct AuditChain: Sendable {
     /// log is empty. Returns the sequence covered.
     @discardableResult
     public func checkpoint(signer: SigningIdentity) async throws(StoreError) -> Int? {
+        try await flush()
         let head = try await database.read(log.head())
         guard head.sequence > 0 else { return nil }
         if let latest = try await database.read(log.latestCheckpoint()), latest.sequence >= head.sequence { return latest.sequence }
@@ -85,6 +86,47 @@ public struct AuditChain: Sendable {
                                    certificateSHA256: sha)
         }
         return head.sequence
+    }
+}
+
+extension AuditChain {
+    /// Chains every committed pending event, a batch per transaction; returns how many.
+    @discardableResult
+    public func flush(batch: Int = 1000) async throws(StoreError) -> Int {
+        var total = 0
+        while true {
+            let n = try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try AuditLog().chainPending(c, batch: batch) }
+            total += n
+            if n < batch { return total }
+        }
+    }
+}
+
+/// Puts pending audit events into the hash chain: at once while batches come full, otherwise
+/// every `interval`; what is pending at shutdown is chained before it returns. One chainer
+/// works at a time across servers (the others find the chain held and wait for the next turn).
+public struct AuditChainer: Service {
+    let chain: AuditChain
+    let interval: Duration
+    let logger: Logger
+
+    public init(database: Database, interval: Duration = .milliseconds(50), logger: Logger) {
+        chain = AuditChain(database: database)
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let n = try await chain.database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try AuditLog().chainPending(c) }
+                if n == 1000 { continue }
+            } catch {
+                logger.warning("chaining audit events failed", metadata: ["error": "\(error.kind)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+        do { try await chain.flush() } catch { logger.warning("chaining audit events at shutdown failed", metadata: ["error": "\(error.kind)"]) }
     }
 }
 

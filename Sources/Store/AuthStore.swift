@@ -231,7 +231,9 @@ public struct AuthStore: Sendable {
             UPDATE sessions SET revoked_at = now()
             WHERE id IN (SELECT id FROM sessions
                          WHERE person_id = \(personId) AND revoked_at IS NULL AND idle_expires_at > now() AND absolute_expires_at > now()
-                         ORDER BY created_at DESC, id OFFSET \(Self.sessionsPerPerson))
+                         ORDER BY created_at DESC, id OFFSET \(Self.sessionsPerPerson)
+                         -- Concurrent sign-ins of one person do not queue on each other's rows.
+                         FOR UPDATE SKIP LOCKED)
             """)
         return (try r.epoch(0, "idle") ?? 0, try r.epoch(0, "absolute") ?? 0)
     }

@@ -1,3 +1,7 @@
+-- A person's live sessions, for the cap on them at each sign-in (ended ones are many and
+-- never looked at again).
+CREATE INDEX sessions_live ON sessions (person_id, created_at DESC) WHERE revoked_at IS NULL;
+
 -- The audit log without one lock for every writer (cl. 13 at deadline-day load): a change's
 -- event is written in the change's own transaction to audit_pending, which has no lock in
 -- common with other writers; one chainer at a time (the server's, every few tens of

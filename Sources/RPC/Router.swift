@@ -8,15 +8,16 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     public let service: String
     public let method: String
     public let kind: Kind
+    /// The HTTP/2 `:path`, `/package.Service/Method`, made once: interceptors look rules up by it
+    /// on every call.
+    public let path: String
 
     public init(service: String, method: String, kind: Kind) {
         self.service = service
         self.method = method
         self.kind = kind
+        self.path = "/\(service)/\(method)"
     }
-
-    /// The HTTP/2 `:path`, `/package.Service/Method`.
-    public var path: String { "/\(service)/\(method)" }
     public var description: String { path }
 
     /// Whether the client sends one message (unary and server streaming) rather than a stream.

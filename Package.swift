@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "CLibPQ", "COpenSSL", "Domain", "Signatures", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                "CLibPQ", "Domain", "Signatures", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             resources: [.copy("Migrations"), .copy("Seed")], swiftSettings: strict),
         .target(

@@ -32,23 +32,13 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         self.tokens = tokens
     }
 
-    /// Runs `query` within what is left of the deadline, without holding a thread; storage
-    /// failures become their gRPC statuses.
-    private func read<T>(_ context: ServerContext, _ query: Query<T>) async throws(RPCError) -> T {
-        do {
-            return try await database.read(query, timeout: context.timeRemaining)
-        } catch {
-            throw RPCError(error)
-        }
-    }
-
     /// The record with `id` (a required field); NOT_FOUND when there is none.
     private func byID<Record>(
         _ context: ServerContext, _ id: String, field: String, noun: String, _ query: (String) -> Query<Record?>
     ) async throws(RPCError) -> Record {
         try requireField(id, field)
         try limit(id, field, FieldLimits.id)
-        guard let record = try await read(context, query(id)) else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
+        guard let record = try await database.read(query(id), for: context) else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
         return record
     }
 
@@ -82,7 +72,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         filter.nameContains = request.nameContains
         filter.includeInactive = request.includeInactive
         let (limit, after) = try page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
-        let rows = try await read(context, store.organisations(filter: filter, after: after, limit: limit + 1))
+        let rows = try await database.read(store.organisations(filter: filter, after: after, limit: limit + 1), for: context)
         var response = Esaylov_V1_ListOrganisationsResponse()
         let (shown, last) = pageOf(rows, limit)
         if let last {
@@ -98,9 +88,9 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
         try limit(request.rootCommissionId, "root_commission_id", FieldLimits.id)
         let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
-        async let rootRead = read(context, store.organisation(id: rootId))
-        async let commissionsRead = read(context, store.commissions())
-        async let officersRead = read(context, store.officers())
+        async let rootRead = database.read(store.organisation(id: rootId), for: context)
+        async let commissionsRead = database.read(store.commissions(), for: context)
+        async let officersRead = database.read(store.officers(), for: context)
         let (root, commissions, officers) = try await (rootRead, commissionsRead, officersRead)
         guard let root else { throw RPCError(code: .notFound, message: "no organisation has id \(rootId)") }
         guard root.kind.isElectionCommission else {
@@ -138,9 +128,10 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
             Int(f[0]).map { ($0, f[1], f[2]) }
         }
-        async let existsRead = read(context, store.organisation(id: request.organisationId).map { $0 != nil })
-        async let membersRead = read(
-            context, store.members(organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1))
+        async let existsRead = database.read(store.organisation(id: request.organisationId).map { $0 != nil }, for: context)
+        async let membersRead = database.read(
+            store.members(organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1),
+            for: context)
         let (exists, rows) = try await (existsRead, membersRead)
         try found(exists, "no organisation has id \(request.organisationId)")
         var response = Esaylov_V1_ListMembersResponse()
@@ -170,10 +161,11 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         }
         let filter = ["candidates", request.commissionId, request.partyId, statuses.sorted().joined(separator: ",")]
         let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
-        async let rowsRead = read(
-            context, store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1))
+        async let rowsRead = database.read(
+            store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1),
+            for: context)
         for id in [request.commissionId, request.partyId] where !id.isEmpty {
-            try found(try await read(context, store.organisation(id: id)) != nil, "the commission or party given does not exist")
+            try found(try await database.read(store.organisation(id: id), for: context) != nil, "the commission or party given does not exist")
         }
         let rows = try await rowsRead
         var response = Esaylov_V1_ListCandidatesResponse()
@@ -190,8 +182,8 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) async throws -> Esaylov_V1_ListProxiesResponse {
         try requireField(request.candidateId, "candidate_id")
         try limit(request.candidateId, "candidate_id", FieldLimits.id)
-        async let existsRead = read(context, store.candidate(id: request.candidateId).map { $0 != nil })
-        async let proxiesRead = read(context, store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive))
+        async let existsRead = database.read(store.candidate(id: request.candidateId).map { $0 != nil }, for: context)
+        async let proxiesRead = database.read(store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive), for: context)
         let (exists, proxies) = try await (existsRead, proxiesRead)
         try found(exists, "no candidate has id \(request.candidateId)")
         var response = Esaylov_V1_ListProxiesResponse()
@@ -207,9 +199,9 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         if !request.parentSoato.isEmpty {
             do throws(DomainViolation) { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
         }
-        async let rowsRead = read(context, store.territories(parent: parent))
+        async let rowsRead = database.read(store.territories(parent: parent), for: context)
         if let parent {
-            try found(try await read(context, store.territory(soato: parent)) != nil, "no territory has SOATO \(request.parentSoato)")
+            try found(try await database.read(store.territory(soato: parent), for: context) != nil, "no territory has SOATO \(request.parentSoato)")
         }
         var response = Esaylov_V1_ListTerritoriesResponse()
         response.territories = try await rowsRead.map(\.wire)
@@ -234,7 +226,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         let actor = principal.auditActor
         let me = principal.personId
         let rule = PermissionRules.personalRecords
-        let outcome = try await transaction(context) { (c) throws(StoreError) -> Result<PersonRecord, RPCError> in
+        let outcome = try await database.transaction(for: context) { (c) throws(StoreError) -> Result<PersonRecord, RPCError> in
             let found = try AuthStore().person(c, id: id, pinfl: pinfl, commission: commission)
             guard let found else {
                 // Without the right to read others' records, an unknown person looks like a refused one.
@@ -276,10 +268,6 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         return out
     }
 
-    private func transaction<T: Sendable>(_ context: ServerContext, _ body: @escaping @Sendable (Connection) throws(StoreError) -> T) async throws(RPCError) -> T {
-        do { return try await database.transaction(timeout: context.timeRemaining, body) } catch { throw RPCError(error) }
-    }
-
     /// Personal data (cl. 13): a person's certificates to that person, an organisation's to
     /// its head, and either to operators (at most 500, newest first). Each read is an audit event.
     public func listCertificates(
@@ -302,7 +290,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         }
         let actor = principal.auditActor
         let includeInactive = request.includeInactive
-        let outcome = try await transaction(context) { (c) throws(StoreError) -> [CertificateRecord]? in
+        let outcome = try await database.transaction(for: context) { (c) throws(StoreError) -> [CertificateRecord]? in
             guard try AuthStore().ownerExists(c, personId: person, organisationId: organisation) else { return nil }
             let found = try AuthStore().certificates(c, personId: person, organisationId: organisation, includeInactive: includeInactive)
             try AuditLog().append(c, actor: actor, action: "AUDIT_ACTION_PERSONAL_DATA_READ", subjectKind: person != nil ? "person" : "organisation",
@@ -357,11 +345,6 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         if value.isEmpty { throw invalid(field, "is required") }
     }
 
-    private func invalid(_ field: String, _ rule: String) -> RPCError {
-        RPCError(code: .invalidArgument, message: "\(field) \(rule)", details: [.fieldViolation(field: field, description: rule, reason: "INVALID")])
-    }
-
-    private func invalid(_ v: DomainViolation) -> RPCError { invalid(v.field, v.rule) }
 
     /// Page size and the position after which the page starts.
     private func page<Cursor>(

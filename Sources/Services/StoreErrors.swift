@@ -37,3 +37,19 @@ extension RPCError {
 extension StoreError: RPCErrorConvertible {
     public var rpcError: RPCError { RPCError(self) }
 }
+
+extension Database {
+    /// Runs `query` within what is left of the call's deadline, without holding a thread;
+    /// storage failures become their gRPC statuses.
+    func read<T>(_ query: Query<T>, for context: ServerContext) async throws(RPCError) -> T {
+        do { return try await read(query, timeout: context.timeRemaining) } catch { throw RPCError(error) }
+    }
+
+    /// Runs `body` in a transaction within what is left of the call's deadline, off the event
+    /// loops; storage failures become their gRPC statuses.
+    func transaction<T: Sendable>(
+        for context: ServerContext, _ body: @escaping @Sendable (Connection) throws(StoreError) -> T
+    ) async throws(RPCError) -> T {
+        do { return try await transaction(timeout: context.timeRemaining, body) } catch { throw RPCError(error) }
+    }
+}

@@ -55,6 +55,41 @@ public enum Crypto {
         return String(decoding: out, as: UTF8.self)
     }
 
+    private static let base64URLAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// Base64url without padding (RFC 4648 §5).
+    public static func base64URL(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            let chunk = Array(bytes[i..<min(i + 3, bytes.count)])
+            let n = chunk.enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (16 - 8 * UInt32($1.offset)) }
+            for j in 0..<(chunk.count + 1) { out.append(base64URLAlphabet[Int(n >> (18 - 6 * UInt32(j)) & 63)]) }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Base64url without padding to bytes; nil for any other character or a dangling one.
+    public static func unbase64URL(_ text: String) -> [UInt8]? {
+        var reverse = [Int](repeating: -1, count: 256)
+        for (i, c) in base64URLAlphabet.enumerated() { reverse[Int(c)] = i }
+        var out: [UInt8] = []
+        var acc: UInt32 = 0
+        var bits = 0
+        for c in text.utf8 {
+            let v = reverse[Int(c)]
+            guard v >= 0 else { return nil }
+            acc = acc << 6 | UInt32(v)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
+            }
+        }
+        return bits >= 6 ? nil : out
+    }
+
     /// Lower-case or upper-case hex to bytes; nil when not hex.
     public static func unhex(_ text: String) -> [UInt8]? {
         let u = Array(text.utf8)

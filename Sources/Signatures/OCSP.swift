@@ -43,7 +43,7 @@ public final class OCSPClient: Sendable {
 
     /// The revocation status of `leaf` (issued by `issuer`) at `time`.
     func check(leaf: OpaquePointer, issuer: OpaquePointer, store: X509StoreHandle, untrusted: OpaquePointer?, at time: Double) -> SignatureVerification.Check {
-        let key = Crypto.hex(derEncoding { i2d_X509(leaf, $0) }.suffix(64))
+        let key = Crypto.hex(Crypto.sha256(derEncoding { i2d_X509(leaf, $0) }))
         if let hit = cache.withLock({ $0[key] }), hit.until > time { return hit.check }
         let (check, until) = query(leaf: leaf, issuer: issuer, store: store, untrusted: untrusted, at: time)
         if until > time {

@@ -328,17 +328,6 @@ extension AuthStore {
     }
 }
 
-extension AuthStore {
-    /// A key of this deployment from `server_secrets` (made by the migrations).
-    public static func secret(_ database: Database, name: String) throws(StoreError) -> [UInt8] {
-        try database.withConnection { (c) throws(StoreError) -> [UInt8] in
-            let rows = try c.query("SELECT value FROM server_secrets WHERE name = \(name)")
-            guard rows.count == 1 else { throw StoreError(.other, reason: "server secret \(name) is missing: run esaylovctl migrate") }
-            return Array(try rows.string(0, "value").utf8)
-        }
-    }
-}
-
 /// A registered certificate, for `ListCertificates`.
 public struct CertificateRecord: Sendable {
     public var serial, issuer, subjectPinfl: String

@@ -35,7 +35,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     let smsKey: [UInt8]
     do {
         tokens = try PageTokens.load(from: database)
-        smsKey = try AuthStore.secret(database, name: "sms_code_key")
+        smsKey = try ServerSecrets.value(database, name: "sms_code_key")
     } catch { throw OptionError(message: "cannot load the deployment's keys: \(error)") }
     var verifier: SignatureVerifier?
     if let dir = identity.trustStore {

@@ -1,4 +1,5 @@
 import Domain
+import Foundation
 public import ESaylovAPI
 public import Logging
 public import RPC
@@ -108,40 +109,26 @@ public struct AuthService: Esaylov_V1_AuthService {
         self.logger = logger
     }
 
-    private func write<T: Sendable>(_ context: ServerContext, _ body: @escaping @Sendable (Connection) throws(StoreError) -> T) async throws(RPCError) -> T {
-        do { return try await database.transaction(timeout: context.timeRemaining, body) } catch {
-            if error.constraint == "login_challenges_act_as_organisation_id_fkey" {
-                throw RPCError(code: .notFound, message: "act_as_organisation_id names no organisation",
-                               details: [.fieldViolation(field: "act_as_organisation_id", description: "must name an organisation", reason: "NOT_FOUND")])
-            }
-            throw RPCError(error)
-        }
-    }
-
     // MARK: EDS
 
     public func startSignatureLogin(
         request: Esaylov_V1_StartSignatureLoginRequest, context: ServerContext
     ) async throws -> Esaylov_V1_StartSignatureLoginResponse {
         guard verifier != nil else { throw RPCError(code: .unavailable, message: "EDS sign-in is not configured on this server (no trust store)") }
-        var certificateSHA: String? = nil
-        if !request.certificate.isEmpty {
-            guard request.certificate.count <= 64 << 10, let cert = try? CertificateInfo(request.certificate) else {
-                throw invalid("certificate", "must be an X.509 certificate (DER or PEM)")
-            }
-            certificateSHA = cert.sha256
-            let registered = try await read(context, store.certificate(sha256: cert.sha256))
-            guard let registered, !registered.revoked else {
-                throw RPCError(code: .unauthenticated, message: "the certificate is not registered in the directory, or is revoked")
+        let certificateSHA = try await registeredCertificate(request.certificate, context)
+        let actAs = request.actAsOrganisationId.isEmpty ? nil : request.actAsOrganisationId
+        if let actAs {
+            try checkID(actAs, "act_as_organisation_id")
+            guard try await database.read(DirectoryStore().organisation(id: actAs), for: context) != nil else {
+                throw RPCError(code: .notFound, message: "act_as_organisation_id names no organisation",
+                               details: [.fieldViolation(field: "act_as_organisation_id", description: "must name an organisation", reason: "NOT_FOUND")])
             }
         }
-        let actAs = request.actAsOrganisationId.isEmpty ? nil : request.actAsOrganisationId
-        if let actAs { try checkID(actAs, "act_as_organisation_id") }
         guard challengeLimiter.take(context.peer) else {
             throw RPCError(code: .resourceExhausted, message: "too many sign-in challenges from this address; retry in a minute")
         }
         let id = Crypto.hex(Crypto.randomBytes(16))
-        let now = wallClock().rounded(.down)
+        let now = Date().timeIntervalSince1970.rounded(.down)
         let expires = now + Self.challengeLifetime
         var challenge = Esaylov_V1_LoginChallenge()
         challenge.challengeId = id
@@ -151,9 +138,8 @@ public struct AuthService: Esaylov_V1_AuthService {
         challenge.expiresAt = timestamp(expires)
         challenge.actAsOrganisationId = actAs ?? ""
         let envelope = SignedPayloads.seal(.loginChallenge, body: challenge.serializedBytes())
-        let certificateHash = certificateSHA
-        try await write(context) { [store] (c) throws(StoreError) in
-            try store.insertChallenge(c, id: id, envelope: envelope, certificateSHA256: certificateHash, actAs: actAs, issuedAt: now, expiresAt: expires)
+        try await database.transaction(for: context) { [store] (c) throws(StoreError) in
+            try store.insertChallenge(c, id: id, envelope: envelope, certificateSHA256: certificateSHA, actAs: actAs, issuedAt: now, expiresAt: expires)
         }
         var out = Esaylov_V1_StartSignatureLoginResponse()
         out.challengeId = id
@@ -162,14 +148,27 @@ public struct AuthService: Esaylov_V1_AuthService {
         return out
     }
 
+    /// The SHA-256 of the optional `certificate` of StartSignatureLogin, once it is known to be
+    /// registered and not revoked; nil when none was given.
+    private func registeredCertificate(_ bytes: [UInt8], _ context: ServerContext) async throws(RPCError) -> String? {
+        guard !bytes.isEmpty else { return nil }
+        guard bytes.count <= 64 << 10, let cert = try? CertificateInfo(bytes) else {
+            throw invalid("certificate", "must be an X.509 certificate (DER or PEM)")
+        }
+        guard let registered = try await database.read(store.certificate(sha256: cert.sha256), for: context), !registered.revoked else {
+            throw RPCError(code: .unauthenticated, message: "the certificate is not registered in the directory, or is revoked")
+        }
+        return cert.sha256
+    }
+
     public func finishSignatureLogin(request: Esaylov_V1_FinishSignatureLoginRequest, context: ServerContext) async throws -> Esaylov_V1_Session {
         guard let verifier else { throw RPCError(code: .unavailable, message: "EDS sign-in is not configured on this server (no trust store)") }
         guard Self.isHexID(request.challengeId) else { throw invalid("challenge_id", "must be the 32 hex digits StartSignatureLogin returned") }
         guard !request.cms.isEmpty else { throw invalid("cms", "is required") }
         guard request.cms.count <= 64 << 10 else { throw invalid("cms", "must be at most 65536 bytes") }
-        let receivedAt = wallClock()
+        let receivedAt = Date().timeIntervalSince1970
         let challengeId = request.challengeId
-        let challenge = try await read(context, store.challenge(id: challengeId))
+        let challenge = try await database.read(store.challenge(id: challengeId), for: context)
         guard let challenge else { throw RPCError(code: .notFound, message: "no sign-in challenge has id \(challengeId)") }
         guard !challenge.used else { throw RPCError(code: .failedPrecondition, message: "the challenge was already used: start again") }
         guard !challenge.expired else { throw RPCError(code: .failedPrecondition, message: "the challenge expired: start again") }
@@ -190,7 +189,7 @@ public struct AuthService: Esaylov_V1_AuthService {
         let policy = self.policy
         let identity = self.identity
         let signer = v.signer
-        let outcome = try await write(context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
+        let outcome = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
             guard let locked = try store.lockChallenge(c, id: challengeId), !locked.used, !locked.expired else {
                 return .failure(RPCError(code: .failedPrecondition, message: "the challenge was already used or expired: start again"))
             }
@@ -251,7 +250,7 @@ public struct AuthService: Esaylov_V1_AuthService {
     }
 
     private func loginFailed(_ context: ServerContext, subject: String, kind: String, reason: String) async throws(RPCError) {
-        _ = try await write(context) { [audit] (c) throws(StoreError) in
+        _ = try await database.transaction(for: context) { [audit] (c) throws(StoreError) in
             try audit.append(c, actor: AuditActor(), action: "AUDIT_ACTION_LOGIN_FAILED", subjectKind: kind, subjectId: subject,
                              facts: ["method": "signature", "reason": reason])
         }
@@ -259,7 +258,7 @@ public struct AuthService: Esaylov_V1_AuthService {
 
     /// The new session as the client gets it.
     private func session(_ context: ServerContext, token: String, tokenHash: [UInt8], idle: Double, absolute: Double) async throws(RPCError) -> Esaylov_V1_Session {
-        guard let record = try await read(context, store.session(tokenSHA256: tokenHash)) else {
+        guard let record = try await database.read(store.session(tokenSHA256: tokenHash), for: context) else {
             throw RPCError(code: .internal, message: "the new session could not be read back")
         }
         var s = Esaylov_V1_Session()
@@ -281,8 +280,8 @@ public struct AuthService: Esaylov_V1_AuthService {
         let id = Crypto.hex(Crypto.randomBytes(16))
         let code = Self.newCode()
         let mac = Self.codeMAC(key: smsKey, attempt: id, phone: phone, code: code)
-        let now = wallClock().rounded(.down)
-        let outcome = try await write(context) { [store] (c) throws(StoreError) -> Double? in
+        let now = Date().timeIntervalSince1970.rounded(.down)
+        let outcome = try await database.transaction(for: context) { [store] (c) throws(StoreError) -> Double? in
             let recent = try store.recentCodes(c, phone: phone)
             if let since = recent.secondsSinceLast, since < Self.resendDelay { return Self.resendDelay - since }
             if recent.count >= Self.codesPerHour { return 3600 }
@@ -321,7 +320,7 @@ public struct AuthService: Esaylov_V1_AuthService {
         let sessionID = Crypto.hex(Crypto.randomBytes(16))
         let policy = self.policy
         let refused = RPCError(code: .unauthenticated, message: "the code is wrong, expired or used, or was not sent to this phone")
-        let outcome = try await write(context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
+        let outcome = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
             guard let attempt = try store.lockAttempt(c, id: attemptId), attempt.phone == phone, attempt.usable else { return .failure(refused) }
             guard Crypto.constantTimeEqual(attempt.codeMAC, given), let personId = attempt.personId,
                 let user = try store.smsUser(c, phone: phone), user.personId == personId
@@ -362,7 +361,7 @@ public struct AuthService: Esaylov_V1_AuthService {
         let principal = try context.principal()
         let id = principal.session.id
         let actor = principal.auditActor
-        _ = try await write(context) { [store, audit] (c) throws(StoreError) in
+        _ = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) in
             if try store.revoke(c, id: id) {
                 try audit.append(c, actor: actor, action: "AUDIT_ACTION_LOGOUT", subjectKind: "session", subjectId: id)
             }
@@ -376,10 +375,6 @@ public struct AuthService: Esaylov_V1_AuthService {
 
     // MARK: helpers
 
-    private func read<T>(_ context: ServerContext, _ query: Query<T>) async throws(RPCError) -> T {
-        do { return try await database.read(query, timeout: context.timeRemaining) } catch { throw RPCError(error) }
-    }
-
     static func isHexID(_ s: String) -> Bool {
         s.utf8.count == 32 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
     }
@@ -389,10 +384,6 @@ public struct AuthService: Esaylov_V1_AuthService {
             throw invalid(field, "must be an organisation id (at most 64 of a-z 0-9 -)")
         }
     }
-}
-
-func invalid(_ field: String, _ rule: String) -> RPCError {
-    RPCError(code: .invalidArgument, message: "\(field) \(rule)", details: [.fieldViolation(field: field, description: rule, reason: "INVALID")])
 }
 
 extension Principal {

@@ -3,9 +3,6 @@ public import RPC
 public import Store
 import Foundation
 import Signatures
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Who may call what: one rule per method, read like the regulation. A method without a rule
 /// is refused (PERMISSION_DENIED), so a service added without its rules is closed, not open.
@@ -79,8 +76,9 @@ public struct AuthenticationInterceptor: ServerInterceptor {
         self.rules = rules
     }
 
-    enum RuleKey: ServerContextKey {
-        typealias Value = PermissionRule
+    /// What `accept` found for `acceptAsync`: the rule, and the SHA-256 of the bearer token.
+    enum PendingCheck: ServerContextKey {
+        typealias Value = (rule: PermissionRule, tokenSHA256: [UInt8])
     }
 
     public func accept(_ context: ServerContext) throws(RPCError) {
@@ -88,18 +86,12 @@ public struct AuthenticationInterceptor: ServerInterceptor {
             throw RPCError(code: .permissionDenied, message: "no permission rule covers \(context.method.path)")
         }
         if rule.requirement == .open { return }
-        _ = try Self.token(context)
-        context[RuleKey.self] = rule
+        context[PendingCheck.self] = (rule, Crypto.sha256(Array(try Self.token(context).utf8)))
     }
 
     public func acceptAsync(_ context: ServerContext) async throws(RPCError) {
-        guard let rule = context[RuleKey.self] else { return }
-        let hash = Crypto.sha256(Array(try Self.token(context).utf8))
-        let found: SessionRecord?
-        do { found = try await database.read(AuthStore().session(tokenSHA256: hash), timeout: context.timeRemaining) } catch {
-            throw RPCError(error)
-        }
-        guard let found else {
+        guard let (rule, hash) = context[PendingCheck.self] else { return }
+        guard let found = try await database.read(AuthStore().session(tokenSHA256: hash), for: context) else {
             throw RPCError(code: .unauthenticated, message: "the session is unknown, expired or ended: sign in again")
         }
         let principal = Principal(session: found)
@@ -107,7 +99,6 @@ public struct AuthenticationInterceptor: ServerInterceptor {
             throw PermissionRules.denied(rule, "the session lacks the permission \(needed.rawValue)")
         }
         context[PrincipalKey.self] = principal
-        context[SessionTokenKey.self] = hash
         if sessions.shouldTouch(idleExpiresAt: found.idleExpiresAt) {
             let id = found.id
             let idle = sessions.idle
@@ -143,7 +134,7 @@ public struct SessionPolicy: Sendable {
 
     /// A new token: "esy_" and 43 base64url characters of 32 CSPRNG bytes (256 bits).
     static func newToken() -> String {
-        prefix + base64URL(Crypto.randomBytes(32))
+        prefix + Crypto.base64URL(Crypto.randomBytes(32))
     }
 
     static func isWellFormed(_ token: String) -> Bool {
@@ -154,26 +145,8 @@ public struct SessionPolicy: Sendable {
     }
 
     /// Whether the idle expiry is worth moving on (it was last moved more than a minute ago).
-    func shouldTouch(idleExpiresAt: Double, now: Double = wallClock()) -> Bool {
+    func shouldTouch(idleExpiresAt: Double, now: Double = Date().timeIntervalSince1970) -> Bool {
         idleExpiresAt - now < Double(idle.components.seconds) - 60
     }
 }
 
-/// Base64url without padding (RFC 4648 §5).
-func base64URL(_ bytes: [UInt8]) -> String {
-    String(Data(bytes).base64EncodedString().compactMap { c -> Character? in
-        switch c {
-        case "+": "-"
-        case "/": "_"
-        case "=": nil
-        default: c
-        }
-    })
-}
-
-/// Seconds since 1970, the server's wall clock.
-func wallClock() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

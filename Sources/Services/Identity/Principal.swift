@@ -69,11 +69,6 @@ public enum PrincipalKey: ServerContextKey {
     public typealias Value = Principal
 }
 
-/// The caller's bearer token's hash, for `Logout`.
-enum SessionTokenKey: ServerContextKey {
-    typealias Value = [UInt8]
-}
-
 extension ServerContext {
     /// The signed-in caller; UNAUTHENTICATED when the method's rule let the call in without one.
     public func principal() throws(RPCError) -> Principal {

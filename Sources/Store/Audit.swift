@@ -97,6 +97,18 @@ public struct AuditLog: Sendable {
         try c.query("SELECT esaylov_audit_chain(\(Int32(batch))) AS n").int(0, "n")
     }
 
+    /// Chains every committed pending event, a batch per transaction (on the database's own
+    /// threads); returns how many. Returns early when another chainer holds the chain.
+    @discardableResult
+    public func flush(_ database: Database, batch: Int = 1000) async throws(StoreError) -> Int {
+        var total = 0
+        while true {
+            let n = try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try self.chainPending(c, batch: batch) }
+            total += n
+            if n < batch { return total }
+        }
+    }
+
     /// Events written but not chained yet.
     public func pendingCount() -> Query<Int> {
         Query("SELECT count(*) AS n FROM audit_pending") { (rows) throws(StoreError) in try rows.int(0, "n") }

@@ -400,7 +400,7 @@ func run(_ args: [String]) async throws(Failure) {
         print("esaylovctl: \(serial) revoked: \(ocspOnly ? "OCSP index \(ca.index)" : "CRL \(ca.crl) and OCSP index") rewritten; \(marked) directory certificate(s) marked revoked")
     case ("audit"?, "verify"?):
         let f = try flags(args.dropFirst(2))
-        do { try await AuditChain(database: database).flush() } catch { throw explain(error, [:]) }
+        do { try await AuditLog().flush(database) } catch { throw explain(error, [:]) }
         guard let from = Int(f["from"] ?? "0"), let to = Int(f["to"] ?? "0"), from >= 0, to >= 0 else { throw fail("--from and --to: whole numbers") }
         let ca = DevelopmentCA.fromEnvironment
         let verifier = (try? TrustStore(directory: ca.root + "/trust")).map { SignatureVerifier(trustStore: $0) }
@@ -425,7 +425,7 @@ func run(_ args: [String]) async throws(Failure) {
         throw fail(usage)
     }
     // The events of this command go into the chain now, whether or not a server runs.
-    do { try await AuditChain(database: database).flush() } catch { throw explain(error, [:]) }
+    do { try await AuditLog().flush(database) } catch { throw explain(error, [:]) }
 }
 
 /// `required` for use inside a storage closure, where only StoreError may be thrown.

@@ -13,4 +13,12 @@ struct TimestampConversionTests {
         #expect(t.seconds == 1_720_000_000 && t.nanos == 250_000_000)
         #expect(timestamp(-0.5).seconds == -1 && timestamp(-0.5).nanos == 500_000_000)
     }
+
+    /// Audit times are microseconds, converted exactly (the audit hash covers them).
+    @Test func microsecondsConvertExactly() {
+        let t = timestamp(micros: 1_796_166_490_123_457)
+        #expect(t.seconds == 1_796_166_490 && t.nanos == 123_457_000)
+        let before = timestamp(micros: -1)
+        #expect(before.seconds == -1 && before.nanos == 999_999_000)
+    }
 }

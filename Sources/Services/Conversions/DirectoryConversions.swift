@@ -15,6 +15,16 @@ func timestamp(_ epoch: Double) -> Google_Protobuf_Timestamp {
     return t
 }
 
+/// A wire Timestamp for microseconds since 1970, exactly (the audit hash covers microseconds,
+/// and a client recomputes it from `seconds` and `nanos`).
+func timestamp(micros: Int) -> Google_Protobuf_Timestamp {
+    let (seconds, rest) = micros.quotientAndRemainder(dividingBy: 1_000_000)
+    var t = Google_Protobuf_Timestamp()
+    t.seconds = Int64(rest < 0 ? seconds - 1 : seconds)
+    t.nanos = Int32((rest < 0 ? rest + 1_000_000 : rest) * 1000)
+    return t
+}
+
 extension TerritoryRecord {
     var wire: Esaylov_V1_Territory {
         var t = Esaylov_V1_Territory()

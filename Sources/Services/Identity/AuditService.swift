@@ -67,7 +67,7 @@ public struct AuditChain: Sendable {
     /// log is empty. Returns the sequence covered.
     @discardableResult
     public func checkpoint(signer: SigningIdentity) async throws(StoreError) -> Int? {
-        try await flush()
+        try await log.flush(database)
         let head = try await database.read(log.head())
         guard head.sequence > 0 else { return nil }
         if let latest = try await database.read(log.latestCheckpoint()), latest.sequence >= head.sequence { return latest.sequence }
@@ -89,19 +89,6 @@ public struct AuditChain: Sendable {
     }
 }
 
-extension AuditChain {
-    /// Chains every committed pending event, a batch per transaction; returns how many.
-    @discardableResult
-    public func flush(batch: Int = 1000) async throws(StoreError) -> Int {
-        var total = 0
-        while true {
-            let n = try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try AuditLog().chainPending(c, batch: batch) }
-            total += n
-            if n < batch { return total }
-        }
-    }
-}
-
 /// Puts pending audit events into the hash chain: at once while batches come full, otherwise
 /// every `interval`; what is pending at shutdown is chained before it returns. One chainer
 /// works at a time across servers (the others find the chain held and wait for the next turn).
@@ -117,16 +104,16 @@ public struct AuditChainer: Service {
     }
 
     public func run() async throws {
+        let log = AuditLog()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                let n = try await chain.database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try AuditLog().chainPending(c) }
-                if n == 1000 { continue }
-            } catch {
+            do { try await log.flush(chain.database) } catch {
                 logger.warning("chaining audit events failed", metadata: ["error": "\(error.kind)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
-        do { try await chain.flush() } catch { logger.warning("chaining audit events at shutdown failed", metadata: ["error": "\(error.kind)"]) }
+        do { try await log.flush(chain.database) } catch {
+            logger.warning("chaining audit events at shutdown failed", metadata: ["error": "\(error.kind)"])
+        }
     }
 }
 
@@ -215,20 +202,12 @@ public struct AuditService: Esaylov_V1_AuditService {
             }
             after = n
         }
-        let rows: [AuditEventRecord]
-        do { rows = try await database.read(AuditLog().events(after: after, filter: filter, limit: limit + 1), timeout: context.timeRemaining) } catch {
-            throw RPCError(error)
-        }
+        let rows = try await database.read(AuditLog().events(after: after, filter: filter, limit: limit + 1), for: context)
         var out = Esaylov_V1_ListEventsResponse()
         out.events = rows.prefix(limit).map { e in
             var w = Esaylov_V1_AuditEvent()
             w.sequence = Int64(e.sequence)
-            var t = Google_Protobuf_Timestamp()
-            t.seconds = Int64(e.atMicros.quotientAndRemainder(dividingBy: 1_000_000).quotient)
-            let micros = e.atMicros - Int(t.seconds) * 1_000_000
-            if micros < 0 { t.seconds -= 1 }
-            t.nanos = Int32((micros < 0 ? micros + 1_000_000 : micros) * 1000)
-            w.at = t
+            w.at = timestamp(micros: e.atMicros)
             var actor = Esaylov_V1_Actor()
             actor.organisationId = e.actorOrganisationId
             actor.personId = e.actorPersonId

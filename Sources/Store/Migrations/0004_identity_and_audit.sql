@@ -174,9 +174,17 @@ CREATE TABLE sessions (
   CHECK (method = 'signature' OR num_nonnulls(candidate_id, proxy_id) = 1)
 );
 CREATE INDEX sessions_person ON sessions (person_id);
+-- A person's live sessions, for the cap on them at each sign-in (ended ones are many and
+-- never looked at again).
+CREATE INDEX sessions_live ON sessions (person_id, created_at DESC) WHERE revoked_at IS NULL;
 
--- The audit log (cl. 13): an append-only hash chain. `esaylov_audit_append` is the one way in;
--- the encoding hashed is documented on `AuditEvent.hash` in audit.proto.
+-- The audit log (cl. 13): an append-only hash chain, documented on `AuditEvent.hash` in
+-- audit.proto. `esaylov_audit_append` is the one way in: a change's event is written in the
+-- change's own transaction to audit_pending, which has no lock in common with other writers;
+-- one chainer at a time (the server's, every few tens of milliseconds, or esaylovctl after
+-- its commands) moves committed pending events into the chain in batches, under the head
+-- row's lock, in the order it finds them. An event is in the chain a moment after its change
+-- commits; its `at` is the change's time.
 CREATE FUNCTION esaylov_netstring(t text) RETURNS bytea
 LANGUAGE sql IMMUTABLE STRICT AS $$
   SELECT convert_to(octet_length(convert_to(t, 'UTF8'))::text || ':', 'UTF8') || convert_to(t, 'UTF8') || '\x2c'::bytea
@@ -222,7 +230,7 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_subject ON audit_events (subject_id, sequence);
 CREATE INDEX audit_events_actor ON audit_events (actor_person_id, sequence);
 
--- The chain's head: one row, locked by each append, which serialises writers of the log.
+-- The chain's head: one row, locked by the chainer.
 CREATE TABLE audit_head (
   one      boolean PRIMARY KEY DEFAULT true CHECK (one),
   sequence bigint NOT NULL CHECK (sequence >= 0),
@@ -230,41 +238,87 @@ CREATE TABLE audit_head (
 );
 INSERT INTO audit_head VALUES (true, 0, repeat('0', 64));
 
+CREATE TABLE audit_pending (
+  id                    bigserial PRIMARY KEY,
+  at                    timestamptz NOT NULL DEFAULT clock_timestamp(),
+  actor_organisation_id text NOT NULL DEFAULT '' CHECK (length(actor_organisation_id) <= 64),
+  actor_person_id       text NOT NULL DEFAULT '' CHECK (length(actor_person_id) <= 64),
+  action                text NOT NULL CHECK (action ~ '^AUDIT_ACTION_[A-Z_]+$'),
+  subject_kind          text NOT NULL DEFAULT '' CHECK (subject_kind ~ '^[a-z_]{0,32}$'),
+  subject_id            text NOT NULL DEFAULT '' CHECK (length(subject_id) <= 64),
+  facts                 jsonb NOT NULL DEFAULT '{}' CHECK (esaylov_facts_valid(facts))
+);
+
+-- Pending events are not edited; the chainer removes them as it chains them.
+CREATE FUNCTION esaylov_audit_pending_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit events are append-only' USING ERRCODE = 'check_violation', CONSTRAINT = 'audit_events_append_only';
+END $$;
+CREATE TRIGGER audit_pending_no_update BEFORE UPDATE ON audit_pending
+  FOR EACH ROW EXECUTE FUNCTION esaylov_audit_pending_guard();
+
+-- The one way in; returns the pending event's id.
 CREATE FUNCTION esaylov_audit_append(
   actor_organisation_id text, actor_person_id text, action text, subject_kind text, subject_id text, facts jsonb
 ) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-  head audit_head;
-  t timestamptz := clock_timestamp();
-  h text;
-BEGIN
-  SELECT * INTO head FROM audit_head FOR UPDATE;
-  h := esaylov_audit_hash(head.hash, head.sequence + 1, t, actor_organisation_id, actor_person_id, action, subject_kind,
-                          subject_id, facts);
-  INSERT INTO audit_events VALUES (head.sequence + 1, t, actor_organisation_id, actor_person_id, action, subject_kind,
-                                   subject_id, facts, head.hash, h);
-  UPDATE audit_head SET sequence = head.sequence + 1, hash = h;
-  RETURN head.sequence + 1;
-END $$;
+LANGUAGE sql AS $$
+  INSERT INTO audit_pending (actor_organisation_id, actor_person_id, action, subject_kind, subject_id, facts)
+  VALUES (actor_organisation_id, actor_person_id, action, subject_kind, subject_id, facts)
+  RETURNING id
+$$;
 
--- Rows are never changed or removed, and each new one extends the head.
+-- Rows are never changed or removed, and each new one extends the last one stored (the head
+-- row moves once per batch).
 CREATE FUNCTION esaylov_audit_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-  head audit_head;
+  last_sequence bigint;
+  last_hash text;
 BEGIN
   IF TG_OP <> 'INSERT' THEN
     RAISE EXCEPTION 'audit events are append-only' USING ERRCODE = 'check_violation', CONSTRAINT = 'audit_events_append_only';
   END IF;
-  SELECT * INTO head FROM audit_head;
-  IF NEW.sequence <> head.sequence + 1 OR NEW.previous_hash <> head.hash
+  SELECT sequence, hash INTO last_sequence, last_hash FROM audit_events ORDER BY sequence DESC LIMIT 1;
+  IF NEW.sequence <> coalesce(last_sequence, 0) + 1 OR NEW.previous_hash <> coalesce(last_hash, repeat('0', 64))
      OR NEW.hash <> esaylov_audit_hash(NEW.previous_hash, NEW.sequence, NEW.at, NEW.actor_organisation_id, NEW.actor_person_id,
                                        NEW.action, NEW.subject_kind, NEW.subject_id, NEW.facts) THEN
     RAISE EXCEPTION 'an audit event must extend the chain' USING ERRCODE = 'check_violation', CONSTRAINT = 'audit_events_chain';
   END IF;
   RETURN NEW;
 END $$;
+
+-- Chains up to `batch` committed pending events; returns how many. One chainer at a time (a
+-- second one returns 0 at once rather than wait).
+CREATE FUNCTION esaylov_audit_chain(batch int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+  head audit_head;
+  e audit_pending;
+  h text;
+  done bigint[] := '{}';
+BEGIN
+  -- Nothing pending: nothing locked and nothing written (an idle chainer costs no WAL).
+  IF NOT EXISTS (SELECT 1 FROM audit_pending) OR NOT pg_try_advisory_xact_lock(7261609) THEN
+    RETURN 0;
+  END IF;
+  SELECT * INTO head FROM audit_head FOR UPDATE;
+  FOR e IN SELECT * FROM audit_pending ORDER BY id LIMIT batch FOR UPDATE SKIP LOCKED LOOP
+    h := esaylov_audit_hash(head.hash, head.sequence + 1, e.at, e.actor_organisation_id, e.actor_person_id, e.action,
+                            e.subject_kind, e.subject_id, e.facts);
+    INSERT INTO audit_events VALUES (head.sequence + 1, e.at, e.actor_organisation_id, e.actor_person_id, e.action,
+                                     e.subject_kind, e.subject_id, e.facts, head.hash, h);
+    head.sequence := head.sequence + 1;
+    head.hash := h;
+    done := done || e.id;
+  END LOOP;
+  IF cardinality(done) > 0 THEN
+    DELETE FROM audit_pending WHERE id = ANY(done);
+    UPDATE audit_head SET sequence = head.sequence, hash = head.hash;
+  END IF;
+  RETURN cardinality(done);
+END $$;
+
 CREATE TRIGGER audit_events_guard BEFORE INSERT OR UPDATE OR DELETE ON audit_events
   FOR EACH ROW EXECUTE FUNCTION esaylov_audit_guard();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events

@@ -35,10 +35,12 @@ public enum Esaylov_V1_AuditAction: ProtoEnum, CaseIterable {
     case directoryChanged
     /// `AUDIT_ACTION_PERSONAL_DATA_READ` = 13
     case personalDataRead
+    /// `AUDIT_ACTION_CAMPAIGN_CHANGED` = 14
+    case campaignChanged
     /// A value this build does not know; kept so that it round-trips.
     case unrecognized(Int32)
 
-    public static var allCases: [Self] { [.unspecified, .login, .loginFailed, .logout, .draftSaved, .requestSubmitted, .requestWithdrawn, .reviewStarted, .decisionDrafted, .draftReturned, .decisionApproved, .decisionDelivered, .directoryChanged, .personalDataRead] }
+    public static var allCases: [Self] { [.unspecified, .login, .loginFailed, .logout, .draftSaved, .requestSubmitted, .requestWithdrawn, .reviewStarted, .decisionDrafted, .draftReturned, .decisionApproved, .decisionDelivered, .directoryChanged, .personalDataRead, .campaignChanged] }
 
     public init(rawValue: Int32) {
         switch rawValue {
@@ -56,6 +58,7 @@ public enum Esaylov_V1_AuditAction: ProtoEnum, CaseIterable {
         case 11: self = .decisionDelivered
         case 12: self = .directoryChanged
         case 13: self = .personalDataRead
+        case 14: self = .campaignChanged
         default: self = .unrecognized(rawValue)
         }
     }
@@ -76,6 +79,7 @@ public enum Esaylov_V1_AuditAction: ProtoEnum, CaseIterable {
         case .decisionDelivered: return 11
         case .directoryChanged: return 12
         case .personalDataRead: return 13
+        case .campaignChanged: return 14
         case .unrecognized(let value): return value
         }
     }

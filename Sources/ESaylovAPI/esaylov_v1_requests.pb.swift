@@ -222,6 +222,50 @@ public enum Esaylov_V1_CampaignStatus: ProtoEnum, CaseIterable {
     }
 }
 
+/// protobuf enum `esaylov.v1.TerritorialRelation`.
+public enum Esaylov_V1_TerritorialRelation: ProtoEnum, CaseIterable {
+    /// `TERRITORIAL_RELATION_UNSPECIFIED` = 0
+    case unspecified
+    /// `TERRITORIAL_RELATION_ANY_TERRITORY` = 1
+    case anyTerritory
+    /// `TERRITORIAL_RELATION_COVERING_TERRITORY` = 2
+    case coveringTerritory
+    /// `TERRITORIAL_RELATION_SAME_TERRITORY` = 3
+    case sameTerritory
+    /// `TERRITORIAL_RELATION_REGISTERING_COMMISSION` = 4
+    case registeringCommission
+    /// `TERRITORIAL_RELATION_ABOVE_REGISTERING_COMMISSION` = 5
+    case aboveRegisteringCommission
+    /// A value this build does not know; kept so that it round-trips.
+    case unrecognized(Int32)
+
+    public static var allCases: [Self] { [.unspecified, .anyTerritory, .coveringTerritory, .sameTerritory, .registeringCommission, .aboveRegisteringCommission] }
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .anyTerritory
+        case 2: self = .coveringTerritory
+        case 3: self = .sameTerritory
+        case 4: self = .registeringCommission
+        case 5: self = .aboveRegisteringCommission
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .anyTerritory: return 1
+        case .coveringTerritory: return 2
+        case .sameTerritory: return 3
+        case .registeringCommission: return 4
+        case .aboveRegisteringCommission: return 5
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
 /// protobuf enum `esaylov.v1.RequestEventKind`.
 public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
     /// `REQUEST_EVENT_KIND_UNSPECIFIED` = 0
@@ -240,10 +284,14 @@ public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
     case withdrawn
     /// `REQUEST_EVENT_KIND_DECISION_DUE_SOON` = 7
     case decisionDueSoon
+    /// `REQUEST_EVENT_KIND_DRAFT_CREATED` = 8
+    case draftCreated
+    /// `REQUEST_EVENT_KIND_DRAFT_UPDATED` = 9
+    case draftUpdated
     /// A value this build does not know; kept so that it round-trips.
     case unrecognized(Int32)
 
-    public static var allCases: [Self] { [.unspecified, .submitted, .reviewStarted, .decisionDrafted, .draftReturned, .decided, .withdrawn, .decisionDueSoon] }
+    public static var allCases: [Self] { [.unspecified, .submitted, .reviewStarted, .decisionDrafted, .draftReturned, .decided, .withdrawn, .decisionDueSoon, .draftCreated, .draftUpdated] }
 
     public init(rawValue: Int32) {
         switch rawValue {
@@ -255,6 +303,8 @@ public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
         case 5: self = .decided
         case 6: self = .withdrawn
         case 7: self = .decisionDueSoon
+        case 8: self = .draftCreated
+        case 9: self = .draftUpdated
         default: self = .unrecognized(rawValue)
         }
     }
@@ -269,6 +319,8 @@ public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
         case .decided: return 5
         case .withdrawn: return 6
         case .decisionDueSoon: return 7
+        case .draftCreated: return 8
+        case .draftUpdated: return 9
         case .unrecognized(let value): return value
         }
     }
@@ -283,6 +335,9 @@ public struct Esaylov_V1_Campaign: ProtoMessage {
     public var announcedOn: Esaylov_V1_CalendarDate? = nil
     public var electionDay: Esaylov_V1_CalendarDate? = nil
     public var status: Esaylov_V1_CampaignStatus = .init(rawValue: 0)
+    public var settings: Esaylov_V1_CampaignSettings? = nil
+    public var catalogueVersion: Int32 = 0
+    public var timeZone: String = ""
 
     public init() {}
 }
@@ -311,6 +366,9 @@ extension Esaylov_V1_Campaign {
         if let sub = c.announced_on { self.announcedOn = Esaylov_V1_CalendarDate(c: sub) }
         if let sub = c.election_day { self.electionDay = Esaylov_V1_CalendarDate(c: sub) }
         self.status = Esaylov_V1_CampaignStatus(rawValue: Int32(truncatingIfNeeded: c.status.rawValue))
+        if let sub = c.settings { self.settings = Esaylov_V1_CampaignSettings(c: sub) }
+        self.catalogueVersion = c.catalogue_version
+        self.timeZone = ProtoC.string(c.time_zone)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Campaign> {
@@ -325,6 +383,53 @@ extension Esaylov_V1_Campaign {
         if let value = self.announcedOn { p.pointee.announced_on = value.toC(arena) }
         if let value = self.electionDay { p.pointee.election_day = value.toC(arena) }
         p.pointee.status = .init(rawValue: .init(truncatingIfNeeded: self.status.rawValue))
+        if let value = self.settings { p.pointee.settings = value.toC(arena) }
+        p.pointee.catalogue_version = self.catalogueVersion
+        p.pointee.time_zone = arena.cString(self.timeZone)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.CampaignSettings`.
+public struct Esaylov_V1_CampaignSettings: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.CampaignSettings" }
+    public var maxAttachmentBytes: Int64 = 0
+    public var maxAttachmentsPerRequest: Int32 = 0
+    public var maxRequestAttachmentBytes: Int64 = 0
+    public var forbidDrafterApproving: Bool = false
+
+    public init() {}
+}
+
+extension Esaylov_V1_CampaignSettings {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__campaign_settings()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__CampaignSettings.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__CampaignSettings>) {
+        self.init()
+        let c = p.pointee
+        self.maxAttachmentBytes = c.max_attachment_bytes
+        self.maxAttachmentsPerRequest = c.max_attachments_per_request
+        self.maxRequestAttachmentBytes = c.max_request_attachment_bytes
+        self.forbidDrafterApproving = (c.forbid_drafter_approving != 0)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__CampaignSettings> {
+        let p = arena.allocate(Esaylov__V1__CampaignSettings.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.max_attachment_bytes = self.maxAttachmentBytes
+        p.pointee.max_attachments_per_request = self.maxAttachmentsPerRequest
+        p.pointee.max_request_attachment_bytes = self.maxRequestAttachmentBytes
+        p.pointee.forbid_drafter_approving = (self.forbidDrafterApproving ? 1 : 0)
         return p
     }
 }
@@ -334,6 +439,7 @@ public struct Esaylov_V1_DayOffset: ProtoMessage {
     public static var protoName: String { "esaylov.v1.DayOffset" }
     public var anchor: Esaylov_V1_DayOffset.Anchor = .init(rawValue: 0)
     public var days: Int32 = 0
+    public var date: Esaylov_V1_CalendarDate? = nil
 
     public init() {}
 }
@@ -347,16 +453,19 @@ public enum Anchor: ProtoEnum, CaseIterable {
     case announcement
     /// `ANCHOR_ELECTION_DAY` = 2
     case electionDay
+    /// `ANCHOR_FIXED_DATE` = 3
+    case fixedDate
     /// A value this build does not know; kept so that it round-trips.
     case unrecognized(Int32)
 
-    public static var allCases: [Self] { [.unspecified, .announcement, .electionDay] }
+    public static var allCases: [Self] { [.unspecified, .announcement, .electionDay, .fixedDate] }
 
     public init(rawValue: Int32) {
         switch rawValue {
         case 0: self = .unspecified
         case 1: self = .announcement
         case 2: self = .electionDay
+        case 3: self = .fixedDate
         default: self = .unrecognized(rawValue)
         }
     }
@@ -366,6 +475,7 @@ public enum Anchor: ProtoEnum, CaseIterable {
         case .unspecified: return 0
         case .announcement: return 1
         case .electionDay: return 2
+        case .fixedDate: return 3
         case .unrecognized(let value): return value
         }
     }
@@ -391,6 +501,7 @@ extension Esaylov_V1_DayOffset {
         let c = p.pointee
         self.anchor = Esaylov_V1_DayOffset.Anchor(rawValue: Int32(truncatingIfNeeded: c.anchor.rawValue))
         self.days = c.days
+        if let sub = c.date { self.date = Esaylov_V1_CalendarDate(c: sub) }
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DayOffset> {
@@ -398,6 +509,57 @@ extension Esaylov_V1_DayOffset {
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.anchor = .init(rawValue: .init(truncatingIfNeeded: self.anchor.rawValue))
         p.pointee.days = self.days
+        if let value = self.date { p.pointee.date = value.toC(arena) }
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.Window`.
+public struct Esaylov_V1_Window: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.Window" }
+    public var opens: Esaylov_V1_DayOffset? = nil
+    public var closes: Esaylov_V1_DayOffset? = nil
+    public var opensOn: Esaylov_V1_CalendarDate? = nil
+    public var closesOn: Esaylov_V1_CalendarDate? = nil
+    public var opensAt: Google_Protobuf_Timestamp? = nil
+    public var closesAt: Google_Protobuf_Timestamp? = nil
+
+    public init() {}
+}
+
+extension Esaylov_V1_Window {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__window()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__Window.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__Window>) {
+        self.init()
+        let c = p.pointee
+        if let sub = c.opens { self.opens = Esaylov_V1_DayOffset(c: sub) }
+        if let sub = c.closes { self.closes = Esaylov_V1_DayOffset(c: sub) }
+        if let sub = c.opens_on { self.opensOn = Esaylov_V1_CalendarDate(c: sub) }
+        if let sub = c.closes_on { self.closesOn = Esaylov_V1_CalendarDate(c: sub) }
+        if let sub = c.opens_at { self.opensAt = Google_Protobuf_Timestamp(c: sub) }
+        if let sub = c.closes_at { self.closesAt = Google_Protobuf_Timestamp(c: sub) }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Window> {
+        let p = arena.allocate(Esaylov__V1__Window.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        if let value = self.opens { p.pointee.opens = value.toC(arena) }
+        if let value = self.closes { p.pointee.closes = value.toC(arena) }
+        if let value = self.opensOn { p.pointee.opens_on = value.toC(arena) }
+        if let value = self.closesOn { p.pointee.closes_on = value.toC(arena) }
+        if let value = self.opensAt { p.pointee.opens_at = value.toC(arena) }
+        if let value = self.closesAt { p.pointee.closes_at = value.toC(arena) }
         return p
     }
 }
@@ -409,6 +571,10 @@ public struct Esaylov_V1_Route: ProtoMessage {
     public var candidateSenders: [Esaylov_V1_ElectionKind] = []
     public var proxySenders: [Esaylov_V1_ElectionKind] = []
     public var receiverKind: Esaylov_V1_OrganisationKind = .init(rawValue: 0)
+    public var electionKinds: [Esaylov_V1_ElectionKind] = []
+    public var relation: Esaylov_V1_TerritorialRelation = .init(rawValue: 0)
+    public var kind: Esaylov_V1_RequestKind = .init(rawValue: 0)
+    public var signatureRequired: Bool = false
 
     public init() {}
 }
@@ -439,6 +605,12 @@ extension Esaylov_V1_Route {
             self.proxySenders = (0..<c.n_proxy_senders).map { Esaylov_V1_ElectionKind(rawValue: Int32(truncatingIfNeeded: items[$0].rawValue)) }
         }
         self.receiverKind = Esaylov_V1_OrganisationKind(rawValue: Int32(truncatingIfNeeded: c.receiver_kind.rawValue))
+        if let items = c.election_kinds {
+            self.electionKinds = (0..<c.n_election_kinds).map { Esaylov_V1_ElectionKind(rawValue: Int32(truncatingIfNeeded: items[$0].rawValue)) }
+        }
+        self.relation = Esaylov_V1_TerritorialRelation(rawValue: Int32(truncatingIfNeeded: c.relation.rawValue))
+        self.kind = Esaylov_V1_RequestKind(rawValue: Int32(truncatingIfNeeded: c.kind.rawValue))
+        self.signatureRequired = (c.signature_required != 0)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Route> {
@@ -457,6 +629,13 @@ extension Esaylov_V1_Route {
             p.pointee.proxy_senders = arena.array(count: self.proxySenders.count) { i in .init(rawValue: .init(truncatingIfNeeded: self.proxySenders[i].rawValue)) }
         }
         p.pointee.receiver_kind = .init(rawValue: .init(truncatingIfNeeded: self.receiverKind.rawValue))
+        if !self.electionKinds.isEmpty {
+            p.pointee.n_election_kinds = self.electionKinds.count
+            p.pointee.election_kinds = arena.array(count: self.electionKinds.count) { i in .init(rawValue: .init(truncatingIfNeeded: self.electionKinds[i].rawValue)) }
+        }
+        p.pointee.relation = .init(rawValue: .init(truncatingIfNeeded: self.relation.rawValue))
+        p.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue))
+        p.pointee.signature_required = (self.signatureRequired ? 1 : 0)
         return p
     }
 }
@@ -467,6 +646,7 @@ public struct Esaylov_V1_Limit: ProtoMessage {
     public var name: String = ""
     public var value: Int64 = 0
     public var description: String = ""
+    public var electionKind: Esaylov_V1_ElectionKind = .init(rawValue: 0)
 
     public init() {}
 }
@@ -490,6 +670,7 @@ extension Esaylov_V1_Limit {
         self.name = ProtoC.string(c.name)
         self.value = c.value
         self.description = ProtoC.string(c.description)
+        self.electionKind = Esaylov_V1_ElectionKind(rawValue: Int32(truncatingIfNeeded: c.election_kind.rawValue))
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Limit> {
@@ -498,6 +679,7 @@ extension Esaylov_V1_Limit {
         p.pointee.name = arena.cString(self.name)
         p.pointee.value = self.value
         p.pointee.description = arena.cString(self.description)
+        p.pointee.election_kind = .init(rawValue: .init(truncatingIfNeeded: self.electionKind.rawValue))
         return p
     }
 }
@@ -510,11 +692,10 @@ public struct Esaylov_V1_RequestTypeRule: ProtoMessage {
     public var titleUz: String = ""
     public var titleEn: String = ""
     public var routes: [Esaylov_V1_Route] = []
-    public var deadline: Esaylov_V1_DayOffset? = nil
     public var decisionDays: Int32 = 0
-    public var signatureRequired: Bool = false
     public var limits: [Esaylov_V1_Limit] = []
     public var version: Int32 = 0
+    public var window: Esaylov_V1_Window? = nil
 
     public init() {}
 }
@@ -542,13 +723,12 @@ extension Esaylov_V1_RequestTypeRule {
         if let items = c.routes {
             self.routes = (0..<c.n_routes).map { items[$0].map { Esaylov_V1_Route(c: $0) } ?? Esaylov_V1_Route() }
         }
-        if let sub = c.deadline { self.deadline = Esaylov_V1_DayOffset(c: sub) }
         self.decisionDays = c.decision_days
-        self.signatureRequired = (c.signature_required != 0)
         if let items = c.limits {
             self.limits = (0..<c.n_limits).map { items[$0].map { Esaylov_V1_Limit(c: $0) } ?? Esaylov_V1_Limit() }
         }
         self.version = c.version
+        if let sub = c.window { self.window = Esaylov_V1_Window(c: sub) }
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__RequestTypeRule> {
@@ -562,14 +742,13 @@ extension Esaylov_V1_RequestTypeRule {
             p.pointee.n_routes = self.routes.count
             p.pointee.routes = arena.array(count: self.routes.count) { i in self.routes[i].toC(arena) }
         }
-        if let value = self.deadline { p.pointee.deadline = value.toC(arena) }
         p.pointee.decision_days = self.decisionDays
-        p.pointee.signature_required = (self.signatureRequired ? 1 : 0)
         if !self.limits.isEmpty {
             p.pointee.n_limits = self.limits.count
             p.pointee.limits = arena.array(count: self.limits.count) { i in self.limits[i].toC(arena) }
         }
         p.pointee.version = self.version
+        if let value = self.window { p.pointee.window = value.toC(arena) }
         return p
     }
 }
@@ -594,6 +773,9 @@ public struct Esaylov_V1_Request: ProtoMessage {
     public var decisionId: String = ""
     public var incomingNumber: String = ""
     public var correctsRequestId: String = ""
+    public var envelope: [UInt8] = []
+    public var senderTerritorySoato: String = ""
+    public var catalogueVersion: Int32 = 0
 
     public init() {}
 }
@@ -633,6 +815,9 @@ extension Esaylov_V1_Request {
         self.decisionId = ProtoC.string(c.decision_id)
         self.incomingNumber = ProtoC.string(c.incoming_number)
         self.correctsRequestId = ProtoC.string(c.corrects_request_id)
+        self.envelope = ProtoC.bytes(c.envelope.data, c.envelope.len)
+        self.senderTerritorySoato = ProtoC.string(c.sender_territory_soato)
+        self.catalogueVersion = c.catalogue_version
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Request> {
@@ -658,6 +843,9 @@ extension Esaylov_V1_Request {
         p.pointee.decision_id = arena.cString(self.decisionId)
         p.pointee.incoming_number = arena.cString(self.incomingNumber)
         p.pointee.corrects_request_id = arena.cString(self.correctsRequestId)
+        p.pointee.envelope = ProtobufCBinaryData(len: self.envelope.count, data: arena.copy(self.envelope))
+        p.pointee.sender_territory_soato = arena.cString(self.senderTerritorySoato)
+        p.pointee.catalogue_version = self.catalogueVersion
         return p
     }
 }
@@ -674,8 +862,11 @@ public struct Esaylov_V1_RequestEnvelope: ProtoMessage {
     public var receiverCommissionId: String = ""
     public var form: Esaylov_V1_RequestForm? = nil
     public var attachmentSha256: [String] = []
-    public var issuedAt: Google_Protobuf_Timestamp? = nil
     public var requestVersion: Int64 = 0
+    public var senderCandidateId: String = ""
+    public var senderProxyId: String = ""
+    public var correctsRequestId: String = ""
+    public var kind: Esaylov_V1_RequestKind = .init(rawValue: 0)
 
     public init() {}
 }
@@ -707,8 +898,11 @@ extension Esaylov_V1_RequestEnvelope {
         if let items = c.attachment_sha256 {
             self.attachmentSha256 = (0..<c.n_attachment_sha256).map { ProtoC.string(items[$0]) }
         }
-        if let sub = c.issued_at { self.issuedAt = Google_Protobuf_Timestamp(c: sub) }
         self.requestVersion = c.request_version
+        self.senderCandidateId = ProtoC.string(c.sender_candidate_id)
+        self.senderProxyId = ProtoC.string(c.sender_proxy_id)
+        self.correctsRequestId = ProtoC.string(c.corrects_request_id)
+        self.kind = Esaylov_V1_RequestKind(rawValue: Int32(truncatingIfNeeded: c.kind.rawValue))
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__RequestEnvelope> {
@@ -726,8 +920,11 @@ extension Esaylov_V1_RequestEnvelope {
             p.pointee.n_attachment_sha256 = self.attachmentSha256.count
             p.pointee.attachment_sha256 = arena.array(count: self.attachmentSha256.count) { i in arena.cString(self.attachmentSha256[i]) }
         }
-        if let value = self.issuedAt { p.pointee.issued_at = value.toC(arena) }
         p.pointee.request_version = self.requestVersion
+        p.pointee.sender_candidate_id = arena.cString(self.senderCandidateId)
+        p.pointee.sender_proxy_id = arena.cString(self.senderProxyId)
+        p.pointee.corrects_request_id = arena.cString(self.correctsRequestId)
+        p.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue))
         return p
     }
 }
@@ -806,6 +1003,386 @@ extension Esaylov_V1_ListCampaignsResponse {
             p.pointee.campaigns = arena.array(count: self.campaigns.count) { i in self.campaigns[i].toC(arena) }
         }
         if let value = self.page { p.pointee.page = value.toC(arena) }
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.GetCampaignRequest`.
+public struct Esaylov_V1_GetCampaignRequest: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.GetCampaignRequest" }
+    public var campaignId: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_GetCampaignRequest {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__get_campaign_request()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__GetCampaignRequest.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__GetCampaignRequest>) {
+        self.init()
+        let c = p.pointee
+        self.campaignId = ProtoC.string(c.campaign_id)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__GetCampaignRequest> {
+        let p = arena.allocate(Esaylov__V1__GetCampaignRequest.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.campaign_id = arena.cString(self.campaignId)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.GetCampaignResponse`.
+public struct Esaylov_V1_GetCampaignResponse: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.GetCampaignResponse" }
+    public var campaign: Esaylov_V1_Campaign? = nil
+    public var windows: [Esaylov_V1_RequestTypeWindow] = []
+
+    public init() {}
+}
+
+extension Esaylov_V1_GetCampaignResponse {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__get_campaign_response()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__GetCampaignResponse.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__GetCampaignResponse>) {
+        self.init()
+        let c = p.pointee
+        if let sub = c.campaign { self.campaign = Esaylov_V1_Campaign(c: sub) }
+        if let items = c.windows {
+            self.windows = (0..<c.n_windows).map { items[$0].map { Esaylov_V1_RequestTypeWindow(c: $0) } ?? Esaylov_V1_RequestTypeWindow() }
+        }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__GetCampaignResponse> {
+        let p = arena.allocate(Esaylov__V1__GetCampaignResponse.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        if let value = self.campaign { p.pointee.campaign = value.toC(arena) }
+        if !self.windows.isEmpty {
+            p.pointee.n_windows = self.windows.count
+            p.pointee.windows = arena.array(count: self.windows.count) { i in self.windows[i].toC(arena) }
+        }
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.RequestTypeWindow`.
+public struct Esaylov_V1_RequestTypeWindow: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.RequestTypeWindow" }
+    public var type: Esaylov_V1_RequestType = .init(rawValue: 0)
+    public var window: Esaylov_V1_Window? = nil
+    public var openNow: Bool = false
+
+    public init() {}
+}
+
+extension Esaylov_V1_RequestTypeWindow {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__request_type_window()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__RequestTypeWindow.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__RequestTypeWindow>) {
+        self.init()
+        let c = p.pointee
+        self.type = Esaylov_V1_RequestType(rawValue: Int32(truncatingIfNeeded: c.type.rawValue))
+        if let sub = c.window { self.window = Esaylov_V1_Window(c: sub) }
+        self.openNow = (c.open_now != 0)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__RequestTypeWindow> {
+        let p = arena.allocate(Esaylov__V1__RequestTypeWindow.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.type = .init(rawValue: .init(truncatingIfNeeded: self.type.rawValue))
+        if let value = self.window { p.pointee.window = value.toC(arena) }
+        p.pointee.open_now = (self.openNow ? 1 : 0)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.ListReceiversRequest`.
+public struct Esaylov_V1_ListReceiversRequest: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.ListReceiversRequest" }
+    public var campaignId: String = ""
+    public var requestType: Esaylov_V1_RequestType = .init(rawValue: 0)
+
+    public init() {}
+}
+
+extension Esaylov_V1_ListReceiversRequest {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__list_receivers_request()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__ListReceiversRequest.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__ListReceiversRequest>) {
+        self.init()
+        let c = p.pointee
+        self.campaignId = ProtoC.string(c.campaign_id)
+        self.requestType = Esaylov_V1_RequestType(rawValue: Int32(truncatingIfNeeded: c.request_type.rawValue))
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__ListReceiversRequest> {
+        let p = arena.allocate(Esaylov__V1__ListReceiversRequest.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.campaign_id = arena.cString(self.campaignId)
+        p.pointee.request_type = .init(rawValue: .init(truncatingIfNeeded: self.requestType.rawValue))
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.Receiver`.
+public struct Esaylov_V1_Receiver: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.Receiver" }
+    public var commissionId: String = ""
+    public var kind: Esaylov_V1_OrganisationKind = .init(rawValue: 0)
+    public var nameUz: String = ""
+    public var nameEn: String = ""
+    public var territorySoato: String = ""
+    public var electionKinds: [Esaylov_V1_ElectionKind] = []
+
+    public init() {}
+}
+
+extension Esaylov_V1_Receiver {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__receiver()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__Receiver.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__Receiver>) {
+        self.init()
+        let c = p.pointee
+        self.commissionId = ProtoC.string(c.commission_id)
+        self.kind = Esaylov_V1_OrganisationKind(rawValue: Int32(truncatingIfNeeded: c.kind.rawValue))
+        self.nameUz = ProtoC.string(c.name_uz)
+        self.nameEn = ProtoC.string(c.name_en)
+        self.territorySoato = ProtoC.string(c.territory_soato)
+        if let items = c.election_kinds {
+            self.electionKinds = (0..<c.n_election_kinds).map { Esaylov_V1_ElectionKind(rawValue: Int32(truncatingIfNeeded: items[$0].rawValue)) }
+        }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Receiver> {
+        let p = arena.allocate(Esaylov__V1__Receiver.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.commission_id = arena.cString(self.commissionId)
+        p.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue))
+        p.pointee.name_uz = arena.cString(self.nameUz)
+        p.pointee.name_en = arena.cString(self.nameEn)
+        p.pointee.territory_soato = arena.cString(self.territorySoato)
+        if !self.electionKinds.isEmpty {
+            p.pointee.n_election_kinds = self.electionKinds.count
+            p.pointee.election_kinds = arena.array(count: self.electionKinds.count) { i in .init(rawValue: .init(truncatingIfNeeded: self.electionKinds[i].rawValue)) }
+        }
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.ListReceiversResponse`.
+public struct Esaylov_V1_ListReceiversResponse: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.ListReceiversResponse" }
+    public var receivers: [Esaylov_V1_Receiver] = []
+
+    public init() {}
+}
+
+extension Esaylov_V1_ListReceiversResponse {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__list_receivers_response()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__ListReceiversResponse.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__ListReceiversResponse>) {
+        self.init()
+        let c = p.pointee
+        if let items = c.receivers {
+            self.receivers = (0..<c.n_receivers).map { items[$0].map { Esaylov_V1_Receiver(c: $0) } ?? Esaylov_V1_Receiver() }
+        }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__ListReceiversResponse> {
+        let p = arena.allocate(Esaylov__V1__ListReceiversResponse.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        if !self.receivers.isEmpty {
+            p.pointee.n_receivers = self.receivers.count
+            p.pointee.receivers = arena.array(count: self.receivers.count) { i in self.receivers[i].toC(arena) }
+        }
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.GetRequestHistoryRequest`.
+public struct Esaylov_V1_GetRequestHistoryRequest: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.GetRequestHistoryRequest" }
+    public var requestId: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_GetRequestHistoryRequest {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__get_request_history_request()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__GetRequestHistoryRequest.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__GetRequestHistoryRequest>) {
+        self.init()
+        let c = p.pointee
+        self.requestId = ProtoC.string(c.request_id)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__GetRequestHistoryRequest> {
+        let p = arena.allocate(Esaylov__V1__GetRequestHistoryRequest.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.request_id = arena.cString(self.requestId)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.RequestHistoryEntry`.
+public struct Esaylov_V1_RequestHistoryEntry: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.RequestHistoryEntry" }
+    public var at: Google_Protobuf_Timestamp? = nil
+    public var actor: Esaylov_V1_Actor? = nil
+    public var kind: Esaylov_V1_RequestEventKind = .init(rawValue: 0)
+    public var fromStatus: Esaylov_V1_RequestStatus = .init(rawValue: 0)
+    public var toStatus: Esaylov_V1_RequestStatus = .init(rawValue: 0)
+    public var version: Int64 = 0
+    public var note: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_RequestHistoryEntry {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__request_history_entry()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__RequestHistoryEntry.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__RequestHistoryEntry>) {
+        self.init()
+        let c = p.pointee
+        if let sub = c.at { self.at = Google_Protobuf_Timestamp(c: sub) }
+        if let sub = c.actor { self.actor = Esaylov_V1_Actor(c: sub) }
+        self.kind = Esaylov_V1_RequestEventKind(rawValue: Int32(truncatingIfNeeded: c.kind.rawValue))
+        self.fromStatus = Esaylov_V1_RequestStatus(rawValue: Int32(truncatingIfNeeded: c.from_status.rawValue))
+        self.toStatus = Esaylov_V1_RequestStatus(rawValue: Int32(truncatingIfNeeded: c.to_status.rawValue))
+        self.version = c.version
+        self.note = ProtoC.string(c.note)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__RequestHistoryEntry> {
+        let p = arena.allocate(Esaylov__V1__RequestHistoryEntry.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        if let value = self.at { p.pointee.at = value.toC(arena) }
+        if let value = self.actor { p.pointee.actor = value.toC(arena) }
+        p.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue))
+        p.pointee.from_status = .init(rawValue: .init(truncatingIfNeeded: self.fromStatus.rawValue))
+        p.pointee.to_status = .init(rawValue: .init(truncatingIfNeeded: self.toStatus.rawValue))
+        p.pointee.version = self.version
+        p.pointee.note = arena.cString(self.note)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.GetRequestHistoryResponse`.
+public struct Esaylov_V1_GetRequestHistoryResponse: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.GetRequestHistoryResponse" }
+    public var entries: [Esaylov_V1_RequestHistoryEntry] = []
+
+    public init() {}
+}
+
+extension Esaylov_V1_GetRequestHistoryResponse {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__get_request_history_response()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__GetRequestHistoryResponse.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__GetRequestHistoryResponse>) {
+        self.init()
+        let c = p.pointee
+        if let items = c.entries {
+            self.entries = (0..<c.n_entries).map { items[$0].map { Esaylov_V1_RequestHistoryEntry(c: $0) } ?? Esaylov_V1_RequestHistoryEntry() }
+        }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__GetRequestHistoryResponse> {
+        let p = arena.allocate(Esaylov__V1__GetRequestHistoryResponse.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        if !self.entries.isEmpty {
+            p.pointee.n_entries = self.entries.count
+            p.pointee.entries = arena.array(count: self.entries.count) { i in self.entries[i].toC(arena) }
+        }
         return p
     }
 }
@@ -953,6 +1530,7 @@ public struct Esaylov_V1_UpdateDraftRequest: ProtoMessage {
     public var expectedVersion: Int64 = 0
     public var form: Esaylov_V1_RequestForm? = nil
     public var attachmentSha256: [String] = []
+    public var idempotencyKey: String = ""
 
     public init() {}
 }
@@ -979,6 +1557,7 @@ extension Esaylov_V1_UpdateDraftRequest {
         if let items = c.attachment_sha256 {
             self.attachmentSha256 = (0..<c.n_attachment_sha256).map { ProtoC.string(items[$0]) }
         }
+        self.idempotencyKey = ProtoC.string(c.idempotency_key)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__UpdateDraftRequest> {
@@ -991,6 +1570,7 @@ extension Esaylov_V1_UpdateDraftRequest {
             p.pointee.n_attachment_sha256 = self.attachmentSha256.count
             p.pointee.attachment_sha256 = arena.array(count: self.attachmentSha256.count) { i in arena.cString(self.attachmentSha256[i]) }
         }
+        p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
         return p
     }
 }
@@ -999,6 +1579,7 @@ extension Esaylov_V1_UpdateDraftRequest {
 public struct Esaylov_V1_DeleteDraftRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.DeleteDraftRequest" }
     public var requestId: String = ""
+    public var idempotencyKey: String = ""
 
     public init() {}
 }
@@ -1020,12 +1601,14 @@ extension Esaylov_V1_DeleteDraftRequest {
         self.init()
         let c = p.pointee
         self.requestId = ProtoC.string(c.request_id)
+        self.idempotencyKey = ProtoC.string(c.idempotency_key)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DeleteDraftRequest> {
         let p = arena.allocate(Esaylov__V1__DeleteDraftRequest.self)
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.request_id = arena.cString(self.requestId)
+        p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
         return p
     }
 }
@@ -1352,6 +1935,9 @@ public struct Esaylov_V1_RequestFilter: ProtoMessage {
     public var campaignId: String = ""
     public var submittedAfter: Google_Protobuf_Timestamp? = nil
     public var submittedBefore: Google_Protobuf_Timestamp? = nil
+    public var senderOrganisationId: String = ""
+    public var senderTerritorySoato: String = ""
+    public var decisionDueBefore: Google_Protobuf_Timestamp? = nil
 
     public init() {}
 }
@@ -1381,6 +1967,9 @@ extension Esaylov_V1_RequestFilter {
         self.campaignId = ProtoC.string(c.campaign_id)
         if let sub = c.submitted_after { self.submittedAfter = Google_Protobuf_Timestamp(c: sub) }
         if let sub = c.submitted_before { self.submittedBefore = Google_Protobuf_Timestamp(c: sub) }
+        self.senderOrganisationId = ProtoC.string(c.sender_organisation_id)
+        self.senderTerritorySoato = ProtoC.string(c.sender_territory_soato)
+        if let sub = c.decision_due_before { self.decisionDueBefore = Google_Protobuf_Timestamp(c: sub) }
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__RequestFilter> {
@@ -1397,6 +1986,9 @@ extension Esaylov_V1_RequestFilter {
         p.pointee.campaign_id = arena.cString(self.campaignId)
         if let value = self.submittedAfter { p.pointee.submitted_after = value.toC(arena) }
         if let value = self.submittedBefore { p.pointee.submitted_before = value.toC(arena) }
+        p.pointee.sender_organisation_id = arena.cString(self.senderOrganisationId)
+        p.pointee.sender_territory_soato = arena.cString(self.senderTerritorySoato)
+        if let value = self.decisionDueBefore { p.pointee.decision_due_before = value.toC(arena) }
         return p
     }
 }
@@ -1528,6 +2120,7 @@ public struct Esaylov_V1_WithdrawRequestRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.WithdrawRequestRequest" }
     public var requestId: String = ""
     public var reason: String = ""
+    public var idempotencyKey: String = ""
 
     public init() {}
 }
@@ -1550,6 +2143,7 @@ extension Esaylov_V1_WithdrawRequestRequest {
         let c = p.pointee
         self.requestId = ProtoC.string(c.request_id)
         self.reason = ProtoC.string(c.reason)
+        self.idempotencyKey = ProtoC.string(c.idempotency_key)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__WithdrawRequestRequest> {
@@ -1557,44 +2151,7 @@ extension Esaylov_V1_WithdrawRequestRequest {
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.request_id = arena.cString(self.requestId)
         p.pointee.reason = arena.cString(self.reason)
-        return p
-    }
-}
-
-/// protobuf message `esaylov.v1.WatchRequestsRequest`.
-public struct Esaylov_V1_WatchRequestsRequest: ProtoMessage {
-    public static var protoName: String { "esaylov.v1.WatchRequestsRequest" }
-    public var cursor: String = ""
-    public var commissionId: String = ""
-
-    public init() {}
-}
-
-extension Esaylov_V1_WatchRequestsRequest {
-    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__watch_requests_request()) }
-
-    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
-        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
-            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__WatchRequestsRequest.self))
-        }
-    }
-
-    public func serializedBytes() -> [UInt8] {
-        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
-    }
-
-    package init(c p: UnsafePointer<Esaylov__V1__WatchRequestsRequest>) {
-        self.init()
-        let c = p.pointee
-        self.cursor = ProtoC.string(c.cursor)
-        self.commissionId = ProtoC.string(c.commission_id)
-    }
-
-    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__WatchRequestsRequest> {
-        let p = arena.allocate(Esaylov__V1__WatchRequestsRequest.self)
-        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
-        p.pointee.cursor = arena.cString(self.cursor)
-        p.pointee.commission_id = arena.cString(self.commissionId)
+        p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
         return p
     }
 }
@@ -1649,7 +2206,9 @@ extension Esaylov_V1_RequestEvent {
 /// The methods of `esaylov.v1.RequestService`.
 public enum Esaylov_V1_RequestServiceMethod {
     public static let listCampaigns = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListCampaigns", kind: .unary)
+    public static let getCampaign = MethodDescriptor(service: "esaylov.v1.RequestService", method: "GetCampaign", kind: .unary)
     public static let listRequestTypes = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListRequestTypes", kind: .unary)
+    public static let listReceivers = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListReceivers", kind: .unary)
     public static let createDraft = MethodDescriptor(service: "esaylov.v1.RequestService", method: "CreateDraft", kind: .unary)
     public static let updateDraft = MethodDescriptor(service: "esaylov.v1.RequestService", method: "UpdateDraft", kind: .unary)
     public static let deleteDraft = MethodDescriptor(service: "esaylov.v1.RequestService", method: "DeleteDraft", kind: .unary)
@@ -1658,11 +2217,11 @@ public enum Esaylov_V1_RequestServiceMethod {
     public static let getSigningPayload = MethodDescriptor(service: "esaylov.v1.RequestService", method: "GetSigningPayload", kind: .unary)
     public static let submitRequest = MethodDescriptor(service: "esaylov.v1.RequestService", method: "SubmitRequest", kind: .unary)
     public static let getRequest = MethodDescriptor(service: "esaylov.v1.RequestService", method: "GetRequest", kind: .unary)
+    public static let getRequestHistory = MethodDescriptor(service: "esaylov.v1.RequestService", method: "GetRequestHistory", kind: .unary)
     public static let listOutgoing = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListOutgoing", kind: .unary)
     public static let listIncoming = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListIncoming", kind: .unary)
     public static let withdrawRequest = MethodDescriptor(service: "esaylov.v1.RequestService", method: "WithdrawRequest", kind: .unary)
-    public static let watchRequests = MethodDescriptor(service: "esaylov.v1.RequestService", method: "WatchRequests", kind: .serverStreaming)
-    public static var all: [MethodDescriptor] { [listCampaigns, listRequestTypes, createDraft, updateDraft, deleteDraft, uploadAttachment, downloadAttachment, getSigningPayload, submitRequest, getRequest, listOutgoing, listIncoming, withdrawRequest, watchRequests] }
+    public static var all: [MethodDescriptor] { [listCampaigns, getCampaign, listRequestTypes, listReceivers, createDraft, updateDraft, deleteDraft, uploadAttachment, downloadAttachment, getSigningPayload, submitRequest, getRequest, getRequestHistory, listOutgoing, listIncoming, withdrawRequest] }
 }
 
 /// Server side of `esaylov.v1.RequestService`: one method per RPC. Unary methods listed in
@@ -1670,7 +2229,9 @@ public enum Esaylov_V1_RequestServiceMethod {
 /// other method is `async`. Register an implementation with `RPCRouter.register`.
 public protocol Esaylov_V1_RequestService: RPCService {
     func listCampaigns(request: Esaylov_V1_ListCampaignsRequest, context: ServerContext) async throws -> Esaylov_V1_ListCampaignsResponse
+    func getCampaign(request: Esaylov_V1_GetCampaignRequest, context: ServerContext) async throws -> Esaylov_V1_GetCampaignResponse
     func listRequestTypes(request: Esaylov_V1_ListRequestTypesRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestTypesResponse
+    func listReceivers(request: Esaylov_V1_ListReceiversRequest, context: ServerContext) async throws -> Esaylov_V1_ListReceiversResponse
     func createDraft(request: Esaylov_V1_CreateDraftRequest, context: ServerContext) async throws -> Esaylov_V1_Request
     func updateDraft(request: Esaylov_V1_UpdateDraftRequest, context: ServerContext) async throws -> Esaylov_V1_Request
     func deleteDraft(request: Esaylov_V1_DeleteDraftRequest, context: ServerContext) async throws -> Esaylov_V1_DeleteDraftResponse
@@ -1679,10 +2240,10 @@ public protocol Esaylov_V1_RequestService: RPCService {
     func getSigningPayload(request: Esaylov_V1_GetSigningPayloadRequest, context: ServerContext) async throws -> Esaylov_V1_SigningPayload
     func submitRequest(request: Esaylov_V1_SubmitRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
     func getRequest(request: Esaylov_V1_GetRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
+    func getRequestHistory(request: Esaylov_V1_GetRequestHistoryRequest, context: ServerContext) async throws -> Esaylov_V1_GetRequestHistoryResponse
     func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse
     func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse
     func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
-    func watchRequests(request: Esaylov_V1_WatchRequestsRequest, responses: ResponseWriter<Esaylov_V1_RequestEvent>, context: ServerContext) async throws
 }
 
 extension Esaylov_V1_RequestService {
@@ -1692,8 +2253,14 @@ extension Esaylov_V1_RequestService {
         router.addUnary(Esaylov_V1_RequestServiceMethod.listCampaigns) { request, context in
             try await self.listCampaigns(request: request, context: context)
         }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.getCampaign) { request, context in
+            try await self.getCampaign(request: request, context: context)
+        }
         router.addUnary(Esaylov_V1_RequestServiceMethod.listRequestTypes) { request, context in
             try await self.listRequestTypes(request: request, context: context)
+        }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.listReceivers) { request, context in
+            try await self.listReceivers(request: request, context: context)
         }
         router.addUnary(Esaylov_V1_RequestServiceMethod.createDraft) { request, context in
             try await self.createDraft(request: request, context: context)
@@ -1719,6 +2286,9 @@ extension Esaylov_V1_RequestService {
         router.addUnary(Esaylov_V1_RequestServiceMethod.getRequest) { request, context in
             try await self.getRequest(request: request, context: context)
         }
+        router.addUnary(Esaylov_V1_RequestServiceMethod.getRequestHistory) { request, context in
+            try await self.getRequestHistory(request: request, context: context)
+        }
         router.addUnary(Esaylov_V1_RequestServiceMethod.listOutgoing) { request, context in
             try await self.listOutgoing(request: request, context: context)
         }
@@ -1727,9 +2297,6 @@ extension Esaylov_V1_RequestService {
         }
         router.addUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest) { request, context in
             try await self.withdrawRequest(request: request, context: context)
-        }
-        router.addServerStreaming(Esaylov_V1_RequestServiceMethod.watchRequests) { request, responses, context in
-            try await self.watchRequests(request: request, responses: responses, context: context)
         }
     }
 }

@@ -874,7 +874,7 @@ const ProtobufCMessageDescriptor esaylov__v1__verify_chain_response__descriptor 
   (ProtobufCMessageInit) esaylov__v1__verify_chain_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue esaylov__v1__audit_action__enum_values_by_number[14] =
+static const ProtobufCEnumValue esaylov__v1__audit_action__enum_values_by_number[15] =
 {
   { "AUDIT_ACTION_UNSPECIFIED", "ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_UNSPECIFIED", 0 },
   { "AUDIT_ACTION_LOGIN", "ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_LOGIN", 1 },
@@ -890,12 +890,14 @@ static const ProtobufCEnumValue esaylov__v1__audit_action__enum_values_by_number
   { "AUDIT_ACTION_DECISION_DELIVERED", "ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_DECISION_DELIVERED", 11 },
   { "AUDIT_ACTION_DIRECTORY_CHANGED", "ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_DIRECTORY_CHANGED", 12 },
   { "AUDIT_ACTION_PERSONAL_DATA_READ", "ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_PERSONAL_DATA_READ", 13 },
+  { "AUDIT_ACTION_CAMPAIGN_CHANGED", "ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_CAMPAIGN_CHANGED", 14 },
 };
 static const ProtobufCIntRange esaylov__v1__audit_action__value_ranges[] = {
-{0, 0},{0, 14}
+{0, 0},{0, 15}
 };
-static const ProtobufCEnumValueIndex esaylov__v1__audit_action__enum_values_by_name[14] =
+static const ProtobufCEnumValueIndex esaylov__v1__audit_action__enum_values_by_name[15] =
 {
+  { "AUDIT_ACTION_CAMPAIGN_CHANGED", 14 },
   { "AUDIT_ACTION_DECISION_APPROVED", 10 },
   { "AUDIT_ACTION_DECISION_DELIVERED", 11 },
   { "AUDIT_ACTION_DECISION_DRAFTED", 8 },
@@ -918,9 +920,9 @@ const ProtobufCEnumDescriptor esaylov__v1__audit_action__descriptor =
   "AuditAction",
   "Esaylov__V1__AuditAction",
   "esaylov.v1",
-  14,
+  15,
   esaylov__v1__audit_action__enum_values_by_number,
-  14,
+  15,
   esaylov__v1__audit_action__enum_values_by_name,
   1,
   esaylov__v1__audit_action__value_ranges,

@@ -52,6 +52,51 @@ void   esaylov__v1__campaign__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__campaign__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__campaign_settings__init
+                     (Esaylov__V1__CampaignSettings         *message)
+{
+  static const Esaylov__V1__CampaignSettings init_value = ESAYLOV__V1__CAMPAIGN_SETTINGS__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__campaign_settings__get_packed_size
+                     (const Esaylov__V1__CampaignSettings *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__campaign_settings__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__campaign_settings__pack
+                     (const Esaylov__V1__CampaignSettings *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__campaign_settings__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__campaign_settings__pack_to_buffer
+                     (const Esaylov__V1__CampaignSettings *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__campaign_settings__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__CampaignSettings *
+       esaylov__v1__campaign_settings__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__CampaignSettings *)
+     protobuf_c_message_unpack (&esaylov__v1__campaign_settings__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__campaign_settings__free_unpacked
+                     (Esaylov__V1__CampaignSettings *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__campaign_settings__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__day_offset__init
                      (Esaylov__V1__DayOffset         *message)
 {
@@ -95,6 +140,51 @@ void   esaylov__v1__day_offset__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &esaylov__v1__day_offset__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__window__init
+                     (Esaylov__V1__Window         *message)
+{
+  static const Esaylov__V1__Window init_value = ESAYLOV__V1__WINDOW__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__window__get_packed_size
+                     (const Esaylov__V1__Window *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__window__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__window__pack
+                     (const Esaylov__V1__Window *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__window__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__window__pack_to_buffer
+                     (const Esaylov__V1__Window *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__window__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__Window *
+       esaylov__v1__window__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__Window *)
+     protobuf_c_message_unpack (&esaylov__v1__window__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__window__free_unpacked
+                     (Esaylov__V1__Window *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__window__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   esaylov__v1__route__init
@@ -410,6 +500,411 @@ void   esaylov__v1__list_campaigns_response__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &esaylov__v1__list_campaigns_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__get_campaign_request__init
+                     (Esaylov__V1__GetCampaignRequest         *message)
+{
+  static const Esaylov__V1__GetCampaignRequest init_value = ESAYLOV__V1__GET_CAMPAIGN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__get_campaign_request__get_packed_size
+                     (const Esaylov__V1__GetCampaignRequest *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__get_campaign_request__pack
+                     (const Esaylov__V1__GetCampaignRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__get_campaign_request__pack_to_buffer
+                     (const Esaylov__V1__GetCampaignRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__GetCampaignRequest *
+       esaylov__v1__get_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__GetCampaignRequest *)
+     protobuf_c_message_unpack (&esaylov__v1__get_campaign_request__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__get_campaign_request__free_unpacked
+                     (Esaylov__V1__GetCampaignRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__get_campaign_response__init
+                     (Esaylov__V1__GetCampaignResponse         *message)
+{
+  static const Esaylov__V1__GetCampaignResponse init_value = ESAYLOV__V1__GET_CAMPAIGN_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__get_campaign_response__get_packed_size
+                     (const Esaylov__V1__GetCampaignResponse *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__get_campaign_response__pack
+                     (const Esaylov__V1__GetCampaignResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__get_campaign_response__pack_to_buffer
+                     (const Esaylov__V1__GetCampaignResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__GetCampaignResponse *
+       esaylov__v1__get_campaign_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__GetCampaignResponse *)
+     protobuf_c_message_unpack (&esaylov__v1__get_campaign_response__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__get_campaign_response__free_unpacked
+                     (Esaylov__V1__GetCampaignResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__get_campaign_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__request_type_window__init
+                     (Esaylov__V1__RequestTypeWindow         *message)
+{
+  static const Esaylov__V1__RequestTypeWindow init_value = ESAYLOV__V1__REQUEST_TYPE_WINDOW__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__request_type_window__get_packed_size
+                     (const Esaylov__V1__RequestTypeWindow *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__request_type_window__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__request_type_window__pack
+                     (const Esaylov__V1__RequestTypeWindow *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__request_type_window__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__request_type_window__pack_to_buffer
+                     (const Esaylov__V1__RequestTypeWindow *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__request_type_window__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__RequestTypeWindow *
+       esaylov__v1__request_type_window__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__RequestTypeWindow *)
+     protobuf_c_message_unpack (&esaylov__v1__request_type_window__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__request_type_window__free_unpacked
+                     (Esaylov__V1__RequestTypeWindow *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__request_type_window__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__list_receivers_request__init
+                     (Esaylov__V1__ListReceiversRequest         *message)
+{
+  static const Esaylov__V1__ListReceiversRequest init_value = ESAYLOV__V1__LIST_RECEIVERS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__list_receivers_request__get_packed_size
+                     (const Esaylov__V1__ListReceiversRequest *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__list_receivers_request__pack
+                     (const Esaylov__V1__ListReceiversRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__list_receivers_request__pack_to_buffer
+                     (const Esaylov__V1__ListReceiversRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__ListReceiversRequest *
+       esaylov__v1__list_receivers_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__ListReceiversRequest *)
+     protobuf_c_message_unpack (&esaylov__v1__list_receivers_request__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__list_receivers_request__free_unpacked
+                     (Esaylov__V1__ListReceiversRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__receiver__init
+                     (Esaylov__V1__Receiver         *message)
+{
+  static const Esaylov__V1__Receiver init_value = ESAYLOV__V1__RECEIVER__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__receiver__get_packed_size
+                     (const Esaylov__V1__Receiver *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__receiver__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__receiver__pack
+                     (const Esaylov__V1__Receiver *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__receiver__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__receiver__pack_to_buffer
+                     (const Esaylov__V1__Receiver *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__receiver__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__Receiver *
+       esaylov__v1__receiver__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__Receiver *)
+     protobuf_c_message_unpack (&esaylov__v1__receiver__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__receiver__free_unpacked
+                     (Esaylov__V1__Receiver *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__receiver__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__list_receivers_response__init
+                     (Esaylov__V1__ListReceiversResponse         *message)
+{
+  static const Esaylov__V1__ListReceiversResponse init_value = ESAYLOV__V1__LIST_RECEIVERS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__list_receivers_response__get_packed_size
+                     (const Esaylov__V1__ListReceiversResponse *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__list_receivers_response__pack
+                     (const Esaylov__V1__ListReceiversResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__list_receivers_response__pack_to_buffer
+                     (const Esaylov__V1__ListReceiversResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__ListReceiversResponse *
+       esaylov__v1__list_receivers_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__ListReceiversResponse *)
+     protobuf_c_message_unpack (&esaylov__v1__list_receivers_response__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__list_receivers_response__free_unpacked
+                     (Esaylov__V1__ListReceiversResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__list_receivers_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__get_request_history_request__init
+                     (Esaylov__V1__GetRequestHistoryRequest         *message)
+{
+  static const Esaylov__V1__GetRequestHistoryRequest init_value = ESAYLOV__V1__GET_REQUEST_HISTORY_REQUEST__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__get_request_history_request__get_packed_size
+                     (const Esaylov__V1__GetRequestHistoryRequest *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__get_request_history_request__pack
+                     (const Esaylov__V1__GetRequestHistoryRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__get_request_history_request__pack_to_buffer
+                     (const Esaylov__V1__GetRequestHistoryRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__GetRequestHistoryRequest *
+       esaylov__v1__get_request_history_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__GetRequestHistoryRequest *)
+     protobuf_c_message_unpack (&esaylov__v1__get_request_history_request__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__get_request_history_request__free_unpacked
+                     (Esaylov__V1__GetRequestHistoryRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__request_history_entry__init
+                     (Esaylov__V1__RequestHistoryEntry         *message)
+{
+  static const Esaylov__V1__RequestHistoryEntry init_value = ESAYLOV__V1__REQUEST_HISTORY_ENTRY__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__request_history_entry__get_packed_size
+                     (const Esaylov__V1__RequestHistoryEntry *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__request_history_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__request_history_entry__pack
+                     (const Esaylov__V1__RequestHistoryEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__request_history_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__request_history_entry__pack_to_buffer
+                     (const Esaylov__V1__RequestHistoryEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__request_history_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__RequestHistoryEntry *
+       esaylov__v1__request_history_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__RequestHistoryEntry *)
+     protobuf_c_message_unpack (&esaylov__v1__request_history_entry__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__request_history_entry__free_unpacked
+                     (Esaylov__V1__RequestHistoryEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__request_history_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__get_request_history_response__init
+                     (Esaylov__V1__GetRequestHistoryResponse         *message)
+{
+  static const Esaylov__V1__GetRequestHistoryResponse init_value = ESAYLOV__V1__GET_REQUEST_HISTORY_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__get_request_history_response__get_packed_size
+                     (const Esaylov__V1__GetRequestHistoryResponse *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__get_request_history_response__pack
+                     (const Esaylov__V1__GetRequestHistoryResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__get_request_history_response__pack_to_buffer
+                     (const Esaylov__V1__GetRequestHistoryResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__GetRequestHistoryResponse *
+       esaylov__v1__get_request_history_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__GetRequestHistoryResponse *)
+     protobuf_c_message_unpack (&esaylov__v1__get_request_history_response__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__get_request_history_response__free_unpacked
+                     (Esaylov__V1__GetRequestHistoryResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__get_request_history_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   esaylov__v1__list_request_types_request__init
@@ -1222,51 +1717,6 @@ void   esaylov__v1__withdraw_request_request__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__withdraw_request_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-void   esaylov__v1__watch_requests_request__init
-                     (Esaylov__V1__WatchRequestsRequest         *message)
-{
-  static const Esaylov__V1__WatchRequestsRequest init_value = ESAYLOV__V1__WATCH_REQUESTS_REQUEST__INIT;
-  *message = init_value;
-}
-size_t esaylov__v1__watch_requests_request__get_packed_size
-                     (const Esaylov__V1__WatchRequestsRequest *message)
-{
-  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t esaylov__v1__watch_requests_request__pack
-                     (const Esaylov__V1__WatchRequestsRequest *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t esaylov__v1__watch_requests_request__pack_to_buffer
-                     (const Esaylov__V1__WatchRequestsRequest *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Esaylov__V1__WatchRequestsRequest *
-       esaylov__v1__watch_requests_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Esaylov__V1__WatchRequestsRequest *)
-     protobuf_c_message_unpack (&esaylov__v1__watch_requests_request__descriptor,
-                                allocator, len, data);
-}
-void   esaylov__v1__watch_requests_request__free_unpacked
-                     (Esaylov__V1__WatchRequestsRequest *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
 void   esaylov__v1__request_event__init
                      (Esaylov__V1__RequestEvent         *message)
 {
@@ -1312,7 +1762,7 @@ void   esaylov__v1__request_event__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__request_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor esaylov__v1__campaign__field_descriptors[6] =
+static const ProtobufCFieldDescriptor esaylov__v1__campaign__field_descriptors[9] =
 {
   {
     "id",
@@ -1386,19 +1836,58 @@ static const ProtobufCFieldDescriptor esaylov__v1__campaign__field_descriptors[6
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "settings",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Campaign, settings),
+    &esaylov__v1__campaign_settings__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "catalogue_version",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Campaign, catalogue_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "time_zone",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Campaign, time_zone),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__campaign__field_indices_by_name[] = {
   3,   /* field[3] = announced_on */
+  7,   /* field[7] = catalogue_version */
   4,   /* field[4] = election_day */
   2,   /* field[2] = election_kinds */
   0,   /* field[0] = id */
   1,   /* field[1] = name */
+  6,   /* field[6] = settings */
   5,   /* field[5] = status */
+  8,   /* field[8] = time_zone */
 };
 static const ProtobufCIntRange esaylov__v1__campaign__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__campaign__descriptor =
 {
@@ -1408,26 +1897,105 @@ const ProtobufCMessageDescriptor esaylov__v1__campaign__descriptor =
   "Esaylov__V1__Campaign",
   "esaylov.v1",
   sizeof(Esaylov__V1__Campaign),
-  6,
+  9,
   esaylov__v1__campaign__field_descriptors,
   esaylov__v1__campaign__field_indices_by_name,
   1,  esaylov__v1__campaign__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__campaign__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue esaylov__v1__day_offset__anchor__enum_values_by_number[3] =
+static const ProtobufCFieldDescriptor esaylov__v1__campaign_settings__field_descriptors[4] =
+{
+  {
+    "max_attachment_bytes",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__CampaignSettings, max_attachment_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_attachments_per_request",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__CampaignSettings, max_attachments_per_request),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_request_attachment_bytes",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__CampaignSettings, max_request_attachment_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "forbid_drafter_approving",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__CampaignSettings, forbid_drafter_approving),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__campaign_settings__field_indices_by_name[] = {
+  3,   /* field[3] = forbid_drafter_approving */
+  0,   /* field[0] = max_attachment_bytes */
+  1,   /* field[1] = max_attachments_per_request */
+  2,   /* field[2] = max_request_attachment_bytes */
+};
+static const ProtobufCIntRange esaylov__v1__campaign_settings__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__campaign_settings__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.CampaignSettings",
+  "CampaignSettings",
+  "Esaylov__V1__CampaignSettings",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__CampaignSettings),
+  4,
+  esaylov__v1__campaign_settings__field_descriptors,
+  esaylov__v1__campaign_settings__field_indices_by_name,
+  1,  esaylov__v1__campaign_settings__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__campaign_settings__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue esaylov__v1__day_offset__anchor__enum_values_by_number[4] =
 {
   { "ANCHOR_UNSPECIFIED", "ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_UNSPECIFIED", 0 },
   { "ANCHOR_ANNOUNCEMENT", "ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_ANNOUNCEMENT", 1 },
   { "ANCHOR_ELECTION_DAY", "ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_ELECTION_DAY", 2 },
+  { "ANCHOR_FIXED_DATE", "ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_FIXED_DATE", 3 },
 };
 static const ProtobufCIntRange esaylov__v1__day_offset__anchor__value_ranges[] = {
-{0, 0},{0, 3}
+{0, 0},{0, 4}
 };
-static const ProtobufCEnumValueIndex esaylov__v1__day_offset__anchor__enum_values_by_name[3] =
+static const ProtobufCEnumValueIndex esaylov__v1__day_offset__anchor__enum_values_by_name[4] =
 {
   { "ANCHOR_ANNOUNCEMENT", 1 },
   { "ANCHOR_ELECTION_DAY", 2 },
+  { "ANCHOR_FIXED_DATE", 3 },
   { "ANCHOR_UNSPECIFIED", 0 },
 };
 const ProtobufCEnumDescriptor esaylov__v1__day_offset__anchor__descriptor =
@@ -1437,15 +2005,15 @@ const ProtobufCEnumDescriptor esaylov__v1__day_offset__anchor__descriptor =
   "Anchor",
   "Esaylov__V1__DayOffset__Anchor",
   "esaylov.v1",
-  3,
+  4,
   esaylov__v1__day_offset__anchor__enum_values_by_number,
-  3,
+  4,
   esaylov__v1__day_offset__anchor__enum_values_by_name,
   1,
   esaylov__v1__day_offset__anchor__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__day_offset__field_descriptors[2] =
+static const ProtobufCFieldDescriptor esaylov__v1__day_offset__field_descriptors[3] =
 {
   {
     "anchor",
@@ -1471,15 +2039,28 @@ static const ProtobufCFieldDescriptor esaylov__v1__day_offset__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "date",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DayOffset, date),
+    &esaylov__v1__calendar_date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__day_offset__field_indices_by_name[] = {
   0,   /* field[0] = anchor */
+  2,   /* field[2] = date */
   1,   /* field[1] = days */
 };
 static const ProtobufCIntRange esaylov__v1__day_offset__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__day_offset__descriptor =
 {
@@ -1489,14 +2070,117 @@ const ProtobufCMessageDescriptor esaylov__v1__day_offset__descriptor =
   "Esaylov__V1__DayOffset",
   "esaylov.v1",
   sizeof(Esaylov__V1__DayOffset),
-  2,
+  3,
   esaylov__v1__day_offset__field_descriptors,
   esaylov__v1__day_offset__field_indices_by_name,
   1,  esaylov__v1__day_offset__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__day_offset__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__route__field_descriptors[4] =
+static const ProtobufCFieldDescriptor esaylov__v1__window__field_descriptors[6] =
+{
+  {
+    "opens",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Window, opens),
+    &esaylov__v1__day_offset__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "closes",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Window, closes),
+    &esaylov__v1__day_offset__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "opens_on",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Window, opens_on),
+    &esaylov__v1__calendar_date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "closes_on",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Window, closes_on),
+    &esaylov__v1__calendar_date__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "opens_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Window, opens_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "closes_at",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Window, closes_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__window__field_indices_by_name[] = {
+  1,   /* field[1] = closes */
+  5,   /* field[5] = closes_at */
+  3,   /* field[3] = closes_on */
+  0,   /* field[0] = opens */
+  4,   /* field[4] = opens_at */
+  2,   /* field[2] = opens_on */
+};
+static const ProtobufCIntRange esaylov__v1__window__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__window__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.Window",
+  "Window",
+  "Esaylov__V1__Window",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__Window),
+  6,
+  esaylov__v1__window__field_descriptors,
+  esaylov__v1__window__field_indices_by_name,
+  1,  esaylov__v1__window__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__window__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__route__field_descriptors[8] =
 {
   {
     "sender_kinds",
@@ -1546,17 +2230,69 @@ static const ProtobufCFieldDescriptor esaylov__v1__route__field_descriptors[4] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "election_kinds",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Esaylov__V1__Route, n_election_kinds),
+    offsetof(Esaylov__V1__Route, election_kinds),
+    &esaylov__v1__election_kind__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "relation",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Route, relation),
+    &esaylov__v1__territorial_relation__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Route, kind),
+    &esaylov__v1__request_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signature_required",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Route, signature_required),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__route__field_indices_by_name[] = {
   1,   /* field[1] = candidate_senders */
+  4,   /* field[4] = election_kinds */
+  6,   /* field[6] = kind */
   2,   /* field[2] = proxy_senders */
   3,   /* field[3] = receiver_kind */
+  5,   /* field[5] = relation */
   0,   /* field[0] = sender_kinds */
+  7,   /* field[7] = signature_required */
 };
 static const ProtobufCIntRange esaylov__v1__route__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__route__descriptor =
 {
@@ -1566,14 +2302,14 @@ const ProtobufCMessageDescriptor esaylov__v1__route__descriptor =
   "Esaylov__V1__Route",
   "esaylov.v1",
   sizeof(Esaylov__V1__Route),
-  4,
+  8,
   esaylov__v1__route__field_descriptors,
   esaylov__v1__route__field_indices_by_name,
   1,  esaylov__v1__route__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__route__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__limit__field_descriptors[3] =
+static const ProtobufCFieldDescriptor esaylov__v1__limit__field_descriptors[4] =
 {
   {
     "name",
@@ -1611,16 +2347,29 @@ static const ProtobufCFieldDescriptor esaylov__v1__limit__field_descriptors[3] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "election_kind",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Limit, election_kind),
+    &esaylov__v1__election_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__limit__field_indices_by_name[] = {
   2,   /* field[2] = description */
+  3,   /* field[3] = election_kind */
   0,   /* field[0] = name */
   1,   /* field[1] = value */
 };
 static const ProtobufCIntRange esaylov__v1__limit__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__limit__descriptor =
 {
@@ -1630,14 +2379,14 @@ const ProtobufCMessageDescriptor esaylov__v1__limit__descriptor =
   "Esaylov__V1__Limit",
   "esaylov.v1",
   sizeof(Esaylov__V1__Limit),
-  3,
+  4,
   esaylov__v1__limit__field_descriptors,
   esaylov__v1__limit__field_indices_by_name,
   1,  esaylov__v1__limit__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__limit__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__request_type_rule__field_descriptors[10] =
+static const ProtobufCFieldDescriptor esaylov__v1__request_type_rule__field_descriptors[9] =
 {
   {
     "type",
@@ -1700,36 +2449,12 @@ static const ProtobufCFieldDescriptor esaylov__v1__request_type_rule__field_desc
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "deadline",
-    6,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__RequestTypeRule, deadline),
-    &esaylov__v1__day_offset__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
     "decision_days",
     7,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_INT32,
     0,   /* quantifier_offset */
     offsetof(Esaylov__V1__RequestTypeRule, decision_days),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "signature_required",
-    8,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BOOL,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__RequestTypeRule, signature_required),
     NULL,
     NULL,
     0,             /* flags */
@@ -1759,23 +2484,36 @@ static const ProtobufCFieldDescriptor esaylov__v1__request_type_rule__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "window",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestTypeRule, window),
+    &esaylov__v1__window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__request_type_rule__field_indices_by_name[] = {
-  5,   /* field[5] = deadline */
-  6,   /* field[6] = decision_days */
+  5,   /* field[5] = decision_days */
   1,   /* field[1] = kind */
-  8,   /* field[8] = limits */
+  6,   /* field[6] = limits */
   4,   /* field[4] = routes */
-  7,   /* field[7] = signature_required */
   3,   /* field[3] = title_en */
   2,   /* field[2] = title_uz */
   0,   /* field[0] = type */
-  9,   /* field[9] = version */
+  7,   /* field[7] = version */
+  8,   /* field[8] = window */
 };
-static const ProtobufCIntRange esaylov__v1__request_type_rule__number_ranges[1 + 1] =
+static const ProtobufCIntRange esaylov__v1__request_type_rule__number_ranges[3 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 7, 5 },
+  { 9, 6 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__request_type_rule__descriptor =
 {
@@ -1785,14 +2523,14 @@ const ProtobufCMessageDescriptor esaylov__v1__request_type_rule__descriptor =
   "Esaylov__V1__RequestTypeRule",
   "esaylov.v1",
   sizeof(Esaylov__V1__RequestTypeRule),
-  10,
+  9,
   esaylov__v1__request_type_rule__field_descriptors,
   esaylov__v1__request_type_rule__field_indices_by_name,
-  1,  esaylov__v1__request_type_rule__number_ranges,
+  3,  esaylov__v1__request_type_rule__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__request_type_rule__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__request__field_descriptors[17] =
+static const ProtobufCFieldDescriptor esaylov__v1__request__field_descriptors[20] =
 {
   {
     "id",
@@ -1998,20 +2736,59 @@ static const ProtobufCFieldDescriptor esaylov__v1__request__field_descriptors[17
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "envelope",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Request, envelope),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sender_territory_soato",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Request, sender_territory_soato),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "catalogue_version",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Request, catalogue_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__request__field_indices_by_name[] = {
   7,   /* field[7] = attachments */
   3,   /* field[3] = campaign_id */
+  19,   /* field[19] = catalogue_version */
   16,   /* field[16] = corrects_request_id */
   10,   /* field[10] = created_at */
   12,   /* field[12] = decision_due */
   14,   /* field[14] = decision_id */
+  17,   /* field[17] = envelope */
   6,   /* field[6] = form */
   0,   /* field[0] = id */
   15,   /* field[15] = incoming_number */
   2,   /* field[2] = kind */
   5,   /* field[5] = receiver_commission_id */
   4,   /* field[4] = sender */
+  18,   /* field[18] = sender_territory_soato */
   13,   /* field[13] = signature */
   8,   /* field[8] = status */
   11,   /* field[11] = submitted_at */
@@ -2021,7 +2798,7 @@ static const unsigned esaylov__v1__request__field_indices_by_name[] = {
 static const ProtobufCIntRange esaylov__v1__request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__request__descriptor =
 {
@@ -2031,14 +2808,14 @@ const ProtobufCMessageDescriptor esaylov__v1__request__descriptor =
   "Esaylov__V1__Request",
   "esaylov.v1",
   sizeof(Esaylov__V1__Request),
-  17,
+  20,
   esaylov__v1__request__field_descriptors,
   esaylov__v1__request__field_indices_by_name,
   1,  esaylov__v1__request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__request_envelope__field_descriptors[11] =
+static const ProtobufCFieldDescriptor esaylov__v1__request_envelope__field_descriptors[14] =
 {
   {
     "format_version",
@@ -2149,18 +2926,6 @@ static const ProtobufCFieldDescriptor esaylov__v1__request_envelope__field_descr
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "issued_at",
-    10,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__RequestEnvelope, issued_at),
-    &google__protobuf__timestamp__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
     "request_version",
     11,
     PROTOBUF_C_LABEL_NONE,
@@ -2172,24 +2937,76 @@ static const ProtobufCFieldDescriptor esaylov__v1__request_envelope__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sender_candidate_id",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestEnvelope, sender_candidate_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sender_proxy_id",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestEnvelope, sender_proxy_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "corrects_request_id",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestEnvelope, corrects_request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestEnvelope, kind),
+    &esaylov__v1__request_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__request_envelope__field_indices_by_name[] = {
   8,   /* field[8] = attachment_sha256 */
   3,   /* field[3] = campaign_id */
+  12,   /* field[12] = corrects_request_id */
   7,   /* field[7] = form */
   0,   /* field[0] = format_version */
-  9,   /* field[9] = issued_at */
+  13,   /* field[13] = kind */
   6,   /* field[6] = receiver_commission_id */
   1,   /* field[1] = request_id */
-  10,   /* field[10] = request_version */
+  9,   /* field[9] = request_version */
+  10,   /* field[10] = sender_candidate_id */
   4,   /* field[4] = sender_organisation_id */
+  11,   /* field[11] = sender_proxy_id */
   5,   /* field[5] = sender_tin */
   2,   /* field[2] = type */
 };
-static const ProtobufCIntRange esaylov__v1__request_envelope__number_ranges[1 + 1] =
+static const ProtobufCIntRange esaylov__v1__request_envelope__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 11, 9 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__request_envelope__descriptor =
 {
@@ -2199,10 +3016,10 @@ const ProtobufCMessageDescriptor esaylov__v1__request_envelope__descriptor =
   "Esaylov__V1__RequestEnvelope",
   "esaylov.v1",
   sizeof(Esaylov__V1__RequestEnvelope),
-  11,
+  14,
   esaylov__v1__request_envelope__field_descriptors,
   esaylov__v1__request_envelope__field_indices_by_name,
-  1,  esaylov__v1__request_envelope__number_ranges,
+  2,  esaylov__v1__request_envelope__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__request_envelope__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2293,6 +3110,543 @@ const ProtobufCMessageDescriptor esaylov__v1__list_campaigns_response__descripto
   esaylov__v1__list_campaigns_response__field_indices_by_name,
   1,  esaylov__v1__list_campaigns_response__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__list_campaigns_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__get_campaign_request__field_descriptors[1] =
+{
+  {
+    "campaign_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__GetCampaignRequest, campaign_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__get_campaign_request__field_indices_by_name[] = {
+  0,   /* field[0] = campaign_id */
+};
+static const ProtobufCIntRange esaylov__v1__get_campaign_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__get_campaign_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.GetCampaignRequest",
+  "GetCampaignRequest",
+  "Esaylov__V1__GetCampaignRequest",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__GetCampaignRequest),
+  1,
+  esaylov__v1__get_campaign_request__field_descriptors,
+  esaylov__v1__get_campaign_request__field_indices_by_name,
+  1,  esaylov__v1__get_campaign_request__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__get_campaign_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__get_campaign_response__field_descriptors[2] =
+{
+  {
+    "campaign",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__GetCampaignResponse, campaign),
+    &esaylov__v1__campaign__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "windows",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Esaylov__V1__GetCampaignResponse, n_windows),
+    offsetof(Esaylov__V1__GetCampaignResponse, windows),
+    &esaylov__v1__request_type_window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__get_campaign_response__field_indices_by_name[] = {
+  0,   /* field[0] = campaign */
+  1,   /* field[1] = windows */
+};
+static const ProtobufCIntRange esaylov__v1__get_campaign_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__get_campaign_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.GetCampaignResponse",
+  "GetCampaignResponse",
+  "Esaylov__V1__GetCampaignResponse",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__GetCampaignResponse),
+  2,
+  esaylov__v1__get_campaign_response__field_descriptors,
+  esaylov__v1__get_campaign_response__field_indices_by_name,
+  1,  esaylov__v1__get_campaign_response__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__get_campaign_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__request_type_window__field_descriptors[3] =
+{
+  {
+    "type",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestTypeWindow, type),
+    &esaylov__v1__request_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "window",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestTypeWindow, window),
+    &esaylov__v1__window__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "open_now",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestTypeWindow, open_now),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__request_type_window__field_indices_by_name[] = {
+  2,   /* field[2] = open_now */
+  0,   /* field[0] = type */
+  1,   /* field[1] = window */
+};
+static const ProtobufCIntRange esaylov__v1__request_type_window__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__request_type_window__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.RequestTypeWindow",
+  "RequestTypeWindow",
+  "Esaylov__V1__RequestTypeWindow",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__RequestTypeWindow),
+  3,
+  esaylov__v1__request_type_window__field_descriptors,
+  esaylov__v1__request_type_window__field_indices_by_name,
+  1,  esaylov__v1__request_type_window__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__request_type_window__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__list_receivers_request__field_descriptors[2] =
+{
+  {
+    "campaign_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__ListReceiversRequest, campaign_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__ListReceiversRequest, request_type),
+    &esaylov__v1__request_type__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__list_receivers_request__field_indices_by_name[] = {
+  0,   /* field[0] = campaign_id */
+  1,   /* field[1] = request_type */
+};
+static const ProtobufCIntRange esaylov__v1__list_receivers_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__list_receivers_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.ListReceiversRequest",
+  "ListReceiversRequest",
+  "Esaylov__V1__ListReceiversRequest",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__ListReceiversRequest),
+  2,
+  esaylov__v1__list_receivers_request__field_descriptors,
+  esaylov__v1__list_receivers_request__field_indices_by_name,
+  1,  esaylov__v1__list_receivers_request__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__list_receivers_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__receiver__field_descriptors[6] =
+{
+  {
+    "commission_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Receiver, commission_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Receiver, kind),
+    &esaylov__v1__organisation_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name_uz",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Receiver, name_uz),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name_en",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Receiver, name_en),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "territory_soato",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Receiver, territory_soato),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "election_kinds",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Esaylov__V1__Receiver, n_election_kinds),
+    offsetof(Esaylov__V1__Receiver, election_kinds),
+    &esaylov__v1__election_kind__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__receiver__field_indices_by_name[] = {
+  0,   /* field[0] = commission_id */
+  5,   /* field[5] = election_kinds */
+  1,   /* field[1] = kind */
+  3,   /* field[3] = name_en */
+  2,   /* field[2] = name_uz */
+  4,   /* field[4] = territory_soato */
+};
+static const ProtobufCIntRange esaylov__v1__receiver__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__receiver__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.Receiver",
+  "Receiver",
+  "Esaylov__V1__Receiver",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__Receiver),
+  6,
+  esaylov__v1__receiver__field_descriptors,
+  esaylov__v1__receiver__field_indices_by_name,
+  1,  esaylov__v1__receiver__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__receiver__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__list_receivers_response__field_descriptors[1] =
+{
+  {
+    "receivers",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Esaylov__V1__ListReceiversResponse, n_receivers),
+    offsetof(Esaylov__V1__ListReceiversResponse, receivers),
+    &esaylov__v1__receiver__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__list_receivers_response__field_indices_by_name[] = {
+  0,   /* field[0] = receivers */
+};
+static const ProtobufCIntRange esaylov__v1__list_receivers_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__list_receivers_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.ListReceiversResponse",
+  "ListReceiversResponse",
+  "Esaylov__V1__ListReceiversResponse",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__ListReceiversResponse),
+  1,
+  esaylov__v1__list_receivers_response__field_descriptors,
+  esaylov__v1__list_receivers_response__field_indices_by_name,
+  1,  esaylov__v1__list_receivers_response__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__list_receivers_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__get_request_history_request__field_descriptors[1] =
+{
+  {
+    "request_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__GetRequestHistoryRequest, request_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__get_request_history_request__field_indices_by_name[] = {
+  0,   /* field[0] = request_id */
+};
+static const ProtobufCIntRange esaylov__v1__get_request_history_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__get_request_history_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.GetRequestHistoryRequest",
+  "GetRequestHistoryRequest",
+  "Esaylov__V1__GetRequestHistoryRequest",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__GetRequestHistoryRequest),
+  1,
+  esaylov__v1__get_request_history_request__field_descriptors,
+  esaylov__v1__get_request_history_request__field_indices_by_name,
+  1,  esaylov__v1__get_request_history_request__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__get_request_history_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__request_history_entry__field_descriptors[7] =
+{
+  {
+    "at",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, actor),
+    &esaylov__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, kind),
+    &esaylov__v1__request_event_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_status",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, from_status),
+    &esaylov__v1__request_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_status",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, to_status),
+    &esaylov__v1__request_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "note",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestHistoryEntry, note),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__request_history_entry__field_indices_by_name[] = {
+  1,   /* field[1] = actor */
+  0,   /* field[0] = at */
+  3,   /* field[3] = from_status */
+  2,   /* field[2] = kind */
+  6,   /* field[6] = note */
+  4,   /* field[4] = to_status */
+  5,   /* field[5] = version */
+};
+static const ProtobufCIntRange esaylov__v1__request_history_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__request_history_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.RequestHistoryEntry",
+  "RequestHistoryEntry",
+  "Esaylov__V1__RequestHistoryEntry",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__RequestHistoryEntry),
+  7,
+  esaylov__v1__request_history_entry__field_descriptors,
+  esaylov__v1__request_history_entry__field_indices_by_name,
+  1,  esaylov__v1__request_history_entry__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__request_history_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__get_request_history_response__field_descriptors[1] =
+{
+  {
+    "entries",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Esaylov__V1__GetRequestHistoryResponse, n_entries),
+    offsetof(Esaylov__V1__GetRequestHistoryResponse, entries),
+    &esaylov__v1__request_history_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__get_request_history_response__field_indices_by_name[] = {
+  0,   /* field[0] = entries */
+};
+static const ProtobufCIntRange esaylov__v1__get_request_history_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__get_request_history_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.GetRequestHistoryResponse",
+  "GetRequestHistoryResponse",
+  "Esaylov__V1__GetRequestHistoryResponse",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__GetRequestHistoryResponse),
+  1,
+  esaylov__v1__get_request_history_response__field_descriptors,
+  esaylov__v1__get_request_history_response__field_indices_by_name,
+  1,  esaylov__v1__get_request_history_response__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__get_request_history_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor esaylov__v1__list_request_types_request__field_descriptors[2] =
@@ -2500,7 +3854,7 @@ const ProtobufCMessageDescriptor esaylov__v1__create_draft_request__descriptor =
   (ProtobufCMessageInit) esaylov__v1__create_draft_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__update_draft_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor esaylov__v1__update_draft_request__field_descriptors[5] =
 {
   {
     "request_id",
@@ -2550,17 +3904,30 @@ static const ProtobufCFieldDescriptor esaylov__v1__update_draft_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "idempotency_key",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__UpdateDraftRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__update_draft_request__field_indices_by_name[] = {
   3,   /* field[3] = attachment_sha256 */
   1,   /* field[1] = expected_version */
   2,   /* field[2] = form */
+  4,   /* field[4] = idempotency_key */
   0,   /* field[0] = request_id */
 };
 static const ProtobufCIntRange esaylov__v1__update_draft_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__update_draft_request__descriptor =
 {
@@ -2570,14 +3937,14 @@ const ProtobufCMessageDescriptor esaylov__v1__update_draft_request__descriptor =
   "Esaylov__V1__UpdateDraftRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__UpdateDraftRequest),
-  4,
+  5,
   esaylov__v1__update_draft_request__field_descriptors,
   esaylov__v1__update_draft_request__field_indices_by_name,
   1,  esaylov__v1__update_draft_request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__update_draft_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__delete_draft_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor esaylov__v1__delete_draft_request__field_descriptors[2] =
 {
   {
     "request_id",
@@ -2591,14 +3958,27 @@ static const ProtobufCFieldDescriptor esaylov__v1__delete_draft_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "idempotency_key",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DeleteDraftRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__delete_draft_request__field_indices_by_name[] = {
+  1,   /* field[1] = idempotency_key */
   0,   /* field[0] = request_id */
 };
 static const ProtobufCIntRange esaylov__v1__delete_draft_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__delete_draft_request__descriptor =
 {
@@ -2608,7 +3988,7 @@ const ProtobufCMessageDescriptor esaylov__v1__delete_draft_request__descriptor =
   "Esaylov__V1__DeleteDraftRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__DeleteDraftRequest),
-  1,
+  2,
   esaylov__v1__delete_draft_request__field_descriptors,
   esaylov__v1__delete_draft_request__field_indices_by_name,
   1,  esaylov__v1__delete_draft_request__number_ranges,
@@ -3003,7 +4383,7 @@ const ProtobufCMessageDescriptor esaylov__v1__get_request_request__descriptor =
   (ProtobufCMessageInit) esaylov__v1__get_request_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__request_filter__field_descriptors[5] =
+static const ProtobufCFieldDescriptor esaylov__v1__request_filter__field_descriptors[8] =
 {
   {
     "types",
@@ -3065,9 +4445,48 @@ static const ProtobufCFieldDescriptor esaylov__v1__request_filter__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sender_organisation_id",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestFilter, sender_organisation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sender_territory_soato",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestFilter, sender_territory_soato),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decision_due_before",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__RequestFilter, decision_due_before),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__request_filter__field_indices_by_name[] = {
   2,   /* field[2] = campaign_id */
+  7,   /* field[7] = decision_due_before */
+  5,   /* field[5] = sender_organisation_id */
+  6,   /* field[6] = sender_territory_soato */
   1,   /* field[1] = statuses */
   3,   /* field[3] = submitted_after */
   4,   /* field[4] = submitted_before */
@@ -3076,7 +4495,7 @@ static const unsigned esaylov__v1__request_filter__field_indices_by_name[] = {
 static const ProtobufCIntRange esaylov__v1__request_filter__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__request_filter__descriptor =
 {
@@ -3086,7 +4505,7 @@ const ProtobufCMessageDescriptor esaylov__v1__request_filter__descriptor =
   "Esaylov__V1__RequestFilter",
   "esaylov.v1",
   sizeof(Esaylov__V1__RequestFilter),
-  5,
+  8,
   esaylov__v1__request_filter__field_descriptors,
   esaylov__v1__request_filter__field_indices_by_name,
   1,  esaylov__v1__request_filter__number_ranges,
@@ -3259,7 +4678,7 @@ const ProtobufCMessageDescriptor esaylov__v1__list_requests_response__descriptor
   (ProtobufCMessageInit) esaylov__v1__list_requests_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__withdraw_request_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor esaylov__v1__withdraw_request_request__field_descriptors[3] =
 {
   {
     "request_id",
@@ -3285,15 +4704,28 @@ static const ProtobufCFieldDescriptor esaylov__v1__withdraw_request_request__fie
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "idempotency_key",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__WithdrawRequestRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__withdraw_request_request__field_indices_by_name[] = {
+  2,   /* field[2] = idempotency_key */
   1,   /* field[1] = reason */
   0,   /* field[0] = request_id */
 };
 static const ProtobufCIntRange esaylov__v1__withdraw_request_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__withdraw_request_request__descriptor =
 {
@@ -3303,62 +4735,11 @@ const ProtobufCMessageDescriptor esaylov__v1__withdraw_request_request__descript
   "Esaylov__V1__WithdrawRequestRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__WithdrawRequestRequest),
-  2,
+  3,
   esaylov__v1__withdraw_request_request__field_descriptors,
   esaylov__v1__withdraw_request_request__field_indices_by_name,
   1,  esaylov__v1__withdraw_request_request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__withdraw_request_request__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor esaylov__v1__watch_requests_request__field_descriptors[2] =
-{
-  {
-    "cursor",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__WatchRequestsRequest, cursor),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "commission_id",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__WatchRequestsRequest, commission_id),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned esaylov__v1__watch_requests_request__field_indices_by_name[] = {
-  1,   /* field[1] = commission_id */
-  0,   /* field[0] = cursor */
-};
-static const ProtobufCIntRange esaylov__v1__watch_requests_request__number_ranges[1 + 1] =
-{
-  { 1, 0 },
-  { 0, 2 }
-};
-const ProtobufCMessageDescriptor esaylov__v1__watch_requests_request__descriptor =
-{
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "esaylov.v1.WatchRequestsRequest",
-  "WatchRequestsRequest",
-  "Esaylov__V1__WatchRequestsRequest",
-  "esaylov.v1",
-  sizeof(Esaylov__V1__WatchRequestsRequest),
-  2,
-  esaylov__v1__watch_requests_request__field_descriptors,
-  esaylov__v1__watch_requests_request__field_indices_by_name,
-  1,  esaylov__v1__watch_requests_request__number_ranges,
-  (ProtobufCMessageInit) esaylov__v1__watch_requests_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor esaylov__v1__request_event__field_descriptors[5] =
@@ -3615,7 +4996,43 @@ const ProtobufCEnumDescriptor esaylov__v1__campaign_status__descriptor =
   esaylov__v1__campaign_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue esaylov__v1__request_event_kind__enum_values_by_number[8] =
+static const ProtobufCEnumValue esaylov__v1__territorial_relation__enum_values_by_number[6] =
+{
+  { "TERRITORIAL_RELATION_UNSPECIFIED", "ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_UNSPECIFIED", 0 },
+  { "TERRITORIAL_RELATION_ANY_TERRITORY", "ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_ANY_TERRITORY", 1 },
+  { "TERRITORIAL_RELATION_COVERING_TERRITORY", "ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_COVERING_TERRITORY", 2 },
+  { "TERRITORIAL_RELATION_SAME_TERRITORY", "ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_SAME_TERRITORY", 3 },
+  { "TERRITORIAL_RELATION_REGISTERING_COMMISSION", "ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_REGISTERING_COMMISSION", 4 },
+  { "TERRITORIAL_RELATION_ABOVE_REGISTERING_COMMISSION", "ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_ABOVE_REGISTERING_COMMISSION", 5 },
+};
+static const ProtobufCIntRange esaylov__v1__territorial_relation__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex esaylov__v1__territorial_relation__enum_values_by_name[6] =
+{
+  { "TERRITORIAL_RELATION_ABOVE_REGISTERING_COMMISSION", 5 },
+  { "TERRITORIAL_RELATION_ANY_TERRITORY", 1 },
+  { "TERRITORIAL_RELATION_COVERING_TERRITORY", 2 },
+  { "TERRITORIAL_RELATION_REGISTERING_COMMISSION", 4 },
+  { "TERRITORIAL_RELATION_SAME_TERRITORY", 3 },
+  { "TERRITORIAL_RELATION_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor esaylov__v1__territorial_relation__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "esaylov.v1.TerritorialRelation",
+  "TerritorialRelation",
+  "Esaylov__V1__TerritorialRelation",
+  "esaylov.v1",
+  6,
+  esaylov__v1__territorial_relation__enum_values_by_number,
+  6,
+  esaylov__v1__territorial_relation__enum_values_by_name,
+  1,
+  esaylov__v1__territorial_relation__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue esaylov__v1__request_event_kind__enum_values_by_number[10] =
 {
   { "REQUEST_EVENT_KIND_UNSPECIFIED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_UNSPECIFIED", 0 },
   { "REQUEST_EVENT_KIND_SUBMITTED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_SUBMITTED", 1 },
@@ -3625,16 +5042,20 @@ static const ProtobufCEnumValue esaylov__v1__request_event_kind__enum_values_by_
   { "REQUEST_EVENT_KIND_DECIDED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DECIDED", 5 },
   { "REQUEST_EVENT_KIND_WITHDRAWN", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_WITHDRAWN", 6 },
   { "REQUEST_EVENT_KIND_DECISION_DUE_SOON", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DECISION_DUE_SOON", 7 },
+  { "REQUEST_EVENT_KIND_DRAFT_CREATED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_CREATED", 8 },
+  { "REQUEST_EVENT_KIND_DRAFT_UPDATED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_UPDATED", 9 },
 };
 static const ProtobufCIntRange esaylov__v1__request_event_kind__value_ranges[] = {
-{0, 0},{0, 8}
+{0, 0},{0, 10}
 };
-static const ProtobufCEnumValueIndex esaylov__v1__request_event_kind__enum_values_by_name[8] =
+static const ProtobufCEnumValueIndex esaylov__v1__request_event_kind__enum_values_by_name[10] =
 {
   { "REQUEST_EVENT_KIND_DECIDED", 5 },
   { "REQUEST_EVENT_KIND_DECISION_DRAFTED", 3 },
   { "REQUEST_EVENT_KIND_DECISION_DUE_SOON", 7 },
+  { "REQUEST_EVENT_KIND_DRAFT_CREATED", 8 },
   { "REQUEST_EVENT_KIND_DRAFT_RETURNED", 4 },
+  { "REQUEST_EVENT_KIND_DRAFT_UPDATED", 9 },
   { "REQUEST_EVENT_KIND_REVIEW_STARTED", 2 },
   { "REQUEST_EVENT_KIND_SUBMITTED", 1 },
   { "REQUEST_EVENT_KIND_UNSPECIFIED", 0 },
@@ -3647,18 +5068,20 @@ const ProtobufCEnumDescriptor esaylov__v1__request_event_kind__descriptor =
   "RequestEventKind",
   "Esaylov__V1__RequestEventKind",
   "esaylov.v1",
-  8,
+  10,
   esaylov__v1__request_event_kind__enum_values_by_number,
-  8,
+  10,
   esaylov__v1__request_event_kind__enum_values_by_name,
   1,
   esaylov__v1__request_event_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor esaylov__v1__request_service__method_descriptors[14] =
+static const ProtobufCMethodDescriptor esaylov__v1__request_service__method_descriptors[16] =
 {
   { "ListCampaigns", &esaylov__v1__list_campaigns_request__descriptor, &esaylov__v1__list_campaigns_response__descriptor },
+  { "GetCampaign", &esaylov__v1__get_campaign_request__descriptor, &esaylov__v1__get_campaign_response__descriptor },
   { "ListRequestTypes", &esaylov__v1__list_request_types_request__descriptor, &esaylov__v1__list_request_types_response__descriptor },
+  { "ListReceivers", &esaylov__v1__list_receivers_request__descriptor, &esaylov__v1__list_receivers_response__descriptor },
   { "CreateDraft", &esaylov__v1__create_draft_request__descriptor, &esaylov__v1__request__descriptor },
   { "UpdateDraft", &esaylov__v1__update_draft_request__descriptor, &esaylov__v1__request__descriptor },
   { "DeleteDraft", &esaylov__v1__delete_draft_request__descriptor, &esaylov__v1__delete_draft_response__descriptor },
@@ -3667,26 +5090,28 @@ static const ProtobufCMethodDescriptor esaylov__v1__request_service__method_desc
   { "GetSigningPayload", &esaylov__v1__get_signing_payload_request__descriptor, &esaylov__v1__signing_payload__descriptor },
   { "SubmitRequest", &esaylov__v1__submit_request_request__descriptor, &esaylov__v1__request__descriptor },
   { "GetRequest", &esaylov__v1__get_request_request__descriptor, &esaylov__v1__request__descriptor },
+  { "GetRequestHistory", &esaylov__v1__get_request_history_request__descriptor, &esaylov__v1__get_request_history_response__descriptor },
   { "ListOutgoing", &esaylov__v1__list_outgoing_request__descriptor, &esaylov__v1__list_requests_response__descriptor },
   { "ListIncoming", &esaylov__v1__list_incoming_request__descriptor, &esaylov__v1__list_requests_response__descriptor },
   { "WithdrawRequest", &esaylov__v1__withdraw_request_request__descriptor, &esaylov__v1__request__descriptor },
-  { "WatchRequests", &esaylov__v1__watch_requests_request__descriptor, &esaylov__v1__request_event__descriptor },
 };
 const unsigned esaylov__v1__request_service__method_indices_by_name[] = {
-  2,        /* CreateDraft */
-  4,        /* DeleteDraft */
-  6,        /* DownloadAttachment */
-  9,        /* GetRequest */
-  7,        /* GetSigningPayload */
+  4,        /* CreateDraft */
+  6,        /* DeleteDraft */
+  8,        /* DownloadAttachment */
+  1,        /* GetCampaign */
+  11,        /* GetRequest */
+  12,        /* GetRequestHistory */
+  9,        /* GetSigningPayload */
   0,        /* ListCampaigns */
-  11,        /* ListIncoming */
-  10,        /* ListOutgoing */
-  1,        /* ListRequestTypes */
-  8,        /* SubmitRequest */
-  3,        /* UpdateDraft */
-  5,        /* UploadAttachment */
-  13,        /* WatchRequests */
-  12         /* WithdrawRequest */
+  14,        /* ListIncoming */
+  13,        /* ListOutgoing */
+  3,        /* ListReceivers */
+  2,        /* ListRequestTypes */
+  10,        /* SubmitRequest */
+  5,        /* UpdateDraft */
+  7,        /* UploadAttachment */
+  15         /* WithdrawRequest */
 };
 const ProtobufCServiceDescriptor esaylov__v1__request_service__descriptor =
 {
@@ -3695,7 +5120,7 @@ const ProtobufCServiceDescriptor esaylov__v1__request_service__descriptor =
   "RequestService",
   "Esaylov__V1__RequestService",
   "esaylov.v1",
-  14,
+  16,
   esaylov__v1__request_service__method_descriptors,
   esaylov__v1__request_service__method_indices_by_name
 };
@@ -3707,13 +5132,29 @@ void esaylov__v1__request_service__list_campaigns(ProtobufCService *service,
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
   service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void esaylov__v1__request_service__get_campaign(ProtobufCService *service,
+                                                const Esaylov__V1__GetCampaignRequest *input,
+                                                Esaylov__V1__GetCampaignResponse_Closure closure,
+                                                void *closure_data)
+{
+  assert(service->descriptor == &esaylov__v1__request_service__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void esaylov__v1__request_service__list_request_types(ProtobufCService *service,
                                                       const Esaylov__V1__ListRequestTypesRequest *input,
                                                       Esaylov__V1__ListRequestTypesResponse_Closure closure,
                                                       void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void esaylov__v1__request_service__list_receivers(ProtobufCService *service,
+                                                  const Esaylov__V1__ListReceiversRequest *input,
+                                                  Esaylov__V1__ListReceiversResponse_Closure closure,
+                                                  void *closure_data)
+{
+  assert(service->descriptor == &esaylov__v1__request_service__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__create_draft(ProtobufCService *service,
                                                 const Esaylov__V1__CreateDraftRequest *input,
@@ -3721,7 +5162,7 @@ void esaylov__v1__request_service__create_draft(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__update_draft(ProtobufCService *service,
                                                 const Esaylov__V1__UpdateDraftRequest *input,
@@ -3729,7 +5170,7 @@ void esaylov__v1__request_service__update_draft(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__delete_draft(ProtobufCService *service,
                                                 const Esaylov__V1__DeleteDraftRequest *input,
@@ -3737,7 +5178,7 @@ void esaylov__v1__request_service__delete_draft(ProtobufCService *service,
                                                 void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__upload_attachment(ProtobufCService *service,
                                                      const Esaylov__V1__UploadAttachmentRequest *input,
@@ -3745,7 +5186,7 @@ void esaylov__v1__request_service__upload_attachment(ProtobufCService *service,
                                                      void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__download_attachment(ProtobufCService *service,
                                                        const Esaylov__V1__DownloadAttachmentRequest *input,
@@ -3753,7 +5194,7 @@ void esaylov__v1__request_service__download_attachment(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__get_signing_payload(ProtobufCService *service,
                                                        const Esaylov__V1__GetSigningPayloadRequest *input,
@@ -3761,7 +5202,7 @@ void esaylov__v1__request_service__get_signing_payload(ProtobufCService *service
                                                        void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__submit_request(ProtobufCService *service,
                                                   const Esaylov__V1__SubmitRequestRequest *input,
@@ -3769,7 +5210,7 @@ void esaylov__v1__request_service__submit_request(ProtobufCService *service,
                                                   void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__get_request(ProtobufCService *service,
                                                const Esaylov__V1__GetRequestRequest *input,
@@ -3777,7 +5218,15 @@ void esaylov__v1__request_service__get_request(ProtobufCService *service,
                                                void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void esaylov__v1__request_service__get_request_history(ProtobufCService *service,
+                                                       const Esaylov__V1__GetRequestHistoryRequest *input,
+                                                       Esaylov__V1__GetRequestHistoryResponse_Closure closure,
+                                                       void *closure_data)
+{
+  assert(service->descriptor == &esaylov__v1__request_service__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__list_outgoing(ProtobufCService *service,
                                                  const Esaylov__V1__ListOutgoingRequest *input,
@@ -3785,7 +5234,7 @@ void esaylov__v1__request_service__list_outgoing(ProtobufCService *service,
                                                  void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__list_incoming(ProtobufCService *service,
                                                  const Esaylov__V1__ListIncomingRequest *input,
@@ -3793,7 +5242,7 @@ void esaylov__v1__request_service__list_incoming(ProtobufCService *service,
                                                  void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__withdraw_request(ProtobufCService *service,
                                                     const Esaylov__V1__WithdrawRequestRequest *input,
@@ -3801,15 +5250,7 @@ void esaylov__v1__request_service__withdraw_request(ProtobufCService *service,
                                                     void *closure_data)
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
-}
-void esaylov__v1__request_service__watch_requests(ProtobufCService *service,
-                                                  const Esaylov__V1__WatchRequestsRequest *input,
-                                                  Esaylov__V1__RequestEvent_Closure closure,
-                                                  void *closure_data)
-{
-  assert(service->descriptor == &esaylov__v1__request_service__descriptor);
-  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *service,
                                          Esaylov__V1__RequestService_ServiceDestroy destroy)

@@ -71,7 +71,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         filter.parentId = request.parentId
         filter.nameContains = request.nameContains
         filter.includeInactive = request.includeInactive
-        let (limit, after) = try page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
+        let (limit, after) = try tokens.page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
         let rows = try await database.read(store.organisations(filter: filter, after: after, limit: limit + 1), for: context)
         var response = Esaylov_V1_ListOrganisationsResponse()
         let (shown, last) = pageOf(rows, limit)
@@ -125,7 +125,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
             roles.append(role)
         }
         let filter = ["members", request.organisationId, roles.map(\.rawValue).sorted().joined(separator: ","), String(request.includePast)]
-        let (limit, after) = try page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
+        let (limit, after) = try tokens.page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
             Int(f[0]).map { ($0, f[1], f[2]) }
         }
         async let existsRead = database.read(store.organisation(id: request.organisationId).map { $0 != nil }, for: context)
@@ -160,7 +160,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
             statuses.append(name)
         }
         let filter = ["candidates", request.commissionId, request.partyId, statuses.sorted().joined(separator: ",")]
-        let (limit, after) = try page(request.page, filter: filter, fields: 1) { $0.first }
+        let (limit, after) = try tokens.page(request.page, filter: filter, fields: 1) { $0.first }
         async let rowsRead = database.read(
             store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1),
             for: context)
@@ -318,19 +318,6 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
 
     // MARK: input rules
 
-    /// A page of at most `limit` rows out of the `limit + 1` fetched, and the row the next page
-    /// starts after (nil on the last page).
-    private func pageOf<Row>(_ rows: [Row], _ limit: Int) -> (rows: ArraySlice<Row>, last: Row?) {
-        guard rows.count > limit else { return (rows[...], nil) }
-        return (rows[..<limit], rows[limit - 1])
-    }
-
-    private func pageInfo(_ token: String) -> Esaylov_V1_PageInfo {
-        var p = Esaylov_V1_PageInfo()
-        p.nextPageToken = token
-        return p
-    }
-
     /// `value` is at most `max` characters (checked before anything reaches SQL).
     private func limit(_ value: String, _ field: String, _ max: Int) throws(RPCError) {
         if value.utf8.count > max, value.count > max { throw invalid(field, "must be at most \(max) characters") }
@@ -346,18 +333,4 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     }
 
 
-    /// Page size and the position after which the page starts.
-    private func page<Cursor>(
-        _ request: Esaylov_V1_PageRequest?, filter: [String], fields: Int, _ make: ([String]) -> Cursor?
-    ) throws(RPCError) -> (Int, Cursor?) {
-        let size = Int(request?.pageSize ?? 0)
-        guard (0...500).contains(size) else { throw invalid("page.page_size", "must be 0 (default 50) to 500") }
-        let token = request?.pageToken ?? ""
-        try limit(token, "page.page_token", FieldLimits.pageToken)
-        guard !token.isEmpty else { return (size == 0 ? 50 : size, nil) }
-        guard let f = tokens.decode(token, filter: filter, fieldCount: fields), let cursor = make(f) else {
-            throw invalid("page.page_token", "is not a token this list issued for this filter, or it expired (24 hours)")
-        }
-        return (size == 0 ? 50 : size, cursor)
-    }
 }

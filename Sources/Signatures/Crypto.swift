@@ -161,3 +161,33 @@ func derEncoding(_ encode: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?)
     }
     return der
 }
+
+/// SHA-256 over data that arrives in pieces (an upload's chunks); the digest context is freed
+/// with the object.
+public final class SHA256Stream {
+    private let ctx: OpaquePointer
+    private var finished = false
+
+    public init() {
+        guard let c = EVP_MD_CTX_new() else { fatalError("out of memory for a digest context") }
+        ctx = c
+        precondition(EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1, "SHA-256 failed")
+    }
+
+    deinit { EVP_MD_CTX_free(ctx) }
+
+    public func update(_ data: [UInt8]) {
+        precondition(!finished, "the digest is already finished")
+        let ok = data.withUnsafeBytes { EVP_DigestUpdate(ctx, $0.baseAddress, $0.count) }
+        precondition(ok == 1, "SHA-256 failed")
+    }
+
+    /// The digest; the stream takes no more data.
+    public func finish() -> [UInt8] {
+        finished = true
+        var md = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        precondition(EVP_DigestFinal_ex(ctx, &md, &length) == 1, "SHA-256 failed")
+        return md
+    }
+}

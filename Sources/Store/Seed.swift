@@ -201,6 +201,7 @@ public enum Seed {
                     ON CONFLICT DO NOTHING
                     """)
             }
+            try demoCampaign(c, today: Day(tashkentDayOf: Date().timeIntervalSince1970))
             let n = try c.query("SELECT count(*) AS n FROM organisations").int(0, "n")
             // One event for what a load added (a second load adds nothing, and logs nothing).
             if try c.query(size).int(0, "n") != before {

@@ -67,7 +67,8 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     router.register(DirectoryService(database: database, tokens: tokens))
     router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, signInPerMinute: identity.signInPerMinute, logger: logger))
     router.register(AuditService(database: database, verifier: verifier, tokens: tokens))
-    services.append(SignInMaintenance(database: database, logger: logger))
+    router.register(RequestService(database: database, verifier: verifier, tokens: tokens))
+    services.append(Maintenance(database: database, logger: logger))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services
 }

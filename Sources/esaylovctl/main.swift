@@ -34,6 +34,7 @@ let usage = """
            esaylovctl directory register-certificate --file CERT.pem|der --person ID [--organisation ID]
            esaylovctl directory import FILE.csv     (columns: id,kind,name_uz,name_en,tin,territory,parent;
                                                      all rows or none; parents may come earlier in the file)
+    \(campaignUsage)
     KIND: \(OrganisationKind.allCases.map(\.databaseName).joined(separator: ", "))
     ROLE: \(Role.allCases.map(\.databaseName).joined(separator: ", "))
     """
@@ -175,6 +176,8 @@ func run(_ args: [String]) async throws(Failure) {
             let n = try Seed.demo(database, allowOperatorData: allow)
             print("esaylovctl: demo directory loaded (\(n) organisations)")
         } catch { throw explain(error, [:]) }
+    case ("campaign"?, _):
+        try await runCampaign(args, database)
     case ("directory"?, "add-organisation"?):
         let f = try flags(args.dropFirst(2))
         let id = try required(f, "id")

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 
 import grpc
+import pytest
 
 from conftest import BIN_DIR, Server
 
@@ -115,3 +116,35 @@ def forget_codes(phone):
 
 def bearer(token):
     return (("authorization", f"Bearer {token}"),)
+
+
+def refused(call, code, *fragments):
+    with pytest.raises(grpc.RpcError) as e:
+        call()
+    assert e.value.code() == code, e.value.details()
+    for f in fragments:
+        assert f in e.value.details(), e.value.details()
+    return e.value
+
+
+def sign_in(v1, auth, credential, act_as="", certificate=b"", tamper=None):
+    start = auth.StartSignatureLogin(
+        v1.auth_pb2.StartSignatureLoginRequest(certificate=certificate, act_as_organisation_id=act_as), timeout=10)
+    challenge = start.challenge if tamper is None else tamper(start.challenge)
+    cms = credential.sign(challenge)
+    return start, lambda: auth.FinishSignatureLogin(
+        v1.auth_pb2.FinishSignatureLoginRequest(challenge_id=start.challenge_id, cms=cms), timeout=10)
+
+
+def login(v1, auth, credential, **kw):
+    _, finish = sign_in(v1, auth, credential, **kw)
+    return finish()
+
+
+def sms_login(v1, auth, server, phone):
+    forget_codes(phone)
+    seen = outbox_lines(server)
+    attempt = auth.RequestSmsCode(v1.auth_pb2.RequestSmsCodeRequest(phone=phone), timeout=10)
+    code = code_for(server, phone, after=seen)
+    return attempt, code, lambda c=code: auth.VerifySmsCode(
+        v1.auth_pb2.VerifySmsCodeRequest(attempt_id=attempt.attempt_id, code=c, phone=phone), timeout=10)

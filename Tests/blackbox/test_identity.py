@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-from identity import PKI, bearer, code_for, ctl, forget_codes, identity_server, outbox_lines, sql
+from identity import PKI, bearer, code_for, ctl, forget_codes, identity_server, login, outbox_lines, refused, sign_in, sms_login, sql
 
 CHAIR = ("seed-cec-0", "cec")                     # the CEC's chairperson
 TEC_CHAIR = ("seed-tec-1726-0", "tec-1726")       # Tashkent city commission's chairperson
@@ -47,38 +47,6 @@ def stubs(server, v1):
 @pytest.fixture(scope="module")
 def chair(pki):
     return pki.issue(*CHAIR)
-
-
-def refused(call, code, *fragments):
-    with pytest.raises(grpc.RpcError) as e:
-        call()
-    assert e.value.code() == code, e.value.details()
-    for f in fragments:
-        assert f in e.value.details(), e.value.details()
-    return e.value
-
-
-def sign_in(v1, auth, credential, act_as="", certificate=b"", tamper=None):
-    start = auth.StartSignatureLogin(
-        v1.auth_pb2.StartSignatureLoginRequest(certificate=certificate, act_as_organisation_id=act_as), timeout=10)
-    challenge = start.challenge if tamper is None else tamper(start.challenge)
-    cms = credential.sign(challenge)
-    return start, lambda: auth.FinishSignatureLogin(
-        v1.auth_pb2.FinishSignatureLoginRequest(challenge_id=start.challenge_id, cms=cms), timeout=10)
-
-
-def login(v1, auth, credential, **kw):
-    _, finish = sign_in(v1, auth, credential, **kw)
-    return finish()
-
-
-def sms_login(v1, auth, server, phone):
-    forget_codes(phone)
-    seen = outbox_lines(server)
-    attempt = auth.RequestSmsCode(v1.auth_pb2.RequestSmsCodeRequest(phone=phone), timeout=10)
-    code = code_for(server, phone, after=seen)
-    return attempt, code, lambda c=code: auth.VerifySmsCode(
-        v1.auth_pb2.VerifySmsCodeRequest(attempt_id=attempt.attempt_id, code=c, phone=phone), timeout=10)
 
 
 # --- EDS sign-in -----------------------------------------------------------------------

@@ -50,6 +50,7 @@ public enum PermissionRules {
         for m in ["Logout", "WhoAmI"] { t["/esaylov.v1.AuthService/\(m)"] = ownSession }
         t["/esaylov.v1.AuditService/ListEvents"] = auditRead
         t["/esaylov.v1.AuditService/VerifyChain"] = auditVerify
+        t.merge(requestMethods) { a, _ in a }
         return t
     }()
 
@@ -150,3 +151,26 @@ public struct SessionPolicy: Sendable {
     }
 }
 
+
+extension PermissionRules {
+    static let campaigns = rule("the campaign calendar and catalogue: every signed-in user", "cl. 6, 9", .session)
+    static let sending = rule(
+        "sending requests: organisations clause 6 gives a route (their heads sign), candidates and proxies", "cl. 6-8", .permission(.sendRequests))
+    static let headSigns = rule("the head of the sending organisation signs its requests", "cl. 8", .permission(.sendRequests))
+    static let ownRequests = rule("a sender's own requests", "cl. 6-8", .permission(.sendRequests))
+    static let readRequests = rule(
+        "reading a request: its sender, the receiving commission, operators; commissions above it in aggregate", "cl. 10, 13", .session)
+    static let inbox = rule("a commission's inbox: its members, operators; commissions above it in aggregate", "cl. 10, 13", .session)
+    static let personalData = rule("personal data in requests: the sender, the receiving commission, operators", "cl. 13", .session)
+
+    /// The rules of RequestService, by method.
+    static let requestMethods: [String: PermissionRule] = {
+        var t: [String: PermissionRule] = [:]
+        for m in ["ListCampaigns", "GetCampaign", "ListRequestTypes"] { t[m] = campaigns }
+        for m in ["ListReceivers", "CreateDraft", "UpdateDraft", "DeleteDraft", "UploadAttachment", "GetSigningPayload", "SubmitRequest",
+                  "WithdrawRequest", "ListOutgoing"] { t[m] = sending }
+        for m in ["GetRequest", "GetRequestHistory", "DownloadAttachment"] { t[m] = readRequests }
+        t["ListIncoming"] = inbox
+        return Dictionary(uniqueKeysWithValues: t.map { ("/esaylov.v1.RequestService/\($0.key)", $0.value) })
+    }()
+}

@@ -31,7 +31,8 @@ public struct Principal: Sendable, Hashable {
     /// The permissions of the session, each from a clause:
     /// - everyone reads their own record (cl. 13);
     /// - an organisation's head, and a commission's chairperson, send its requests with the EDS
-    ///   (cl. 6, 8), unless cl. 6 gives the organisation no route;
+    ///   (cl. 6, 8), unless cl. 6 gives the organisation no route; its clerks prepare and send
+    ///   them, signed by the head;
     /// - candidates and proxies send requests without the EDS (cl. 7);
     /// - a commission's members review its requests and read the personal data in them (cl. 10,
     ///   13), its deputy chairperson and secretary draft decisions (cl. 12), its chairperson and
@@ -51,7 +52,9 @@ public struct Principal: Sendable, Hashable {
                 if role.mayApproveDecisions { out.insert(.approveDecisions) }
             case .operator: out.formUnion([.manageDirectory, .readPersonalData])
             case .auditor: out.formUnion([.readAudit, .verifyAudit])
-            case .head, .clerk: break
+            // Clerks prepare and send drafts; the head's EDS signs them (cl. 8).
+            case .clerk: if kind.maySendRequests { out.insert(.sendRequests) }
+            case .head: break
             }
         }
         return out

@@ -104,8 +104,10 @@ public final class SmsDelivery: Service, Sendable {
     }
 }
 
-/// Removes sign-in challenges and SMS attempts a day after they ended, every ten minutes.
-public struct SignInMaintenance: Service {
+/// Every ten minutes removes sign-in challenges and SMS attempts a day after they ended, uploads
+/// no request took within 24 hours (and contents nothing refers to), unfinished uploads after an
+/// hour, and idempotency keys after 8 days.
+public struct Maintenance: Service {
     let database: Database
     let logger: Logger
 
@@ -117,9 +119,12 @@ public struct SignInMaintenance: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in try AuthStore().purge(c) }
+                try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in
+                    try AuthStore().purge(c)
+                    _ = try RequestStore().purge(c)
+                }
             } catch {
-                logger.warning("purging old sign-in attempts failed", metadata: ["error": "\(error.kind)"])
+                logger.warning("purging old sign-in attempts, unattached uploads and idempotency keys failed", metadata: ["error": "\(error.kind)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(600)) }
         }

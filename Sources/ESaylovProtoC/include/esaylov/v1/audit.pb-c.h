@@ -87,7 +87,12 @@ typedef enum _Esaylov__V1__AuditAction {
   /*
    * Personal data was read (who read whose record).
    */
-  ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_PERSONAL_DATA_READ = 13
+  ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_PERSONAL_DATA_READ = 13,
+  /*
+   * An operator created a campaign, moved its dates, changed its settings or added a
+   * catalogue version.
+   */
+  ESAYLOV__V1__AUDIT_ACTION__AUDIT_ACTION_CAMPAIGN_CHANGED = 14
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__AUDIT_ACTION)
 } Esaylov__V1__AuditAction;
 

@@ -19,7 +19,9 @@ PROTOBUF_C__BEGIN_DECLS
 #include "google/protobuf/timestamp.pb-c.h"
 
 typedef struct Esaylov__V1__Campaign Esaylov__V1__Campaign;
+typedef struct Esaylov__V1__CampaignSettings Esaylov__V1__CampaignSettings;
 typedef struct Esaylov__V1__DayOffset Esaylov__V1__DayOffset;
+typedef struct Esaylov__V1__Window Esaylov__V1__Window;
 typedef struct Esaylov__V1__Route Esaylov__V1__Route;
 typedef struct Esaylov__V1__Limit Esaylov__V1__Limit;
 typedef struct Esaylov__V1__RequestTypeRule Esaylov__V1__RequestTypeRule;
@@ -27,6 +29,15 @@ typedef struct Esaylov__V1__Request Esaylov__V1__Request;
 typedef struct Esaylov__V1__RequestEnvelope Esaylov__V1__RequestEnvelope;
 typedef struct Esaylov__V1__ListCampaignsRequest Esaylov__V1__ListCampaignsRequest;
 typedef struct Esaylov__V1__ListCampaignsResponse Esaylov__V1__ListCampaignsResponse;
+typedef struct Esaylov__V1__GetCampaignRequest Esaylov__V1__GetCampaignRequest;
+typedef struct Esaylov__V1__GetCampaignResponse Esaylov__V1__GetCampaignResponse;
+typedef struct Esaylov__V1__RequestTypeWindow Esaylov__V1__RequestTypeWindow;
+typedef struct Esaylov__V1__ListReceiversRequest Esaylov__V1__ListReceiversRequest;
+typedef struct Esaylov__V1__Receiver Esaylov__V1__Receiver;
+typedef struct Esaylov__V1__ListReceiversResponse Esaylov__V1__ListReceiversResponse;
+typedef struct Esaylov__V1__GetRequestHistoryRequest Esaylov__V1__GetRequestHistoryRequest;
+typedef struct Esaylov__V1__RequestHistoryEntry Esaylov__V1__RequestHistoryEntry;
+typedef struct Esaylov__V1__GetRequestHistoryResponse Esaylov__V1__GetRequestHistoryResponse;
 typedef struct Esaylov__V1__ListRequestTypesRequest Esaylov__V1__ListRequestTypesRequest;
 typedef struct Esaylov__V1__ListRequestTypesResponse Esaylov__V1__ListRequestTypesResponse;
 typedef struct Esaylov__V1__CreateDraftRequest Esaylov__V1__CreateDraftRequest;
@@ -45,7 +56,6 @@ typedef struct Esaylov__V1__ListOutgoingRequest Esaylov__V1__ListOutgoingRequest
 typedef struct Esaylov__V1__ListIncomingRequest Esaylov__V1__ListIncomingRequest;
 typedef struct Esaylov__V1__ListRequestsResponse Esaylov__V1__ListRequestsResponse;
 typedef struct Esaylov__V1__WithdrawRequestRequest Esaylov__V1__WithdrawRequestRequest;
-typedef struct Esaylov__V1__WatchRequestsRequest Esaylov__V1__WatchRequestsRequest;
 typedef struct Esaylov__V1__RequestEvent Esaylov__V1__RequestEvent;
 
 
@@ -66,7 +76,11 @@ typedef enum _Esaylov__V1__DayOffset__Anchor {
   /*
    * Days before election day (E − days).
    */
-  ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_ELECTION_DAY = 2
+  ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_ELECTION_DAY = 2,
+  /*
+   * A fixed day set by an operator for this campaign (`date`).
+   */
+  ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_FIXED_DATE = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__DAY_OFFSET__ANCHOR)
 } Esaylov__V1__DayOffset__Anchor;
 /*
@@ -231,6 +245,37 @@ typedef enum _Esaylov__V1__CampaignStatus {
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__CAMPAIGN_STATUS)
 } Esaylov__V1__CampaignStatus;
 /*
+ * How the receiving commission stands to the sender on a route.
+ */
+typedef enum _Esaylov__V1__TerritorialRelation {
+  /*
+   * Not set; never valid.
+   */
+  ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_UNSPECIFIED = 0,
+  /*
+   * Any commission of the receiving kind: for senders at the national level only (clause 6
+   * narrows it to the covering territory for everyone else).
+   */
+  ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_ANY_TERRITORY = 1,
+  /*
+   * A commission whose territory covers the sender's (the same unit or one containing it).
+   */
+  ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_COVERING_TERRITORY = 2,
+  /*
+   * A commission of exactly the sender's territory.
+   */
+  ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_SAME_TERRITORY = 3,
+  /*
+   * The commission that registered the candidate (the sender, or the one the form names).
+   */
+  ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_REGISTERING_COMMISSION = 4,
+  /*
+   * The commission above the one that registered the candidate.
+   */
+  ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_ABOVE_REGISTERING_COMMISSION = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__TERRITORIAL_RELATION)
+} Esaylov__V1__TerritorialRelation;
+/*
  * What happened to a request.
  */
 typedef enum _Esaylov__V1__RequestEventKind {
@@ -265,7 +310,15 @@ typedef enum _Esaylov__V1__RequestEventKind {
   /*
    * Its decision period is about to end (one day before `decision_due`).
    */
-  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DECISION_DUE_SOON = 7
+  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DECISION_DUE_SOON = 7,
+  /*
+   * The sender created the draft.
+   */
+  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_CREATED = 8,
+  /*
+   * The sender changed the draft.
+   */
+  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_UPDATED = 9
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__REQUEST_EVENT_KIND)
 } Esaylov__V1__RequestEventKind;
 
@@ -302,10 +355,51 @@ struct  Esaylov__V1__Campaign
    * Lifecycle state.
    */
   Esaylov__V1__CampaignStatus status;
+  /*
+   * Settings of the campaign (operators change them with `esaylovctl campaign`).
+   */
+  Esaylov__V1__CampaignSettings *settings;
+  /*
+   * Version of the campaign's catalogue in force (`RequestTypeRule.version`).
+   */
+  int32_t catalogue_version;
+  /*
+   * The time zone its days are counted in: always "+05:00" (Tashkent, no daylight saving).
+   */
+  char *time_zone;
 };
 #define ESAYLOV__V1__CAMPAIGN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__campaign__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, ESAYLOV__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, NULL, ESAYLOV__V1__CAMPAIGN_STATUS__CAMPAIGN_STATUS_UNSPECIFIED, NULL, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * What an operator sets per campaign.
+ */
+struct  Esaylov__V1__CampaignSettings
+{
+  ProtobufCMessage base;
+  /*
+   * Largest attachment a request of this campaign may carry, in bytes (default 25 MiB).
+   */
+  int64_t max_attachment_bytes;
+  /*
+   * Most attachments on one request (default 20).
+   */
+  int32_t max_attachments_per_request;
+  /*
+   * Most bytes of attachments on one request (default 100 MiB).
+   */
+  int64_t max_request_attachment_bytes;
+  /*
+   * Whether one deputy chairperson may not both draft and approve the same decision
+   * (clauses 11 and 12 allow it; a campaign may forbid it).
+   */
+  protobuf_c_boolean forbid_drafter_approving;
+};
+#define ESAYLOV__V1__CAMPAIGN_SETTINGS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__campaign_settings__descriptor) \
+    , 0, 0, 0, 0 }
 
 
 /*
@@ -319,13 +413,56 @@ struct  Esaylov__V1__DayOffset
    */
   Esaylov__V1__DayOffset__Anchor anchor;
   /*
-   * Number of days from the anchor.
+   * Number of days from the anchor: after A, before E. Negative after A means before the
+   * announcement ("before the campaign" is A − 1).
    */
   int32_t days;
+  /*
+   * The day, for `ANCHOR_FIXED_DATE`.
+   */
+  Esaylov__V1__CalendarDate *date;
 };
 #define ESAYLOV__V1__DAY_OFFSET__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__day_offset__descriptor) \
-    , ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_UNSPECIFIED, 0 }
+    , ESAYLOV__V1__DAY_OFFSET__ANCHOR__ANCHOR_UNSPECIFIED, 0, NULL }
+
+
+/*
+ * When a request type may be sent: calendar days in Tashkent time (UTC+5), both ends
+ * included. A request is judged by the server's receipt time: one received at 23:59:59 on
+ * the closing day is in time, one at 00:00 the next day is late.
+ */
+struct  Esaylov__V1__Window
+{
+  ProtobufCMessage base;
+  /*
+   * First day; unset anchor when the window has no opening (open from the start).
+   */
+  Esaylov__V1__DayOffset *opens;
+  /*
+   * Last day; unset anchor when there is no deadline.
+   */
+  Esaylov__V1__DayOffset *closes;
+  /*
+   * The first day in this campaign; unset when there is no opening.
+   */
+  Esaylov__V1__CalendarDate *opens_on;
+  /*
+   * The last day in this campaign; unset when there is no deadline.
+   */
+  Esaylov__V1__CalendarDate *closes_on;
+  /*
+   * The instant the window opens (00:00 Tashkent time of `opens_on`).
+   */
+  Google__Protobuf__Timestamp *opens_at;
+  /*
+   * The instant it closes (24:00 Tashkent time of `closes_on`), exclusive.
+   */
+  Google__Protobuf__Timestamp *closes_at;
+};
+#define ESAYLOV__V1__WINDOW__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__window__descriptor) \
+    , NULL, NULL, NULL, NULL, NULL, NULL }
 
 
 /*
@@ -353,10 +490,30 @@ struct  Esaylov__V1__Route
    * The kind of commission that receives.
    */
   Esaylov__V1__OrganisationKind receiver_kind;
+  /*
+   * The elections the route applies to (the campaign must elect one; a form that names its
+   * election must name one of these); empty for every election.
+   */
+  size_t n_election_kinds;
+  Esaylov__V1__ElectionKind *election_kinds;
+  /*
+   * How the receiver stands to the sender.
+   */
+  Esaylov__V1__TerritorialRelation relation;
+  /*
+   * The kind of the request on this route (media accreditation: an application from a local
+   * outlet, a submission from the MFA).
+   */
+  Esaylov__V1__RequestKind kind;
+  /*
+   * Whether the request is EDS-signed on this route: always for organisations, never for
+   * candidates and proxies (clause 7).
+   */
+  protobuf_c_boolean signature_required;
 };
 #define ESAYLOV__V1__ROUTE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__route__descriptor) \
-    , 0,NULL, 0,NULL, 0,NULL, ESAYLOV__V1__ORGANISATION_KIND__ORGANISATION_KIND_UNSPECIFIED }
+    , 0,NULL, 0,NULL, 0,NULL, ESAYLOV__V1__ORGANISATION_KIND__ORGANISATION_KIND_UNSPECIFIED, 0,NULL, ESAYLOV__V1__TERRITORIAL_RELATION__TERRITORIAL_RELATION_UNSPECIFIED, ESAYLOV__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, 0 }
 
 
 /*
@@ -377,10 +534,14 @@ struct  Esaylov__V1__Limit
    * What the limit means, for people.
    */
   char *description;
+  /*
+   * The election it applies to; unset for every election (proxy limits differ by body).
+   */
+  Esaylov__V1__ElectionKind election_kind;
 };
 #define ESAYLOV__V1__LIMIT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__limit__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, ESAYLOV__V1__ELECTION_KIND__ELECTION_KIND_UNSPECIFIED }
 
 
 /*
@@ -407,35 +568,32 @@ struct  Esaylov__V1__RequestTypeRule
    */
   char *title_en;
   /*
-   * The routes open to it.
+   * The routes open to it, already intersected with clause 6.
    */
   size_t n_routes;
   Esaylov__V1__Route **routes;
   /*
-   * Last day to send; unset anchor when there is none.
-   */
-  Esaylov__V1__DayOffset *deadline;
-  /*
-   * Days the commission has to decide, from receipt; 0 when the law sets none.
+   * Calendar days the commission has to decide, counted from the day of receipt; the request's
+   * `decision_due` is 24:00 Tashkent time of the last day.
    */
   int32_t decision_days;
-  /*
-   * Whether an EDS signature is required (false for candidates' and proxies' types).
-   */
-  protobuf_c_boolean signature_required;
   /*
    * Numeric limits checked on the form.
    */
   size_t n_limits;
   Esaylov__V1__Limit **limits;
   /*
-   * Version of this rule; decisions record the version they applied.
+   * Version of the campaign's catalogue this rule belongs to; requests record it.
    */
   int32_t version;
+  /*
+   * When it may be sent.
+   */
+  Esaylov__V1__Window *window;
 };
 #define ESAYLOV__V1__REQUEST_TYPE_RULE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__request_type_rule__descriptor) \
-    , ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, ESAYLOV__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, NULL, 0, 0, 0,NULL, 0 }
+    , ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, ESAYLOV__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0,NULL, 0, NULL }
 
 
 /*
@@ -514,17 +672,34 @@ struct  Esaylov__V1__Request
    * For a corrected request, the returned request it replaces.
    */
   char *corrects_request_id;
+  /*
+   * The stored envelope bytes (a `SignedEnvelope` of purpose REQUEST) as sent: what the head
+   * signed, or for a candidate's or proxy's request what the system recorded; empty for a
+   * draft. Decisions bind to its SHA-256.
+   */
+  ProtobufCBinaryData envelope;
+  /*
+   * SOATO code of the sender's territory (the candidate's registering commission's, for
+   * persons).
+   */
+  char *sender_territory_soato;
+  /*
+   * Version of the catalogue the request was checked against.
+   */
+  int32_t catalogue_version;
 };
 #define ESAYLOV__V1__REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__request__descriptor) \
-    , (char *)protobuf_c_empty_string, ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, ESAYLOV__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, 0,NULL, ESAYLOV__V1__REQUEST_STATUS__REQUEST_STATUS_UNSPECIFIED, 0, NULL, NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, ESAYLOV__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, 0,NULL, ESAYLOV__V1__REQUEST_STATUS__REQUEST_STATUS_UNSPECIFIED, 0, NULL, NULL, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
  * What a head signs when sending a request: every fact of the request that matters in law.
- * The signing payload is this message encoded deterministically: fields in number order,
- * `attachment_sha256` sorted ascending, no unknown fields. Clients display it, sign the
- * payload bytes exactly as received, and never re-encode it.
+ * The signing payload is a `SignedEnvelope` (purpose REQUEST) whose body is this message
+ * encoded deterministically: fields in number order, `attachment_sha256` sorted ascending, no
+ * unknown fields, no clock: the same draft gives the same bytes on every run and machine.
+ * Clients display it, sign the payload bytes exactly as received, and never re-encode it.
+ * Candidates' and proxies' requests are not signed, but get the same envelope on submission.
  */
 struct  Esaylov__V1__RequestEnvelope
 {
@@ -567,17 +742,29 @@ struct  Esaylov__V1__RequestEnvelope
   size_t n_attachment_sha256;
   char **attachment_sha256;
   /*
-   * When the payload was issued (the server's clock).
-   */
-  Google__Protobuf__Timestamp *issued_at;
-  /*
    * The draft's version the payload was made from.
    */
   int64_t request_version;
+  /*
+   * The sending candidate's record, for a candidate's request.
+   */
+  char *sender_candidate_id;
+  /*
+   * The sending proxy's record, for a proxy's request.
+   */
+  char *sender_proxy_id;
+  /*
+   * For a corrected request, the returned request it replaces.
+   */
+  char *corrects_request_id;
+  /*
+   * The request's kind on its route.
+   */
+  Esaylov__V1__RequestKind kind;
 };
 #define ESAYLOV__V1__REQUEST_ENVELOPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__request_envelope__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, NULL, 0 }
+    , 0, (char *)protobuf_c_empty_string, ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0,NULL, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__REQUEST_KIND__REQUEST_KIND_UNSPECIFIED }
 
 
 /*
@@ -615,6 +802,214 @@ struct  Esaylov__V1__ListCampaignsResponse
 #define ESAYLOV__V1__LIST_CAMPAIGNS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__list_campaigns_response__descriptor) \
     , 0,NULL, NULL }
+
+
+/*
+ * Request of `RequestService.GetCampaign`.
+ */
+struct  Esaylov__V1__GetCampaignRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The campaign.
+   */
+  char *campaign_id;
+};
+#define ESAYLOV__V1__GET_CAMPAIGN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__get_campaign_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of `RequestService.GetCampaign`.
+ */
+struct  Esaylov__V1__GetCampaignResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The campaign.
+   */
+  Esaylov__V1__Campaign *campaign;
+  /*
+   * The window of every request type, by type number.
+   */
+  size_t n_windows;
+  Esaylov__V1__RequestTypeWindow **windows;
+};
+#define ESAYLOV__V1__GET_CAMPAIGN_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__get_campaign_response__descriptor) \
+    , NULL, 0,NULL }
+
+
+/*
+ * One request type's window in a campaign.
+ */
+struct  Esaylov__V1__RequestTypeWindow
+{
+  ProtobufCMessage base;
+  /*
+   * The type.
+   */
+  Esaylov__V1__RequestType type;
+  /*
+   * Its window, with absolute days.
+   */
+  Esaylov__V1__Window *window;
+  /*
+   * Whether it is open now (by the server's clock).
+   */
+  protobuf_c_boolean open_now;
+};
+#define ESAYLOV__V1__REQUEST_TYPE_WINDOW__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__request_type_window__descriptor) \
+    , ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED, NULL, 0 }
+
+
+/*
+ * Request of `RequestService.ListReceivers`.
+ */
+struct  Esaylov__V1__ListReceiversRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The campaign; empty for the newest active one.
+   */
+  char *campaign_id;
+  /*
+   * The request type.
+   */
+  Esaylov__V1__RequestType request_type;
+};
+#define ESAYLOV__V1__LIST_RECEIVERS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__list_receivers_request__descriptor) \
+    , (char *)protobuf_c_empty_string, ESAYLOV__V1__REQUEST_TYPE__REQUEST_TYPE_UNSPECIFIED }
+
+
+/*
+ * A commission the caller may send to.
+ */
+struct  Esaylov__V1__Receiver
+{
+  ProtobufCMessage base;
+  /*
+   * The commission's id.
+   */
+  char *commission_id;
+  /*
+   * Its kind.
+   */
+  Esaylov__V1__OrganisationKind kind;
+  /*
+   * Its name (Uzbek).
+   */
+  char *name_uz;
+  /*
+   * Its name (English).
+   */
+  char *name_en;
+  /*
+   * SOATO code of its territory.
+   */
+  char *territory_soato;
+  /*
+   * The route's elections (empty for every election).
+   */
+  size_t n_election_kinds;
+  Esaylov__V1__ElectionKind *election_kinds;
+};
+#define ESAYLOV__V1__RECEIVER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__receiver__descriptor) \
+    , (char *)protobuf_c_empty_string, ESAYLOV__V1__ORGANISATION_KIND__ORGANISATION_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * Response of `RequestService.ListReceivers`.
+ */
+struct  Esaylov__V1__ListReceiversResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The commissions, by level then territory.
+   */
+  size_t n_receivers;
+  Esaylov__V1__Receiver **receivers;
+};
+#define ESAYLOV__V1__LIST_RECEIVERS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__list_receivers_response__descriptor) \
+    , 0,NULL }
+
+
+/*
+ * Request of `RequestService.GetRequestHistory`.
+ */
+struct  Esaylov__V1__GetRequestHistoryRequest
+{
+  ProtobufCMessage base;
+  /*
+   * The request.
+   */
+  char *request_id;
+};
+#define ESAYLOV__V1__GET_REQUEST_HISTORY_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__get_request_history_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * One step in a request's life.
+ */
+struct  Esaylov__V1__RequestHistoryEntry
+{
+  ProtobufCMessage base;
+  /*
+   * When.
+   */
+  Google__Protobuf__Timestamp *at;
+  /*
+   * Who (organisation and person ids; for a candidate or proxy, the person).
+   */
+  Esaylov__V1__Actor *actor;
+  /*
+   * What happened.
+   */
+  Esaylov__V1__RequestEventKind kind;
+  /*
+   * The status before.
+   */
+  Esaylov__V1__RequestStatus from_status;
+  /*
+   * The status after.
+   */
+  Esaylov__V1__RequestStatus to_status;
+  /*
+   * The request's version after the step.
+   */
+  int64_t version;
+  /*
+   * A note (the withdrawal's reason); never personal data of the form.
+   */
+  char *note;
+};
+#define ESAYLOV__V1__REQUEST_HISTORY_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__request_history_entry__descriptor) \
+    , NULL, NULL, ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_UNSPECIFIED, ESAYLOV__V1__REQUEST_STATUS__REQUEST_STATUS_UNSPECIFIED, ESAYLOV__V1__REQUEST_STATUS__REQUEST_STATUS_UNSPECIFIED, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Response of `RequestService.GetRequestHistory`.
+ */
+struct  Esaylov__V1__GetRequestHistoryResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The steps, oldest first.
+   */
+  size_t n_entries;
+  Esaylov__V1__RequestHistoryEntry **entries;
+};
+#define ESAYLOV__V1__GET_REQUEST_HISTORY_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__get_request_history_response__descriptor) \
+    , 0,NULL }
 
 
 /*
@@ -718,10 +1113,14 @@ struct  Esaylov__V1__UpdateDraftRequest
    */
   size_t n_attachment_sha256;
   char **attachment_sha256;
+  /*
+   * Client-chosen key: a retry with the same key and content returns the first outcome.
+   */
+  char *idempotency_key;
 };
 #define ESAYLOV__V1__UPDATE_DRAFT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__update_draft_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, NULL, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -734,10 +1133,14 @@ struct  Esaylov__V1__DeleteDraftRequest
    * The draft.
    */
   char *request_id;
+  /*
+   * Client-chosen key: a retry with the same key returns the first outcome.
+   */
+  char *idempotency_key;
 };
 #define ESAYLOV__V1__DELETE_DRAFT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__delete_draft_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -935,10 +1338,22 @@ struct  Esaylov__V1__RequestFilter
    * Only requests sent before this time.
    */
   Google__Protobuf__Timestamp *submitted_before;
+  /*
+   * Only requests from this organisation (incoming lists).
+   */
+  char *sender_organisation_id;
+  /*
+   * Only requests from senders in this territory or inside it (incoming lists).
+   */
+  char *sender_territory_soato;
+  /*
+   * Only requests whose decision is due before this time.
+   */
+  Google__Protobuf__Timestamp *decision_due_before;
 };
 #define ESAYLOV__V1__REQUEST_FILTER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__request_filter__descriptor) \
-    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL }
+    , 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
 
 
 /*
@@ -1017,34 +1432,17 @@ struct  Esaylov__V1__WithdrawRequestRequest
    */
   char *request_id;
   /*
-   * Why.
+   * Why (at most 2,000 characters).
    */
   char *reason;
+  /*
+   * Client-chosen key: a retry with the same key returns the first outcome.
+   */
+  char *idempotency_key;
 };
 #define ESAYLOV__V1__WITHDRAW_REQUEST_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__withdraw_request_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
-
-
-/*
- * Request of `RequestService.WatchRequests`.
- */
-struct  Esaylov__V1__WatchRequestsRequest
-{
-  ProtobufCMessage base;
-  /*
-   * The last `RequestEvent.cursor` received; empty to start from now.
-   */
-  char *cursor;
-  /*
-   * Only requests of this commission (received) — for commission users; empty for all the
-   * caller may read.
-   */
-  char *commission_id;
-};
-#define ESAYLOV__V1__WATCH_REQUESTS_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__watch_requests_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1098,6 +1496,25 @@ Esaylov__V1__Campaign *
 void   esaylov__v1__campaign__free_unpacked
                      (Esaylov__V1__Campaign *message,
                       ProtobufCAllocator *allocator);
+/* Esaylov__V1__CampaignSettings methods */
+void   esaylov__v1__campaign_settings__init
+                     (Esaylov__V1__CampaignSettings         *message);
+size_t esaylov__v1__campaign_settings__get_packed_size
+                     (const Esaylov__V1__CampaignSettings   *message);
+size_t esaylov__v1__campaign_settings__pack
+                     (const Esaylov__V1__CampaignSettings   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__campaign_settings__pack_to_buffer
+                     (const Esaylov__V1__CampaignSettings   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__CampaignSettings *
+       esaylov__v1__campaign_settings__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__campaign_settings__free_unpacked
+                     (Esaylov__V1__CampaignSettings *message,
+                      ProtobufCAllocator *allocator);
 /* Esaylov__V1__DayOffset methods */
 void   esaylov__v1__day_offset__init
                      (Esaylov__V1__DayOffset         *message);
@@ -1116,6 +1533,25 @@ Esaylov__V1__DayOffset *
                       const uint8_t       *data);
 void   esaylov__v1__day_offset__free_unpacked
                      (Esaylov__V1__DayOffset *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__Window methods */
+void   esaylov__v1__window__init
+                     (Esaylov__V1__Window         *message);
+size_t esaylov__v1__window__get_packed_size
+                     (const Esaylov__V1__Window   *message);
+size_t esaylov__v1__window__pack
+                     (const Esaylov__V1__Window   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__window__pack_to_buffer
+                     (const Esaylov__V1__Window   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__Window *
+       esaylov__v1__window__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__window__free_unpacked
+                     (Esaylov__V1__Window *message,
                       ProtobufCAllocator *allocator);
 /* Esaylov__V1__Route methods */
 void   esaylov__v1__route__init
@@ -1249,6 +1685,177 @@ Esaylov__V1__ListCampaignsResponse *
                       const uint8_t       *data);
 void   esaylov__v1__list_campaigns_response__free_unpacked
                      (Esaylov__V1__ListCampaignsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__GetCampaignRequest methods */
+void   esaylov__v1__get_campaign_request__init
+                     (Esaylov__V1__GetCampaignRequest         *message);
+size_t esaylov__v1__get_campaign_request__get_packed_size
+                     (const Esaylov__V1__GetCampaignRequest   *message);
+size_t esaylov__v1__get_campaign_request__pack
+                     (const Esaylov__V1__GetCampaignRequest   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__get_campaign_request__pack_to_buffer
+                     (const Esaylov__V1__GetCampaignRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__GetCampaignRequest *
+       esaylov__v1__get_campaign_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__get_campaign_request__free_unpacked
+                     (Esaylov__V1__GetCampaignRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__GetCampaignResponse methods */
+void   esaylov__v1__get_campaign_response__init
+                     (Esaylov__V1__GetCampaignResponse         *message);
+size_t esaylov__v1__get_campaign_response__get_packed_size
+                     (const Esaylov__V1__GetCampaignResponse   *message);
+size_t esaylov__v1__get_campaign_response__pack
+                     (const Esaylov__V1__GetCampaignResponse   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__get_campaign_response__pack_to_buffer
+                     (const Esaylov__V1__GetCampaignResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__GetCampaignResponse *
+       esaylov__v1__get_campaign_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__get_campaign_response__free_unpacked
+                     (Esaylov__V1__GetCampaignResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__RequestTypeWindow methods */
+void   esaylov__v1__request_type_window__init
+                     (Esaylov__V1__RequestTypeWindow         *message);
+size_t esaylov__v1__request_type_window__get_packed_size
+                     (const Esaylov__V1__RequestTypeWindow   *message);
+size_t esaylov__v1__request_type_window__pack
+                     (const Esaylov__V1__RequestTypeWindow   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__request_type_window__pack_to_buffer
+                     (const Esaylov__V1__RequestTypeWindow   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__RequestTypeWindow *
+       esaylov__v1__request_type_window__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__request_type_window__free_unpacked
+                     (Esaylov__V1__RequestTypeWindow *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__ListReceiversRequest methods */
+void   esaylov__v1__list_receivers_request__init
+                     (Esaylov__V1__ListReceiversRequest         *message);
+size_t esaylov__v1__list_receivers_request__get_packed_size
+                     (const Esaylov__V1__ListReceiversRequest   *message);
+size_t esaylov__v1__list_receivers_request__pack
+                     (const Esaylov__V1__ListReceiversRequest   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__list_receivers_request__pack_to_buffer
+                     (const Esaylov__V1__ListReceiversRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__ListReceiversRequest *
+       esaylov__v1__list_receivers_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__list_receivers_request__free_unpacked
+                     (Esaylov__V1__ListReceiversRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__Receiver methods */
+void   esaylov__v1__receiver__init
+                     (Esaylov__V1__Receiver         *message);
+size_t esaylov__v1__receiver__get_packed_size
+                     (const Esaylov__V1__Receiver   *message);
+size_t esaylov__v1__receiver__pack
+                     (const Esaylov__V1__Receiver   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__receiver__pack_to_buffer
+                     (const Esaylov__V1__Receiver   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__Receiver *
+       esaylov__v1__receiver__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__receiver__free_unpacked
+                     (Esaylov__V1__Receiver *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__ListReceiversResponse methods */
+void   esaylov__v1__list_receivers_response__init
+                     (Esaylov__V1__ListReceiversResponse         *message);
+size_t esaylov__v1__list_receivers_response__get_packed_size
+                     (const Esaylov__V1__ListReceiversResponse   *message);
+size_t esaylov__v1__list_receivers_response__pack
+                     (const Esaylov__V1__ListReceiversResponse   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__list_receivers_response__pack_to_buffer
+                     (const Esaylov__V1__ListReceiversResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__ListReceiversResponse *
+       esaylov__v1__list_receivers_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__list_receivers_response__free_unpacked
+                     (Esaylov__V1__ListReceiversResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__GetRequestHistoryRequest methods */
+void   esaylov__v1__get_request_history_request__init
+                     (Esaylov__V1__GetRequestHistoryRequest         *message);
+size_t esaylov__v1__get_request_history_request__get_packed_size
+                     (const Esaylov__V1__GetRequestHistoryRequest   *message);
+size_t esaylov__v1__get_request_history_request__pack
+                     (const Esaylov__V1__GetRequestHistoryRequest   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__get_request_history_request__pack_to_buffer
+                     (const Esaylov__V1__GetRequestHistoryRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__GetRequestHistoryRequest *
+       esaylov__v1__get_request_history_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__get_request_history_request__free_unpacked
+                     (Esaylov__V1__GetRequestHistoryRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__RequestHistoryEntry methods */
+void   esaylov__v1__request_history_entry__init
+                     (Esaylov__V1__RequestHistoryEntry         *message);
+size_t esaylov__v1__request_history_entry__get_packed_size
+                     (const Esaylov__V1__RequestHistoryEntry   *message);
+size_t esaylov__v1__request_history_entry__pack
+                     (const Esaylov__V1__RequestHistoryEntry   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__request_history_entry__pack_to_buffer
+                     (const Esaylov__V1__RequestHistoryEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__RequestHistoryEntry *
+       esaylov__v1__request_history_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__request_history_entry__free_unpacked
+                     (Esaylov__V1__RequestHistoryEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__GetRequestHistoryResponse methods */
+void   esaylov__v1__get_request_history_response__init
+                     (Esaylov__V1__GetRequestHistoryResponse         *message);
+size_t esaylov__v1__get_request_history_response__get_packed_size
+                     (const Esaylov__V1__GetRequestHistoryResponse   *message);
+size_t esaylov__v1__get_request_history_response__pack
+                     (const Esaylov__V1__GetRequestHistoryResponse   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__get_request_history_response__pack_to_buffer
+                     (const Esaylov__V1__GetRequestHistoryResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__GetRequestHistoryResponse *
+       esaylov__v1__get_request_history_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__get_request_history_response__free_unpacked
+                     (Esaylov__V1__GetRequestHistoryResponse *message,
                       ProtobufCAllocator *allocator);
 /* Esaylov__V1__ListRequestTypesRequest methods */
 void   esaylov__v1__list_request_types_request__init
@@ -1592,25 +2199,6 @@ Esaylov__V1__WithdrawRequestRequest *
 void   esaylov__v1__withdraw_request_request__free_unpacked
                      (Esaylov__V1__WithdrawRequestRequest *message,
                       ProtobufCAllocator *allocator);
-/* Esaylov__V1__WatchRequestsRequest methods */
-void   esaylov__v1__watch_requests_request__init
-                     (Esaylov__V1__WatchRequestsRequest         *message);
-size_t esaylov__v1__watch_requests_request__get_packed_size
-                     (const Esaylov__V1__WatchRequestsRequest   *message);
-size_t esaylov__v1__watch_requests_request__pack
-                     (const Esaylov__V1__WatchRequestsRequest   *message,
-                      uint8_t             *out);
-size_t esaylov__v1__watch_requests_request__pack_to_buffer
-                     (const Esaylov__V1__WatchRequestsRequest   *message,
-                      ProtobufCBuffer     *buffer);
-Esaylov__V1__WatchRequestsRequest *
-       esaylov__v1__watch_requests_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   esaylov__v1__watch_requests_request__free_unpacked
-                     (Esaylov__V1__WatchRequestsRequest *message,
-                      ProtobufCAllocator *allocator);
 /* Esaylov__V1__RequestEvent methods */
 void   esaylov__v1__request_event__init
                      (Esaylov__V1__RequestEvent         *message);
@@ -1635,8 +2223,14 @@ void   esaylov__v1__request_event__free_unpacked
 typedef void (*Esaylov__V1__Campaign_Closure)
                  (const Esaylov__V1__Campaign *message,
                   void *closure_data);
+typedef void (*Esaylov__V1__CampaignSettings_Closure)
+                 (const Esaylov__V1__CampaignSettings *message,
+                  void *closure_data);
 typedef void (*Esaylov__V1__DayOffset_Closure)
                  (const Esaylov__V1__DayOffset *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__Window_Closure)
+                 (const Esaylov__V1__Window *message,
                   void *closure_data);
 typedef void (*Esaylov__V1__Route_Closure)
                  (const Esaylov__V1__Route *message,
@@ -1658,6 +2252,33 @@ typedef void (*Esaylov__V1__ListCampaignsRequest_Closure)
                   void *closure_data);
 typedef void (*Esaylov__V1__ListCampaignsResponse_Closure)
                  (const Esaylov__V1__ListCampaignsResponse *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__GetCampaignRequest_Closure)
+                 (const Esaylov__V1__GetCampaignRequest *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__GetCampaignResponse_Closure)
+                 (const Esaylov__V1__GetCampaignResponse *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__RequestTypeWindow_Closure)
+                 (const Esaylov__V1__RequestTypeWindow *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__ListReceiversRequest_Closure)
+                 (const Esaylov__V1__ListReceiversRequest *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__Receiver_Closure)
+                 (const Esaylov__V1__Receiver *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__ListReceiversResponse_Closure)
+                 (const Esaylov__V1__ListReceiversResponse *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__GetRequestHistoryRequest_Closure)
+                 (const Esaylov__V1__GetRequestHistoryRequest *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__RequestHistoryEntry_Closure)
+                 (const Esaylov__V1__RequestHistoryEntry *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__GetRequestHistoryResponse_Closure)
+                 (const Esaylov__V1__GetRequestHistoryResponse *message,
                   void *closure_data);
 typedef void (*Esaylov__V1__ListRequestTypesRequest_Closure)
                  (const Esaylov__V1__ListRequestTypesRequest *message,
@@ -1713,9 +2334,6 @@ typedef void (*Esaylov__V1__ListRequestsResponse_Closure)
 typedef void (*Esaylov__V1__WithdrawRequestRequest_Closure)
                  (const Esaylov__V1__WithdrawRequestRequest *message,
                   void *closure_data);
-typedef void (*Esaylov__V1__WatchRequestsRequest_Closure)
-                 (const Esaylov__V1__WatchRequestsRequest *message,
-                  void *closure_data);
 typedef void (*Esaylov__V1__RequestEvent_Closure)
                  (const Esaylov__V1__RequestEvent *message,
                   void *closure_data);
@@ -1730,10 +2348,18 @@ struct Esaylov__V1__RequestService_Service
                          const Esaylov__V1__ListCampaignsRequest *input,
                          Esaylov__V1__ListCampaignsResponse_Closure closure,
                          void *closure_data);
+  void (*get_campaign)(Esaylov__V1__RequestService_Service *service,
+                       const Esaylov__V1__GetCampaignRequest *input,
+                       Esaylov__V1__GetCampaignResponse_Closure closure,
+                       void *closure_data);
   void (*list_request_types)(Esaylov__V1__RequestService_Service *service,
                              const Esaylov__V1__ListRequestTypesRequest *input,
                              Esaylov__V1__ListRequestTypesResponse_Closure closure,
                              void *closure_data);
+  void (*list_receivers)(Esaylov__V1__RequestService_Service *service,
+                         const Esaylov__V1__ListReceiversRequest *input,
+                         Esaylov__V1__ListReceiversResponse_Closure closure,
+                         void *closure_data);
   void (*create_draft)(Esaylov__V1__RequestService_Service *service,
                        const Esaylov__V1__CreateDraftRequest *input,
                        Esaylov__V1__Request_Closure closure,
@@ -1766,6 +2392,10 @@ struct Esaylov__V1__RequestService_Service
                       const Esaylov__V1__GetRequestRequest *input,
                       Esaylov__V1__Request_Closure closure,
                       void *closure_data);
+  void (*get_request_history)(Esaylov__V1__RequestService_Service *service,
+                              const Esaylov__V1__GetRequestHistoryRequest *input,
+                              Esaylov__V1__GetRequestHistoryResponse_Closure closure,
+                              void *closure_data);
   void (*list_outgoing)(Esaylov__V1__RequestService_Service *service,
                         const Esaylov__V1__ListOutgoingRequest *input,
                         Esaylov__V1__ListRequestsResponse_Closure closure,
@@ -1778,10 +2408,6 @@ struct Esaylov__V1__RequestService_Service
                            const Esaylov__V1__WithdrawRequestRequest *input,
                            Esaylov__V1__Request_Closure closure,
                            void *closure_data);
-  void (*watch_requests)(Esaylov__V1__RequestService_Service *service,
-                         const Esaylov__V1__WatchRequestsRequest *input,
-                         Esaylov__V1__RequestEvent_Closure closure,
-                         void *closure_data);
 };
 typedef void (*Esaylov__V1__RequestService_ServiceDestroy)(Esaylov__V1__RequestService_Service *);
 void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *service,
@@ -1791,7 +2417,9 @@ void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *se
 #define ESAYLOV__V1__REQUEST_SERVICE__INIT(function_prefix__) \
     { ESAYLOV__V1__REQUEST_SERVICE__BASE_INIT,\
       function_prefix__ ## list_campaigns,\
+      function_prefix__ ## get_campaign,\
       function_prefix__ ## list_request_types,\
+      function_prefix__ ## list_receivers,\
       function_prefix__ ## create_draft,\
       function_prefix__ ## update_draft,\
       function_prefix__ ## delete_draft,\
@@ -1800,18 +2428,26 @@ void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *se
       function_prefix__ ## get_signing_payload,\
       function_prefix__ ## submit_request,\
       function_prefix__ ## get_request,\
+      function_prefix__ ## get_request_history,\
       function_prefix__ ## list_outgoing,\
       function_prefix__ ## list_incoming,\
-      function_prefix__ ## withdraw_request,\
-      function_prefix__ ## watch_requests  }
+      function_prefix__ ## withdraw_request  }
 void esaylov__v1__request_service__list_campaigns(ProtobufCService *service,
                                                   const Esaylov__V1__ListCampaignsRequest *input,
                                                   Esaylov__V1__ListCampaignsResponse_Closure closure,
                                                   void *closure_data);
+void esaylov__v1__request_service__get_campaign(ProtobufCService *service,
+                                                const Esaylov__V1__GetCampaignRequest *input,
+                                                Esaylov__V1__GetCampaignResponse_Closure closure,
+                                                void *closure_data);
 void esaylov__v1__request_service__list_request_types(ProtobufCService *service,
                                                       const Esaylov__V1__ListRequestTypesRequest *input,
                                                       Esaylov__V1__ListRequestTypesResponse_Closure closure,
                                                       void *closure_data);
+void esaylov__v1__request_service__list_receivers(ProtobufCService *service,
+                                                  const Esaylov__V1__ListReceiversRequest *input,
+                                                  Esaylov__V1__ListReceiversResponse_Closure closure,
+                                                  void *closure_data);
 void esaylov__v1__request_service__create_draft(ProtobufCService *service,
                                                 const Esaylov__V1__CreateDraftRequest *input,
                                                 Esaylov__V1__Request_Closure closure,
@@ -1844,6 +2480,10 @@ void esaylov__v1__request_service__get_request(ProtobufCService *service,
                                                const Esaylov__V1__GetRequestRequest *input,
                                                Esaylov__V1__Request_Closure closure,
                                                void *closure_data);
+void esaylov__v1__request_service__get_request_history(ProtobufCService *service,
+                                                       const Esaylov__V1__GetRequestHistoryRequest *input,
+                                                       Esaylov__V1__GetRequestHistoryResponse_Closure closure,
+                                                       void *closure_data);
 void esaylov__v1__request_service__list_outgoing(ProtobufCService *service,
                                                  const Esaylov__V1__ListOutgoingRequest *input,
                                                  Esaylov__V1__ListRequestsResponse_Closure closure,
@@ -1856,10 +2496,6 @@ void esaylov__v1__request_service__withdraw_request(ProtobufCService *service,
                                                     const Esaylov__V1__WithdrawRequestRequest *input,
                                                     Esaylov__V1__Request_Closure closure,
                                                     void *closure_data);
-void esaylov__v1__request_service__watch_requests(ProtobufCService *service,
-                                                  const Esaylov__V1__WatchRequestsRequest *input,
-                                                  Esaylov__V1__RequestEvent_Closure closure,
-                                                  void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1867,10 +2503,13 @@ extern const ProtobufCEnumDescriptor    esaylov__v1__request_kind__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__request_type__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__request_status__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__campaign_status__descriptor;
+extern const ProtobufCEnumDescriptor    esaylov__v1__territorial_relation__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__request_event_kind__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__campaign__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__campaign_settings__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__day_offset__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__day_offset__anchor__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__window__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__route__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__limit__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__request_type_rule__descriptor;
@@ -1878,6 +2517,15 @@ extern const ProtobufCMessageDescriptor esaylov__v1__request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__request_envelope__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_campaigns_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_campaigns_response__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__get_campaign_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__get_campaign_response__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__request_type_window__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__list_receivers_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__receiver__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__list_receivers_response__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__get_request_history_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__request_history_entry__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__get_request_history_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_request_types_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_request_types_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__create_draft_request__descriptor;
@@ -1896,7 +2544,6 @@ extern const ProtobufCMessageDescriptor esaylov__v1__list_outgoing_request__desc
 extern const ProtobufCMessageDescriptor esaylov__v1__list_incoming_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_requests_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__withdraw_request_request__descriptor;
-extern const ProtobufCMessageDescriptor esaylov__v1__watch_requests_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__request_event__descriptor;
 extern const ProtobufCServiceDescriptor esaylov__v1__request_service__descriptor;
 

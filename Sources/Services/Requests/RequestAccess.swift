@@ -1,0 +1,177 @@
+import Domain
+import ESaylovAPI
+import Foundation
+import ProtoRuntime
+import RPC
+import Signatures
+import Store
+
+// Who may touch which request, the lifecycle's refusals, and idempotency keys.
+
+extension RequestService {
+    /// A request the sender owns; NOT_FOUND or PERMISSION_DENIED otherwise.
+    func owned(_ id: String, _ s: SenderRecord, _ context: ServerContext) async throws(RPCError) -> RequestRecord {
+        guard let r = try await database.read(store.request(id: id), for: context) else {
+            throw RPCError(code: .notFound, message: "request_id names no request")
+        }
+        guard r.sender == s.key else {
+            throw PermissionRules.denied(PermissionRules.ownRequests, "the request was sent by another sender")
+        }
+        return r
+    }
+
+    /// The lifecycle's answer to the sender taking `action` on a request in `status`.
+    func transition(_ action: RequestAction, _ status: RequestStatus) throws(RPCError) {
+        if case .failure(let e) = RequestLifecycle.apply(action, by: .sender, from: status) { throw Self.refusal(e) }
+    }
+
+    static func refusal(_ e: RequestLifecycle.Refusal) -> RPCError {
+        switch e {
+        case .wrongState(let s, _):
+            RPCError(code: .failedPrecondition, message: e.description,
+                     details: [.preconditionViolation(type: "STATE", subject: "request status \(s.databaseName)", description: e.description)])
+        case .wrongParty:
+            RPCError(code: .permissionDenied, message: e.description, details: [.info(reason: "LIFECYCLE_PARTY")])
+        }
+    }
+
+    static func stateRefusal(_ action: RequestAction, _ status: RequestStatus) -> RPCError {
+        refusal(.wrongState(status, action))
+    }
+
+    /// A request the caller may read, and how: the sender, the receiving commission's members
+    /// and operators in full; commissions above the receiver in aggregate (cl. 13). A draft is
+    /// its sender's alone.
+    func readable(_ id: String, _ context: ServerContext) async throws(RPCError) -> (RequestRecord, Reading) {
+        let p = try context.principal()
+        guard let r = try await database.read(store.request(id: id), for: context) else {
+            throw RPCError(code: .notFound, message: "request_id names no request")
+        }
+        if let s = try? await sender(p, context), s.key == r.sender { return (r, .full) }
+        if r.status == .draft { throw RPCError(code: .notFound, message: "request_id names no request") }
+        return (r, try await inboxReading(p, r.receiverId, context))
+    }
+
+    /// How the caller reads a commission's inbox: its members and operators in full, members of
+    /// a commission above it in aggregate; anyone else is refused.
+    func inboxReading(_ p: Principal, _ commission: String, _ context: ServerContext) async throws(RPCError) -> Reading {
+        if p.roles.contains(.operator) { return .full }
+        guard let org = p.organisationId, p.permissions.contains(.reviewRequests) else {
+            throw PermissionRules.denied(PermissionRules.inbox, "the session holds no role in an election commission")
+        }
+        if org == commission { return .full }
+        if try await database.read(store.isAbove(org, commission), for: context) { return .aggregate }
+        throw PermissionRules.denied(PermissionRules.inbox, "the session's commission is neither the receiver nor above it")
+    }
+
+    func listFilter(_ f: Esaylov_V1_RequestFilter?) throws(RPCError) -> RequestListFilter {
+        var out = RequestListFilter()
+        guard let f else { return out }
+        if f.types.count > 17 { throw invalid("filter.types", "must have at most 17 entries") }
+        if f.statuses.count > 7 { throw invalid("filter.statuses", "must have at most 7 entries") }
+        for (i, t) in f.types.enumerated() {
+            guard let type = RequestType(t) else { throw invalid("filter.types[\(i)]", "is not a request type") }
+            out.types.append(type.rawValue)
+        }
+        for (i, s) in f.statuses.enumerated() {
+            guard let status = RequestStatus(s) else { throw invalid("filter.statuses[\(i)]", "is not a request status") }
+            out.statuses.append(status.databaseName)
+        }
+        out.types.sort()
+        out.statuses.sort()
+        if !f.campaignId.isEmpty {
+            try checkId(f.campaignId, "filter.campaign_id")
+            out.campaignId = f.campaignId
+        }
+        if !f.senderOrganisationId.isEmpty {
+            try checkId(f.senderOrganisationId, "filter.sender_organisation_id")
+            out.senderOrganisationId = f.senderOrganisationId
+        }
+        if !f.senderTerritorySoato.isEmpty {
+            guard (try? SOATO(f.senderTerritorySoato)) != nil else { throw invalid("filter.sender_territory_soato", "must be a SOATO code") }
+            out.senderTerritoryPrefix = f.senderTerritorySoato
+        }
+        out.submittedAfter = f.submittedAfter.map { Double($0.seconds) + Double($0.nanos) / 1e9 }
+        out.submittedBefore = f.submittedBefore.map { Double($0.seconds) + Double($0.nanos) / 1e9 }
+        out.decisionDueBefore = f.decisionDueBefore.map { Double($0.seconds) + Double($0.nanos) / 1e9 }
+        return out
+    }
+
+    static func eventKind(_ kind: String) -> Esaylov_V1_RequestEventKind {
+        switch kind {
+        case "draft_created": .draftCreated
+        case "draft_updated": .draftUpdated
+        case "submitted": .submitted
+        case "withdrawn": .withdrawn
+        case "review_started": .reviewStarted
+        case "decision_drafted": .decisionDrafted
+        case "draft_returned": .draftReturned
+        case "decided": .decided
+        default: .unspecified
+        }
+    }
+
+    // MARK: idempotency
+
+    /// The key of a mutating call: 1 to 64 of A–Z a–z 0–9 _ -; nil when absent and optional.
+    func idempotencyKey(_ key: String, required: Bool) throws(RPCError) -> String? {
+        if key.isEmpty {
+            if required { throw invalid("idempotency_key", "is required: a client-chosen key (a UUID) so that a retry makes one request") }
+            return nil
+        }
+        let ok = key.utf8.count <= 64 && key.utf8.allSatisfy { ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 }
+        if !ok { throw invalid("idempotency_key", "must be 1 to 64 characters of A-Z a-z 0-9 _ -") }
+        return key
+    }
+
+    /// What a key is bound to: the method and the request's encoding.
+    static func fingerprint(_ method: String, _ request: some ProtoMessage) -> [UInt8] {
+        Crypto.sha256(Array(method.utf8) + [0] + request.serializedBytes())
+    }
+
+    static func keyConflict() -> RPCError {
+        RPCError(code: .failedPrecondition, message: "idempotency_key was already used by this sender for a different request",
+                 details: [.preconditionViolation(type: "IDEMPOTENCY", subject: "idempotency_key", description: "used for another request")])
+    }
+
+    /// The first response to a retry, read before any other check (a retry after the window
+    /// closed still gets its answer); nil when the key is new or its first call is still running.
+    func replayed<R: ProtoMessage>(_ key: String?, _ fingerprint: [UInt8], _ sender: SenderKey, _ context: ServerContext) async throws(RPCError) -> R? {
+        guard let key, let found = try await database.read(store.idempotency(sender: sender, key: key), for: context) else { return nil }
+        guard found.requestSHA256 == fingerprint else { throw Self.keyConflict() }
+        guard let bytes = found.response else { return nil }
+        return try Self.decodeStored(bytes)
+    }
+
+    static func decodeStored<R: ProtoMessage>(_ bytes: [UInt8]) throws(RPCError) -> R {
+        do { return try R(serializedBytes: bytes) } catch { throw RPCError(code: .internal, message: "a stored response does not decode") }
+    }
+
+    /// Runs `body` in one transaction with the key: a key seen before replays its response (a
+    /// concurrent first call is waited for), a key bound to another request is refused, a new
+    /// key records this response. `body` returns its refusals before it writes anything.
+    func mutate<R: ProtoMessage>(
+        _ key: String?, _ fingerprint: [UInt8], _ sender: SenderKey, _ context: ServerContext,
+        _ body: @escaping @Sendable (Connection) throws(StoreError) -> Result<R, RPCError>
+    ) async throws(RPCError) -> R {
+        let store = self.store
+        let method = context.method.path
+        let outcome = try await database.transaction(for: context) { (c) throws(StoreError) -> Result<R, RPCError> in
+            if let key {
+                switch try store.claim(c, sender: sender, key: key, method: method, requestSHA256: fingerprint) {
+                case .fresh: break
+                case .conflict: return .failure(Self.keyConflict())
+                case .replay(let bytes): return Result { () throws(RPCError) in try Self.decodeStored(bytes) }
+                }
+            }
+            let result = try body(c)
+            if let key, case .success(let response) = result {
+                try store.recordResponse(c, sender: sender, key: key, response: response.serializedBytes())
+            }
+            // A refusal wrote nothing but the key: it goes too, so that a corrected retry may use it.
+            if let key, case .failure = result { try store.releaseKey(c, sender: sender, key: key) }
+            return result
+        }
+        return try outcome.get()
+    }
+}

@@ -149,6 +149,16 @@ public struct TypeRule: Codable, Hashable, Sendable {
     public var decisionDays: Int
     public var limits: [Limit]
 
+    public init(type: RequestType, titleUz: String, titleEn: String, routes: [Route], window: Window, decisionDays: Int, limits: [Limit]) {
+        self.type = type
+        self.titleUz = titleUz
+        self.titleEn = titleEn
+        self.routes = routes
+        self.window = window
+        self.decisionDays = decisionDays
+        self.limits = limits
+    }
+
     /// The limit `name` for an election (a limit for that election wins over one for all).
     public func limit(_ name: String, election: ElectionKind? = nil) -> Int? {
         limits.first { $0.name == name && $0.electionKind != nil && $0.electionKind == election }?.value

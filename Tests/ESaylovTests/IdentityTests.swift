@@ -188,7 +188,9 @@ struct IdentityRuleTests {
 
     @Test func permissionsFollowTheClauses() {
         #expect(principal(.politicalParty, [.head]).permissions == [.readOwnRecord, .sendRequests, .signRequests])
-        #expect(principal(.politicalParty, [.clerk]).permissions == [.readOwnRecord])
+        // Clerks prepare and send drafts; only the head's EDS signs them (cl. 8).
+        #expect(principal(.politicalParty, [.clerk]).permissions == [.readOwnRecord, .sendRequests])
+        #expect(principal(.foreignMedia, [.clerk]).permissions == [.readOwnRecord])
         #expect(principal(.foreignMedia, [.head]).permissions == [.readOwnRecord])
         #expect(principal(nil, [], candidate: "c").permissions == [.readOwnRecord, .sendRequests])
         let secretary = principal(.districtElectionCommission, [.secretary]).permissions

@@ -349,6 +349,73 @@ login_out=$("${CLIENT_CPU[@]}" python3 Scripts/bench/logins.py "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 echo "EDS sign-ins: $login_out"
 echo "$login_out" | grep -q "failed 0$" || { echo "bench: sign-ins failed: $login_out" >&2; exit 1; }
+
+# --- signed submissions: SubmitRequest against pgbench running the same transaction ---
+# A party's head at a deadline: Scripts/bench/submits.py (core 1) prepares district-council
+# nominations to the 208 district commissions in turn, signed beforehand, then submits them
+# from 64 threads to the server on core 0 (each: the session read, the reads of the checks, the
+# CMS verified off the event loop, one transaction). pgbench then runs the submitting
+# transaction's statements (lock the draft, take the idempotency key, the incoming number, the
+# update, the history row, the audit event, the re-read, the response) at 64 clients over as
+# many drafts made the same way, in a scratch database.
+SUBMIT_TARGET=0.50
+SUBMIT_STREAMS=64
+if [ "$mode" = smoke ]; then SUBMIT_COUNT=256; else SUBMIT_COUNT=6400; fi
+sdb="esaylov_submit_$$"
+Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $sdb OWNER esaylov"
+SUBMIT_URL="${DBURL%/*}/$sdb"
+ESAYLOV_DATABASE_URL=$SUBMIT_URL .build/release/esaylovctl migrate >/dev/null
+ESAYLOV_DATABASE_URL=$SUBMIT_URL .build/release/esaylovctl seed demo >/dev/null
+ESAYLOV_DATABASE_URL=$SUBMIT_URL .build/release/esaylovctl pki issue --person seed-party-xdp-0 --organisation party-xdp --out "$work/pki/party" >/dev/null
+ESAYLOV_DATABASE_URL=$SUBMIT_URL start_server "$work/submit.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 \
+  --trust-store "$work/pki/trust" --sign-in-per-minute 1000000
+submit_out=$("${CLIENT_CPU[@]}" python3 Scripts/bench/submits.py "127.0.0.1:$port" "$work/pki/party/key.pem" "$work/pki/party/cert.pem" \
+  "$SUBMIT_COUNT" "$SUBMIT_STREAMS" "$spid" "$work/pg_drafts")
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+echo "$submit_out" | grep -q "failed 0$" || { echo "bench: submissions failed: $submit_out" >&2; exit 1; }
+submit_rate=$(echo "$submit_out" | sed -n 's/.* s: \([0-9]*\)\/s,.*/\1/p')
+PGDATABASE=$sdb psql -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE bench_drafts (k bigserial PRIMARY KEY, id text NOT NULL, receiver text NOT NULL);
+\\copy bench_drafts (id, receiver) FROM '$work/pg_drafts'
+CREATE SEQUENCE bench_draft_seq;
+CREATE TABLE bench_sample AS SELECT envelope, cms, signature, form FROM requests WHERE status = 'submitted' LIMIT 1;
+SQL
+# (pgbench reads ":name" as a variable even inside a string literal: the sender key's colon is chr(58).)
+cat > "$work/submit.sql" <<'SQL'
+SELECT nextval('bench_draft_seq') AS k \gset
+SELECT id AS rid, receiver AS rcv FROM bench_drafts WHERE k = :k \gset
+BEGIN;
+SELECT r.id, r.campaign_id, r.catalogue_version, r.type, r.kind, r.sender_key, r.sender_person_id, r.sender_territory, r.receiver_id,
+       r.status, r.version, r.form, r.signature_required, r.corrects_request_id, extract(epoch FROM r.created_at) AS created_at,
+       extract(epoch FROM r.submitted_at) AS submitted_at, extract(epoch FROM r.decision_due) AS decision_due, r.incoming_year,
+       r.incoming_seq, r.envelope, r.cms, r.signature, r.signer_person_id,
+       (SELECT string_agg(a.sha256, ',') FROM request_attachments a WHERE a.request_id = r.id) AS attachments
+  FROM requests r WHERE r.id = :rid FOR UPDATE;
+INSERT INTO idempotency_keys (sender_key, key, method, request_sha256)
+  VALUES ('organisation' || chr(58) || 'party-xdp', 'pg-' || CAST(:k AS text), '/esaylov.v1.RequestService/SubmitRequest', sha256(CAST(:rid AS bytea)))
+  ON CONFLICT (sender_key, key) DO NOTHING;
+INSERT INTO incoming_counters AS c (commission_id, year, last) VALUES (:rcv, 2026, 1)
+  ON CONFLICT (commission_id, year) DO UPDATE SET last = c.last + 1 RETURNING last \gset
+UPDATE requests SET status = 'submitted', submitted_at = now(), decision_due = now() + interval '5 days', incoming_year = 2026,
+       incoming_seq = :last, envelope = (SELECT envelope FROM bench_sample), cms = (SELECT cms FROM bench_sample),
+       signature = (SELECT signature FROM bench_sample), signer_person_id = 'seed-party-xdp-0', version = version + 1, updated_at = now()
+  WHERE id = :rid;
+INSERT INTO request_history (request_id, actor_organisation_id, actor_person_id, kind, from_status, to_status, version, note)
+  VALUES (:rid, 'party-xdp', 'seed-party-xdp-0', 'submitted', 'draft', 'submitted', 2, 'incoming No. ' || CAST(:last AS text) || '/2026');
+SELECT esaylov_audit_append('party-xdp', 'seed-party-xdp-0', 'AUDIT_ACTION_REQUEST_SUBMITTED', 'request', :rid,
+       jsonb_build_object('type', '3', 'receiver', CAST(:rcv AS text), 'incoming_number', CAST(:last AS text) || '/2026', 'signed', 'true'));
+SELECT r.id, r.status, r.version, r.form, r.envelope, r.cms, r.signature FROM requests r WHERE r.id = :rid;
+UPDATE idempotency_keys SET response = (SELECT form FROM bench_sample) WHERE sender_key = 'organisation' || chr(58) || 'party-xdp' AND key = 'pg-' || CAST(:k AS text);
+COMMIT;
+SQL
+submit_pg=$(PGDATABASE=$sdb "${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$SUBMIT_STREAMS" -j 1 -t $(( SUBMIT_COUNT / SUBMIT_STREAMS )) \
+  -f "$work/submit.sql" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
+pg_done=$(PGDATABASE=$sdb psql -Atq -c "SELECT count(*) FROM requests r JOIN bench_drafts d ON d.id = r.id WHERE r.status = 'submitted'")
+Scripts/pg.sh admin-psql -d postgres -q -c "DROP DATABASE $sdb WITH (FORCE)"
+[ -n "$submit_pg" ] && [ "$pg_done" = "$SUBMIT_COUNT" ] || { echo "bench: pgbench's submissions did not run ($pg_done of $SUBMIT_COUNT)" >&2; exit 1; }
+submit_ratio=$(python3 -c "print(f'{$submit_rate/$submit_pg:.2f}')")
+echo "signed submissions at $SUBMIT_STREAMS streams: $submit_out"
+echo "signed submissions / pgbench ($submit_pg tps at $SUBMIT_STREAMS clients, the same transaction): ${submit_ratio}x (target >= ${SUBMIT_TARGET}x)"
 unset ESAYLOV_PKI_DIR
 
 if [ "$mode" = full ]; then
@@ -356,4 +423,5 @@ if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $db_ratio >= $DB_TARGET else 1)" && echo "storage target met" || echo "storage target NOT met"
   python3 -c "import sys; sys.exit(0 if $write_ratio >= $WRITE_TARGET else 1)" && echo "write target met" || echo "write target NOT met"
   python3 -c "import sys; sys.exit(0 if $cms_ratio >= $CMS_TARGET else 1)" && echo "signature target met" || echo "signature target NOT met"
+  python3 -c "import sys; sys.exit(0 if $submit_ratio >= $SUBMIT_TARGET else 1)" && echo "submission target met" || echo "submission target NOT met"
 fi

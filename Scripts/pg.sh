@@ -77,7 +77,8 @@ url() { echo "postgresql://esaylov:$(password)@127.0.0.1:$PORT/esaylov"; }
 
 # A libpq password file (0600), so that psql and pgbench find the password without it in argv.
 pgpass() {
-  (umask 077; echo "127.0.0.1:$PORT:esaylov:esaylov:$(password)" > "$PGPASS.new" && mv "$PGPASS.new" "$PGPASS")
+  # Any database of the cluster: the role owns the scratch databases tests and benches make.
+  (umask 077; echo "127.0.0.1:$PORT:*:esaylov:$(password)" > "$PGPASS.new" && mv "$PGPASS.new" "$PGPASS")
   echo "$ROOT/$PGPASS"
 }
 

@@ -4,23 +4,18 @@ FinishSignatureLogin, for SECONDS. Prints "logins: N in S s: R/s, p99 MS ms, fai
     logins.py ADDRESS KEY.pem CERT.pem SECONDS THREADS"""
 import os
 import sys
-import tempfile
 import threading
 import time
 
 import grpc
-from grpc_tools import protoc
-import grpc_tools
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-root = os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-out = tempfile.mkdtemp()
-wkt = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-assert protoc.main(["protoc", f"-I{root}/Protos", f"-I{wkt}", f"--python_out={out}", f"--grpc_python_out={out}",
-                    "esaylov/v1/common.proto", "esaylov/v1/auth.proto"]) == 0
-sys.path.insert(0, out)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stubs  # noqa: E402
+
+stubs.generate("common", "auth")
 from esaylov.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
 
 address, key_path, cert_path, seconds, threads = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5])

@@ -201,6 +201,23 @@ public struct RequestStore: Sendable {
             """)
     }
 
+    /// Drafts a sender holds now.
+    public func draftCount(_ c: Connection, sender: SenderKey) throws(StoreError) -> Int {
+        try c.query("SELECT count(*) AS n FROM requests WHERE sender_key = \(sender.description) AND status = 'draft'").int(0, "n")
+    }
+
+    /// Bytes a sender uploaded that no request of theirs holds yet.
+    public func unattachedBytes(sender: SenderKey) -> Query<Int> {
+        Query(
+            """
+            SELECT COALESCE(sum(k.size_bytes), 0) AS n FROM attachment_uploads u JOIN attachment_contents k ON k.sha256 = u.sha256
+            WHERE u.sender_key = \(sender.description)
+              AND NOT EXISTS (SELECT 1 FROM request_attachments a JOIN requests r ON r.id = a.request_id
+                              WHERE a.sha256 = u.sha256 AND r.sender_key = u.sender_key)
+            """
+        ) { (r) throws(StoreError) in try r.int(0, "n") }
+    }
+
     public func updateDraft(_ c: Connection, id: String, form: [UInt8], kind: RequestKind, catalogueVersion: Int) throws(StoreError) {
         try c.query(
             """
@@ -461,6 +478,8 @@ public struct SenderRecord: Sendable, Hashable {
     public var candidateStatus: String?
     /// For an organisation: its parent (a party branch's party).
     public var organisationParentId: String? = nil
+    /// For a proxy: its record's status.
+    public var proxyStatus: String? = nil
 }
 
 /// A candidate as forms about them need it.
@@ -492,7 +511,7 @@ extension RequestStore {
         Query(
             """
             SELECT c.id AS candidate_id, c.election_kind, c.status, c.campaign_id, o.id AS registering_id, o.parent_id AS registering_parent,
-                   o.territory_soato, p.last_name || ' ' || p.first_name AS display_name, x.id AS proxy_id
+                   o.territory_soato, p.last_name || ' ' || p.first_name AS display_name, x.id AS proxy_id, x.status AS proxy_status
             FROM candidates c JOIN organisations o ON o.id = c.registering_commission_id
             LEFT JOIN proxies x ON x.id = \(proxyId) AND x.candidate_id = c.id
             JOIN people p ON p.id = COALESCE(x.person_id, c.person_id)
@@ -512,7 +531,8 @@ extension RequestStore {
                 key: key, organisationKind: nil, electionKind: ElectionKind(databaseName: try r.string(0, "election_kind")),
                 territory: try r.string(0, "territory_soato"), registeringCommissionId: try r.string(0, "registering_id"),
                 registeringParentId: try r.optionalString(0, "registering_parent"), tin: nil, displayName: try r.string(0, "display_name"),
-                candidateId: candidate, candidateCampaignId: try r.string(0, "campaign_id"), candidateStatus: try r.string(0, "status"))
+                candidateId: candidate, candidateCampaignId: try r.string(0, "campaign_id"), candidateStatus: try r.string(0, "status"),
+                proxyStatus: try r.optionalString(0, "proxy_status"))
         }
     }
 

@@ -98,8 +98,8 @@ def test_current_tree_is_compatible_and_clean():
     ("directory.proto", "  string tin = 5;", "  repeated string tin = 5;", "changed label"),
     ("requests.proto", "  rpc WithdrawRequest(WithdrawRequestRequest) returns (Request);\n", "",
      "rpc esaylov.v1.RequestService.WithdrawRequest was removed"),
-    ("requests.proto", "rpc WatchRequests(WatchRequestsRequest) returns (stream RequestEvent);",
-     "rpc WatchRequests(WatchRequestsRequest) returns (RequestEvent);", "changed its streaming kind"),
+    ("requests.proto", "rpc DownloadAttachment(DownloadAttachmentRequest) returns (stream AttachmentChunk);",
+     "rpc DownloadAttachment(DownloadAttachmentRequest) returns (AttachmentChunk);", "changed its streaming kind"),
     ("common.proto", "  ROLE_CLERK = 6;\n", "", "enum value esaylov.v1.Role.ROLE_CLERK (6) was removed"),
     ("directory.proto", "  string name_en = 4;", "  string english_name = 4;", "was renamed to english_name"),
 ])

@@ -537,3 +537,35 @@ def test_attachments_are_checked_attached_and_read_by_the_receiver_only_in_full(
     refused(lambda: list(tec_chair.rs.DownloadAttachment(
         r.DownloadAttachmentRequest(request_id=sent.id, sha256=a.sha256), metadata=tec_chair.md, timeout=60)),
         grpc.StatusCode.PERMISSION_DENIED, "aggregate")
+
+
+def test_what_a_sender_may_hold_is_bounded(v1, stubs, pki):
+    """Budgets of docs/requests.md: uploads not attached (256 MiB a sender) and drafts (20,000 a
+    sender). The test fills them through the database it owns, then asks the server."""
+    r, f = v1.requests_pb2, v1.forms_pb2
+    mahalla = org(v1, stubs, pki, MAHALLA)
+    sender = f"organisation:{MAHALLA[1]}"
+    shas = [hashlib.sha256(f"{uuid.uuid4()}".encode()).hexdigest() for _ in range(11)]
+    values = ",".join(f"('{s}', '{uuid.uuid4().hex}', 26214400)" for s in shas)
+    uploads = ",".join(f"('{sender}', '{s}', 'scan.pdf', 'application/pdf')" for s in shas)
+    sql(f"INSERT INTO attachment_contents (sha256, upload_id, size_bytes) VALUES {values}; "
+        f"INSERT INTO attachment_uploads (sender_key, sha256, file_name, media_type) VALUES {uploads}")
+    try:
+        refused(lambda: upload(mahalla, v1, b"%PDF-1.7 small"), grpc.StatusCode.RESOURCE_EXHAUSTED, "256 MiB")
+    finally:
+        ids = ",".join(f"'{s}'" for s in shas)
+        sql(f"DELETE FROM attachment_uploads WHERE sha256 IN ({ids}); DELETE FROM attachment_contents WHERE sha256 IN ({ids})")
+    assert upload(mahalla, v1, b"%PDF-1.7 small").size_bytes == 14
+    obs = f.RequestForm(observer_mandate=f.ObserverMandateForm(observers=[f.ObserverEntry(person=person(v1), polling_station_number=7)]))
+    first = mahalla.draft("tec-1718", obs)
+    held = int(sql(f"SELECT count(*) FROM requests WHERE sender_key = '{sender}' AND status = 'draft'"))
+    sql(f"INSERT INTO requests (id, campaign_id, catalogue_version, type, kind, sender_key, sender_organisation_id, sender_person_id, "
+        f"sender_territory, receiver_id, status, form, signature_required) "
+        f"SELECT md5(random()::text || g::text), campaign_id, catalogue_version, type, kind, sender_key, sender_organisation_id, "
+        f"sender_person_id, sender_territory, receiver_id, 'draft', form, signature_required "
+        f"FROM requests, generate_series(1, {20000 - held}) g WHERE id = '{first.id}'")
+    try:
+        refused(lambda: mahalla.draft("tec-1718", obs), grpc.StatusCode.RESOURCE_EXHAUSTED, "20000 drafts")
+    finally:
+        sql(f"DELETE FROM requests WHERE sender_key = '{sender}' AND status = 'draft'")
+    assert mahalla.draft("tec-1718", obs).status == r.REQUEST_STATUS_DRAFT

@@ -160,14 +160,19 @@ public struct AuditService: Esaylov_V1_AuditService {
         self.tokens = tokens
     }
 
-    static let actionNames: [Esaylov_V1_AuditAction: String] = [
-        .login: "AUDIT_ACTION_LOGIN", .loginFailed: "AUDIT_ACTION_LOGIN_FAILED", .logout: "AUDIT_ACTION_LOGOUT",
-        .draftSaved: "AUDIT_ACTION_DRAFT_SAVED", .requestSubmitted: "AUDIT_ACTION_REQUEST_SUBMITTED",
-        .requestWithdrawn: "AUDIT_ACTION_REQUEST_WITHDRAWN", .reviewStarted: "AUDIT_ACTION_REVIEW_STARTED",
-        .decisionDrafted: "AUDIT_ACTION_DECISION_DRAFTED", .draftReturned: "AUDIT_ACTION_DRAFT_RETURNED",
-        .decisionApproved: "AUDIT_ACTION_DECISION_APPROVED", .decisionDelivered: "AUDIT_ACTION_DECISION_DELIVERED",
-        .directoryChanged: "AUDIT_ACTION_DIRECTORY_CHANGED", .personalDataRead: "AUDIT_ACTION_PERSONAL_DATA_READ",
-    ]
+    /// Every action by its contract name ("AUDIT_ACTION_PERSONAL_DATA_READ"), made from the
+    /// generated cases so that an action added to audit.proto cannot be left out.
+    static let actionNames: [Esaylov_V1_AuditAction: String] = {
+        var out: [Esaylov_V1_AuditAction: String] = [:]
+        for action in Esaylov_V1_AuditAction.allCases where action != .unspecified {
+            let camel = String(describing: action)
+            guard !camel.hasPrefix("unrecognized") else { continue }
+            var name = "AUDIT_ACTION_"
+            for ch in camel { name += ch.isUppercase ? "_" + String(ch) : ch.uppercased() }
+            out[action] = name
+        }
+        return out
+    }()
     static let actionsByName = Dictionary(uniqueKeysWithValues: actionNames.map { ($0.value, $0.key) })
 
     public func listEvents(request: Esaylov_V1_ListEventsRequest, context: ServerContext) async throws -> Esaylov_V1_ListEventsResponse {

@@ -49,7 +49,16 @@ extension RequestService {
         }
         if let s = try? await sender(p, context), s.key == r.sender { return (r, .full) }
         if r.status == .draft { throw RPCError(code: .notFound, message: "request_id names no request") }
-        return (r, try await inboxReading(p, r.receiverId, context))
+        let reading = try await inboxReading(p, r.receiverId, context)
+        if reading == .full, p.organisationId != r.receiverId {
+            // An operator reading a form in full reads the personal data in it (cl. 13): that is recorded.
+            let actor = p.auditActor
+            try await database.transaction(for: context) { [audit] (c) throws(StoreError) in
+                _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_PERSONAL_DATA_READ", subjectKind: "request", subjectId: r.id,
+                                     facts: ["reader_role": "operator"])
+            }
+        }
+        return (r, reading)
     }
 
     /// How the caller reads a commission's inbox: its members and operators in full, members of

@@ -24,6 +24,10 @@ public struct RequestService: Esaylov_V1_RequestService {
     public static let maxAttachmentBytes = 25 << 20
     /// Bytes of one upload chunk at most.
     public static let maxChunkBytes = 1 << 20
+    /// Bytes a sender may hold in uploads no request of theirs took yet (purged after 24 hours).
+    public static let maxUnattachedBytes = 256 << 20
+    /// Drafts a sender may hold at once.
+    public static let maxDrafts = 20_000
 
     public init(
         database: Database, verifier: SignatureVerifier?, tokens: PageTokens, catalogues: Catalogues = Catalogues(),
@@ -157,6 +161,9 @@ public struct RequestService: Esaylov_V1_RequestService {
             case .success(let a): found = a
             case .failure(let e): return .failure(e)
             }
+            if try store.draftCount(c2, sender: s.key) >= Self.maxDrafts {
+                return .failure(RPCError(code: .resourceExhausted, message: "a sender holds at most \(Self.maxDrafts) drafts: send or delete some"))
+            }
             try store.insertDraft(c2, draft)
             try store.setAttachments(c2, requestId: draft.id, found)
             try store.appendHistory(c2, requestId: draft.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
@@ -249,6 +256,12 @@ public struct RequestService: Esaylov_V1_RequestService {
                 case .header(let h):
                     guard header == nil else { throw invalid("header", "comes once, first") }
                     try checkHeader(h)
+                    let held = try await database.read(store.unattachedBytes(sender: s.key), for: context)
+                    if held + Int(h.sizeBytes) > Self.maxUnattachedBytes {
+                        throw RPCError(
+                            code: .resourceExhausted,
+                            message: "a sender holds at most \(Self.maxUnattachedBytes >> 20) MiB of uploads not yet attached to a request (\(held >> 20) MiB now); attach or wait for the 24-hour purge")
+                    }
                     header = h
                 case .chunk(let data):
                     guard let h = header else { throw invalid("chunk", "comes after the header") }

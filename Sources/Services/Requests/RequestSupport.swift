@@ -23,6 +23,12 @@ extension RequestService {
         guard let found else {
             throw PermissionRules.denied(PermissionRules.sending, "the session acts for no organisation, candidate or proxy")
         }
+        if let status = found.candidateStatus, !["nominated", "registered"].contains(status) {
+            throw PermissionRules.denied(PermissionRules.sending, "the candidacy is \(status)")
+        }
+        if let status = found.proxyStatus, status != "registered" {
+            throw PermissionRules.denied(PermissionRules.sending, "the proxy's authority is \(status)")
+        }
         return found
     }
 

@@ -123,6 +123,7 @@ CREATE TABLE requests (
 -- ListIncoming: the inbox in keyset order (oldest sent first); ListOutgoing: newest first.
 CREATE INDEX requests_inbox ON requests (receiver_id, submitted_at, id) WHERE status <> 'draft';
 CREATE INDEX requests_outbox ON requests (sender_key, created_at DESC, id DESC);
+CREATE INDEX requests_drafts ON requests (sender_key) WHERE status = 'draft';
 CREATE INDEX requests_sender_candidate ON requests (sender_candidate_id) WHERE sender_candidate_id IS NOT NULL;
 
 -- What a sent request says never changes; its status moves only along the lifecycle table of

@@ -406,6 +406,31 @@ def test_a_request_after_its_window_is_refused_naming_the_window(v1, stubs, pki,
     refused(lambda: hokimiyat.submit(open_draft.id), grpc.StatusCode.FAILED_PRECONDITION, f"opens on {tomorrow}")
     ctl("campaign", "set-window", "--id", scratch_campaign, "--type", "12", "--opens", "A+0")
     assert hokimiyat.submit(open_draft.id).status == r.REQUEST_STATUS_SUBMITTED
+    # Moving election day moves every window counted from it: E-60 is now in the past.
+    today = datetime.datetime.now(TASHKENT).date()
+    ctl("campaign", "move", "--id", scratch_campaign, "--election", str(today + datetime.timedelta(days=30)))
+    refused(lambda: hokimiyat.draft("dec-1718203", stations(v1, "1718203"), campaign=scratch_campaign),
+            grpc.StatusCode.FAILED_PRECONDITION, f"closed at the end of {today - datetime.timedelta(days=30)}")
+
+
+def test_an_operators_catalogue_is_checked_against_clause_6(v1, party, scratch_campaign, tmp_path):
+    import json
+    exported = json.loads(ctl("campaign", "catalogue", "export", "--id", scratch_campaign).stdout)
+    rule = next(x for x in exported["rules"] if x["type"] == 9)
+    rule["routes"].append({"senders": ["mahalla"], "receiver": "centralElectionCommission", "relation": "anyTerritory", "electionKinds": []})
+    path = tmp_path / "catalogue.json"
+    path.write_text(json.dumps(exported))
+    bad = ctl("campaign", "catalogue", "import", "--id", scratch_campaign, "--file", str(path), check=False)
+    assert bad.returncode == 3 and "clause 6(a) gives mahalla no route" in bad.stderr, bad.stderr
+    # A change within the clause makes a new version that the server serves at once.
+    rule["routes"].pop()
+    next(x for x in exported["rules"] if x["type"] == 17)["decisionDays"] = 7
+    path.write_text(json.dumps(exported))
+    before = party.call("GetCampaign", v1.requests_pb2.GetCampaignRequest(campaign_id=scratch_campaign)).campaign.catalogue_version
+    ctl("campaign", "catalogue", "import", "--id", scratch_campaign, "--file", str(path), "--note", "test")
+    rules = party.call("ListRequestTypes", v1.requests_pb2.ListRequestTypesRequest(campaign_id=scratch_campaign)).rules
+    report = next(x for x in rules if x.type == v1.requests_pb2.REQUEST_TYPE_COMMISSION_REPORT)
+    assert report.decision_days == 7 and report.version == before + 1
 
 
 # --- idempotency --------------------------------------------------------------------------

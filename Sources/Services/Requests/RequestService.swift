@@ -534,6 +534,14 @@ public struct RequestService: Esaylov_V1_RequestService {
                            details: [.fieldViolation(field: "commission_id", description: "must name an election commission", reason: "NOT_FOUND")])
         }
         let reading = try await inboxReading(p, commission, context)
+        if reading == .full, p.organisationId != commission {
+            // An operator listing another commission's inbox reads the personal data in it (cl. 13).
+            let actor = p.auditActor
+            try await database.transaction(for: context) { [audit] (c) throws(StoreError) in
+                _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_PERSONAL_DATA_READ", subjectKind: "inbox", subjectId: commission,
+                                     facts: ["reader_role": "operator"])
+            }
+        }
         let filter = try listFilter(request.filter)
         let scope = ["incoming", commission, reading == .full ? "full" : "aggregate"] + filter.canonical
         let (size, after) = try tokens.page(request.page, filter: scope, fields: 2) { f in Double(f[0]).map { ($0, f[1]) } }

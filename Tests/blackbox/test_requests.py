@@ -594,3 +594,42 @@ def test_what_a_sender_may_hold_is_bounded(v1, stubs, pki):
     finally:
         sql(f"DELETE FROM requests WHERE sender_key = '{sender}' AND status = 'draft'")
     assert mahalla.draft("tec-1718", obs).status == r.REQUEST_STATUS_DRAFT
+
+
+def test_the_other_forms_rules(v1, stubs, pki, party):
+    """Forms 2, 13, 14, 15: signatures and regional shares, stations abroad, constituencies
+    within ±10% of the mean, and a window "before the campaign"."""
+    r, c, f = v1.requests_pb2, v1.common_pb2, v1.forms_pb2
+    regions = ["1703", "1706", "1708", "1710", "1712", "1714", "1718", "1722", "1724", "1726", "1727", "1730", "1733", "1735"]
+    sigs = [f.RegionSignatures(region_soato=s, sheets=100, signatures=3000) for s in regions]
+    admission = f.PartyAdmissionForm(
+        election_kind=c.ELECTION_KIND_LEGISLATIVE_CHAMBER, signatures=sigs, total_signatures=42000, party_decision=decision(v1),
+        justice_registration=f.DocumentReference(number="1", date=c.CalendarDate(year=2020, month=1, day=10)))
+    assert party.draft("cec", f.RequestForm(party_admission=admission)).status == r.REQUEST_STATUS_DRAFT
+    admission.signatures[0].signatures = 9000          # 9,000 of 48,000: over 8% from one region
+    admission.total_signatures = 41000                 # and not the sum
+    e = refused(lambda: party.draft("cec", f.RequestForm(party_admission=admission)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert dict(field_violations(e)) == {
+        "form.party_admission.total_signatures": "must equal the sum of the regions' signatures (48000)",
+        "form.party_admission.signatures[0].signatures": "at most 8% of the signatures may come from one region"}
+    mfa = org(v1, stubs, pki, MFA)
+    abroad = f.RequestForm(polling_station_abroad=f.PollingStationAbroadForm(stations=[
+        f.PollingStationAbroadEntry(change=f.CHANGE_KIND_FORM, mission="Embassy in Seoul", country="KR", address="Seoul", voter_count=4000),
+        f.PollingStationAbroadEntry(change=f.CHANGE_KIND_FORM, mission="Tashkent", country="UZ", address="x", voter_count=10)]))
+    e = refused(lambda: mfa.draft("cec", abroad), grpc.StatusCode.INVALID_ARGUMENT, "outside Uzbekistan")
+    assert [x[0] for x in field_violations(e)] == ["form.polling_station_abroad.stations[1].country"]
+    hokimiyat = org(v1, stubs, pki, SAMARKAND_HOKIMIYAT)
+    def constituencies(*voters):
+        return f.RequestForm(constituency_proposal=f.ConstituencyProposalForm(
+            election_kind=c.ELECTION_KIND_DISTRICT_COUNCIL, constituencies=[
+                f.ConstituencyEntry(change=f.CHANGE_KIND_FORM, number=i + 1, name=f"No. {i + 1}", territory_soato=["1718203"], voter_count=v)
+                for i, v in enumerate(voters)]))
+    assert hokimiyat.send("dec-1718203", constituencies(10000, 10500, 9800)).status == r.REQUEST_STATUS_SUBMITTED
+    e = refused(lambda: hokimiyat.draft("dec-1718203", constituencies(10000, 10200, 12000)), grpc.StatusCode.INVALID_ARGUMENT, "±10%")
+    assert [x[0] for x in field_violations(e)] == ["form.constituency_proposal.constituencies[2].voter_count"]
+    # Members for a territorial commission are recommended before the campaign: closed in `demo`.
+    council = org(v1, stubs, pki, ("seed-council-1718-0", "council-1718"))
+    members = f.RequestForm(territorial_commission_members=f.TerritorialCommissionMembersForm(
+        commission_id="tec-1718", council_decision=decision(v1),
+        nominees=[f.CommissionNominee(person=person(v1), proposed_role=c.ROLE_MEMBER)]))
+    refused(lambda: council.draft("cec", members), grpc.StatusCode.FAILED_PRECONDITION, "request type 15", "closed at the end of")

@@ -633,3 +633,46 @@ def test_the_other_forms_rules(v1, stubs, pki, party):
         commission_id="tec-1718", council_decision=decision(v1),
         nominees=[f.CommissionNominee(person=person(v1), proposed_role=c.ROLE_MEMBER)]))
     refused(lambda: council.draft("cec", members), grpc.StatusCode.FAILED_PRECONDITION, "request type 15", "closed at the end of")
+
+
+def test_uploads_are_gathered_into_rows_and_bounded_in_number(v1, party):
+    import threading
+    import time
+    r = v1.requests_pb2
+    content = random.randbytes(100_000)
+    a = upload(party, v1, content, chunk=100)              # 1,000 messages of 100 bytes
+    assert a.size_bytes == len(content)
+    rows = sql(f"SELECT count(*) FROM attachment_chunks WHERE upload_id = (SELECT upload_id FROM attachment_contents WHERE sha256 = '{a.sha256}')")
+    assert rows == "1"
+    # 32 uploads at once on a server; the 33rd is told to retry.
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    results = []
+
+    def held(i):
+        body = f"held upload {i} {uuid.uuid4()}".encode()
+        def messages():
+            yield r.UploadAttachmentRequest(header=r.AttachmentHeader(
+                file_name="scan.pdf", media_type="application/pdf", size_bytes=len(body), sha256=hashlib.sha256(body).hexdigest()))
+            started.release()
+            release.wait(30)
+            yield r.UploadAttachmentRequest(chunk=body)
+        try:
+            results.append(party.rs.UploadAttachment(messages(), metadata=party.md, timeout=60).size_bytes)
+        except grpc.RpcError as e:
+            results.append(e.code())
+
+    threads = [threading.Thread(target=held, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        started.acquire(timeout=30)
+    time.sleep(0.5)                                          # the headers have reached the server
+    try:
+        refused(lambda: upload(party, v1, b"one too many"), grpc.StatusCode.RESOURCE_EXHAUSTED, "uploads are in progress")
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+    assert all(isinstance(x, int) for x in results), results
+    assert upload(party, v1, b"now there is room").size_bytes == 17

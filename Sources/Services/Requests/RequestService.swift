@@ -2,6 +2,7 @@ import Domain
 public import ESaylovAPI
 import Foundation
 import ProtoRuntime
+import Synchronization
 public import RPC
 public import Signatures
 public import Store
@@ -28,6 +29,8 @@ public struct RequestService: Esaylov_V1_RequestService {
     public static let maxUnattachedBytes = 256 << 20
     /// Drafts a sender may hold at once.
     public static let maxDrafts = 20_000
+    /// Uploads in progress on the server at once (each holds up to 1 MiB while it gathers a row).
+    let uploads = UploadSlots(limit: 32)
 
     public init(
         database: Database, verifier: SignatureVerifier?, tokens: PageTokens, catalogues: Catalogues = Catalogues(),
@@ -250,6 +253,16 @@ public struct RequestService: Esaylov_V1_RequestService {
         let hasher = SHA256Stream()
         var received = 0
         var seq = 0
+        // Chunks are gathered to rows of 1 MiB (the last may be shorter): a client sending tiny
+        // chunks costs one write per MiB, not one per message.
+        var pending: [UInt8] = []
+        var holdsSlot = false
+        defer { if holdsSlot { uploads.release() } }
+        func write(_ bytes: [UInt8]) async throws(RPCError) {
+            let n = seq
+            try await database.transaction(for: context) { (c) throws(StoreError) in try store.insertChunk(c, uploadId: uploadId, seq: n, data: bytes) }
+            seq += 1
+        }
         do {
             for try await message in requests {
                 switch message.part {
@@ -262,6 +275,11 @@ public struct RequestService: Esaylov_V1_RequestService {
                             code: .resourceExhausted,
                             message: "a sender holds at most \(Self.maxUnattachedBytes >> 20) MiB of uploads not yet attached to a request (\(held >> 20) MiB now); attach or wait for the 24-hour purge")
                     }
+                    guard uploads.acquire() else {
+                        throw RPCError(code: .resourceExhausted,
+                                       message: "\(uploads.limit) uploads are in progress on this server: retry in a moment")
+                    }
+                    holdsSlot = true
                     header = h
                 case .chunk(let data):
                     guard let h = header else { throw invalid("chunk", "comes after the header") }
@@ -273,14 +291,17 @@ public struct RequestService: Esaylov_V1_RequestService {
                                        details: [.fieldViolation(field: "header.size_bytes", description: "must be the content's size", reason: "SIZE")])
                     }
                     hasher.update(data)
-                    let n = seq
-                    try await database.transaction(for: context) { (c) throws(StoreError) in try store.insertChunk(c, uploadId: uploadId, seq: n, data: data) }
-                    seq += 1
+                    pending += data
+                    if pending.count >= Self.maxChunkBytes {
+                        try await write(Array(pending.prefix(Self.maxChunkBytes)))
+                        pending.removeFirst(Self.maxChunkBytes)
+                    }
                 case nil:
                     throw invalid("part", "is required: a header, then chunks")
                 }
             }
             guard let h = header else { throw invalid("header", "is required: the first message is the header") }
+            if !pending.isEmpty { try await write(pending) }
             guard received == Int(h.sizeBytes) else {
                 throw RPCError(code: .invalidArgument, message: "the content has \(received) bytes, header.size_bytes says \(h.sizeBytes)",
                                details: [.fieldViolation(field: "header.size_bytes", description: "must be the content's size", reason: "SIZE")])
@@ -551,5 +572,25 @@ public struct RequestService: Esaylov_V1_RequestService {
         out.requests = try page.map { (r) throws(RPCError) in try wire(r, reading) }
         out.page = pageInfo(last.map { tokens.encode(filter: scope, fields: [String($0.submittedAt ?? 0), $0.id]) } ?? "")
         return out
+    }
+}
+
+/// The uploads a server runs at once: a bound on the memory they hold.
+final class UploadSlots: Sendable {
+    let limit: Int
+    private let inUse = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    func acquire() -> Bool {
+        if inUse.add(1, ordering: .relaxed).newValue <= limit { return true }
+        inUse.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func release() {
+        inUse.subtract(1, ordering: .relaxed)
     }
 }

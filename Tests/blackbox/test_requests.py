@@ -676,3 +676,46 @@ def test_uploads_are_gathered_into_rows_and_bounded_in_number(v1, party):
             t.join()
     assert all(isinstance(x, int) for x in results), results
     assert upload(party, v1, b"now there is room").size_bytes == 17
+
+
+def test_mutated_forms_and_signatures_get_clear_statuses(v1, party, server):
+    """Random damage to every kind of field of a form, and random CMS bytes: each call gets a
+    status that says what is wrong (never INTERNAL or UNKNOWN), and the server stays up."""
+    r, f = v1.requests_pb2, v1.forms_pb2
+    rng = random.Random(1303)
+    clear = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.NOT_FOUND,
+             grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    junk = ["", " ", "\x00", "\u202e\u0301" * 50, "x" * 5000, "+998" + "9" * 20, "1" * 14, "١٢٣", "0" * 64, "dec-1726264", "🗳" * 300]
+    seen = set()
+    for i in range(200):
+        form = nomination(v1, 2, 3)
+        n = form.candidate_nomination.nominees[rng.randrange(5)]
+        target = rng.choice(["pinfl", "phone", "last", "address", "constituency", "election", "consent", "decision", "extra"])
+        if target == "pinfl": n.person.pinfl = rng.choice(junk)
+        elif target == "phone": n.person.phone = rng.choice(junk)
+        elif target == "last": n.person.name.last_name = rng.choice(junk)
+        elif target == "address": n.person.address = rng.choice(junk)
+        elif target == "constituency": n.constituency_number = rng.choice([0, -1, 2**31 - 1, -2**31])
+        elif target == "election": form.candidate_nomination.election_kind = rng.choice([0, 5, 99, -7])
+        elif target == "consent": n.consent_attachment_sha256 = rng.choice(junk)
+        elif target == "decision": form.candidate_nomination.party_decision.date.month = rng.choice([0, 13, -1, 2**31 - 1])
+        else: form.candidate_nomination.nominees.extend([form.candidate_nomination.nominees[0]] * rng.choice([1, 600]))
+        receiver = rng.choice(["dec-1726264", "cec", "nobody-here", "", "DEC!"])
+        try:
+            party.draft(receiver, form)
+            seen.add("OK")
+        except grpc.RpcError as e:
+            assert e.code() in clear, (target, e.code(), e.details())
+            seen.add(e.code())
+    assert grpc.StatusCode.INVALID_ARGUMENT in seen
+    d = party.draft("dec-1726264", nomination(v1, 2, 3))
+    p = party.payload(d.id)
+    for size in (1, 2, 64, 700, 5000):
+        cms = rng.randbytes(size) if size != 2 else b"\x30\x80"
+        try:
+            party.call("SubmitRequest", r.SubmitRequestRequest(request_id=d.id, cms=cms, payload_sha256=p.payload_sha256, idempotency_key=key()))
+            raise AssertionError("random bytes were accepted as a signature")
+        except grpc.RpcError as e:
+            assert e.code() in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED}, e.details()
+    assert server.alive()
+    assert party.submit(d.id).status == r.REQUEST_STATUS_SUBMITTED

@@ -11,22 +11,19 @@ extension Catalogue {
         let kk = OrganisationKind.karakalpakstanElectionCommission
         let tec = OrganisationKind.territorialElectionCommission
         let dec = OrganisationKind.districtElectionCommission
-        // Where candidacies are registered: the Legislative Chamber's by the CEC, the Jokargy
-        // Kenes' by the CEC of Karakalpakstan, regional councils' by territorial commissions,
-        // district councils' by district commissions (presidential candidates have no route in
-        // clause 6, nor have Legislative Chamber candidates' proxies to the CEC).
-        let registering: [(ElectionKind, OrganisationKind)] = [
-            (.legislativeChamber, cec), (.jokargyKenes, kk), (.regionalCouncil, tec), (.districtCouncil, dec),
-        ]
+        /// Candidates and proxies reach the commission that registered the candidate, or the one
+        /// above it, wherever clause 6 lists their candidacy for that commission's level
+        /// (presidential candidates have no route; Legislative Chamber candidates' proxies never
+        /// reach the CEC). Which commission registered a candidate is the directory's fact.
+        func personRoutes(_ senders: (ElectionKind) -> [Sender]) -> [Route] {
+            [cec, kk, tec, dec].flatMap { k in
+                let s = ElectionKind.allCases.flatMap(senders).filter { Clause6.allows($0, to: k.commissionLevel!) }
+                return s.isEmpty ? [] : [Route(s, to: k, .registeringCommission), Route(s, to: k, .aboveRegisteringCommission)]
+            }
+        }
         /// A party reaches commissions anywhere; its branches those covering their territory.
         func partyRoutes(to k: OrganisationKind, elections: [ElectionKind] = []) -> [Route] {
             [Route([party], to: k, .anyTerritory, elections: elections), Route([branch], to: k, .coveringTerritory, elections: elections)]
-        }
-        func personRoutes(_ senders: (ElectionKind) -> [Sender]) -> [Route] {
-            registering.compactMap { (e, k) in
-                let s = senders(e).filter { Clause6.allows($0, to: k.commissionLevel!) }
-                return s.isEmpty ? nil : Route(s, to: k, .registeringCommission)
-            }
         }
         func window(closes: DayMark?, opens: DayMark? = .afterAnnouncement(0)) -> Window { Window(opens: opens, closes: closes) }
         func rule(_ type: RequestType, _ uz: String, _ en: String, _ routes: [Route], _ w: Window, decide: Int, _ limits: [Limit] = []) -> TypeRule {

@@ -156,6 +156,15 @@ extension Seed {
             try AuditLog().append(c, actor: .operatorTool, action: "AUDIT_ACTION_CAMPAIGN_CHANGED", subjectKind: "campaign", subjectId: id,
                                   facts: ["change": "moved", "announced_on": a.description, "election_day": e.description])
         }
+        // The demo follows the standard catalogue of this build.
+        let standard = Catalogue.standard.json
+        if try c.query(
+            "SELECT 1 FROM campaigns k JOIN campaign_catalogues v ON v.campaign_id = k.id AND v.version = k.catalogue_version WHERE k.id = \(id) AND v.definition <> \(standard)::jsonb"
+        ).count == 1 {
+            let v = try CampaignStore().addCatalogue(c, campaignId: id, definition: standard, note: "the standard catalogue of this build")
+            try AuditLog().append(c, actor: .operatorTool, action: "AUDIT_ACTION_CAMPAIGN_CHANGED", subjectKind: "campaign", subjectId: id,
+                                  facts: ["change": "catalogue", "catalogue_version": String(v)])
+        }
         try c.query("UPDATE candidates SET campaign_id = \(id) WHERE campaign_id = '' AND id = ANY(\(candidates.map(\.id)))")
     }
 }

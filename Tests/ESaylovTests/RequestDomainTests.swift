@@ -189,3 +189,22 @@ struct CalendarTests {
         #expect(faults.map(\.field) == ["c[3]"])
     }
 }
+
+@Suite("Candidates' routes")
+struct PersonRouteTests {
+    /// A Legislative Chamber candidate registered by a district-level commission reaches it and
+    /// the territorial commission above it (6(b) lists them), a district council candidate only
+    /// the district commission (6(b) does not list them).
+    @Test func theRegisteringCommissionOrTheOneAboveWhereTheClauseListsTheCandidacy() {
+        let rule = Catalogue.standard.rule(.candidateWithdrawal)!
+        let dec = ReceiverPlace(id: "dec-1718203", kind: .districtElectionCommission, territory: try! SOATO("1718203"))
+        let tec = ReceiverPlace(id: "tec-1718", kind: .territorialElectionCommission, territory: try! SOATO("1718"))
+        func reaches(_ s: Sender, _ r: ReceiverPlace) -> Bool {
+            let place = SenderPlace(sender: s, territory: try! SOATO("1718203"), registeringCommissionId: "dec-1718203", registeringParentId: "tec-1718")
+            return (try? Routing.route(rule, from: place, to: r, elections: Set(ElectionKind.allCases)).get()) != nil
+        }
+        #expect(reaches(.candidate(.districtCouncil), dec) && !reaches(.candidate(.districtCouncil), tec))
+        #expect(reaches(.candidate(.legislativeChamber), tec) && !reaches(.candidate(.legislativeChamber), dec))
+        #expect(!reaches(.candidate(.president), dec) && !reaches(.candidate(.president), tec))
+    }
+}

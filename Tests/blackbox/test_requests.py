@@ -192,7 +192,9 @@ def test_the_catalogue_says_routes_relations_signing_and_limits_per_election(v1,
     assert limits[("max_proxies", c.ELECTION_KIND_REGIONAL_COUNCIL)] == 5
     assert limits[("max_proxies", c.ELECTION_KIND_DISTRICT_COUNCIL)] == 3
     assert limits[("max_proxies", c.ELECTION_KIND_PRESIDENT)] == 15
-    assert all(not route.signature_required and route.relation == r.TERRITORIAL_RELATION_REGISTERING_COMMISSION for route in proxies.routes)
+    assert all(not route.signature_required and route.relation in (r.TERRITORIAL_RELATION_REGISTERING_COMMISSION,
+                                                                    r.TERRITORIAL_RELATION_ABOVE_REGISTERING_COMMISSION)
+               for route in proxies.routes)
     # A Legislative Chamber candidate's proxy never reaches the CEC (6a lists the candidates only).
     revocation = rules[r.REQUEST_TYPE_PROXY_REVOCATION]
     to_cec = [x for x in revocation.routes if x.receiver_kind == c.ORGANISATION_KIND_CENTRAL_ELECTION_COMMISSION]

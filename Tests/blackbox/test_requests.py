@@ -16,7 +16,7 @@ from identity import PKI, bearer, ctl, identity_server, login, refused, sms_logi
 PARTY = ("seed-party-xdp-0", "party-xdp")
 MFA = ("seed-mfa-0", "mfa")
 SAMARKAND_HOKIMIYAT = ("seed-hokimiyat-1718203-0", "hokimiyat-1718203")
-DEC = ("seed-dec-1726264-0", "dec-1726264")       # a Tashkent city district commission's chairperson
+DEC = ("seed-dec-1726264-0", "dec-1726264")       # the Bektemir (Tashkent city) district commission's chairperson
 TEC = ("seed-tec-1726-0", "tec-1726")             # the Tashkent city commission above it
 TEC_DEPUTY = ("seed-tec-1726-1", "tec-1726")
 MAHALLA = ("seed-mahalla-1718203-bogishamol-0", "mahalla-1718203-bogishamol")

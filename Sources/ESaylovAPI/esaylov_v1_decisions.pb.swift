@@ -150,6 +150,7 @@ public struct Esaylov_V1_DecisionDraft: ProtoMessage {
     public var returnComment: String = ""
     public var decisionId: String = ""
     public var attachmentSha256: [String] = []
+    public var version: Int64 = 0
 
     public init() {}
 }
@@ -187,6 +188,7 @@ extension Esaylov_V1_DecisionDraft {
         if let items = c.attachment_sha256 {
             self.attachmentSha256 = (0..<c.n_attachment_sha256).map { ProtoC.string(items[$0]) }
         }
+        self.version = c.version
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DecisionDraft> {
@@ -211,6 +213,101 @@ extension Esaylov_V1_DecisionDraft {
             p.pointee.n_attachment_sha256 = self.attachmentSha256.count
             p.pointee.attachment_sha256 = arena.array(count: self.attachmentSha256.count) { i in arena.cString(self.attachmentSha256[i]) }
         }
+        p.pointee.version = self.version
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.DirectoryEffect`.
+public struct Esaylov_V1_DirectoryEffect: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.DirectoryEffect" }
+    public var kind: Esaylov_V1_DirectoryEffect.Kind = .init(rawValue: 0)
+    public var recordId: String = ""
+    public var personId: String = ""
+    public var itemIndex: Int32 = 0
+    public var documentNumber: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_DirectoryEffect {
+/// protobuf enum `esaylov.v1.DirectoryEffect.Kind`.
+public enum Kind: ProtoEnum, CaseIterable {
+    /// `KIND_UNSPECIFIED` = 0
+    case unspecified
+    /// `KIND_CANDIDATE_REGISTERED` = 1
+    case candidateRegistered
+    /// `KIND_CANDIDATE_ENDED` = 2
+    case candidateEnded
+    /// `KIND_PROXY_REGISTERED` = 3
+    case proxyRegistered
+    /// `KIND_PROXY_ENDED` = 4
+    case proxyEnded
+    /// `KIND_MANDATE_ISSUED` = 5
+    case mandateIssued
+    /// A value this build does not know; kept so that it round-trips.
+    case unrecognized(Int32)
+
+    public static var allCases: [Self] { [.unspecified, .candidateRegistered, .candidateEnded, .proxyRegistered, .proxyEnded, .mandateIssued] }
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .candidateRegistered
+        case 2: self = .candidateEnded
+        case 3: self = .proxyRegistered
+        case 4: self = .proxyEnded
+        case 5: self = .mandateIssued
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .candidateRegistered: return 1
+        case .candidateEnded: return 2
+        case .proxyRegistered: return 3
+        case .proxyEnded: return 4
+        case .mandateIssued: return 5
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+}
+
+extension Esaylov_V1_DirectoryEffect {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__directory_effect()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__DirectoryEffect.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__DirectoryEffect>) {
+        self.init()
+        let c = p.pointee
+        self.kind = Esaylov_V1_DirectoryEffect.Kind(rawValue: Int32(truncatingIfNeeded: c.kind.rawValue))
+        self.recordId = ProtoC.string(c.record_id)
+        self.personId = ProtoC.string(c.person_id)
+        self.itemIndex = c.item_index
+        self.documentNumber = ProtoC.string(c.document_number)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DirectoryEffect> {
+        let p = arena.allocate(Esaylov__V1__DirectoryEffect.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.kind = .init(rawValue: .init(truncatingIfNeeded: self.kind.rawValue))
+        p.pointee.record_id = arena.cString(self.recordId)
+        p.pointee.person_id = arena.cString(self.personId)
+        p.pointee.item_index = self.itemIndex
+        p.pointee.document_number = arena.cString(self.documentNumber)
         return p
     }
 }
@@ -233,6 +330,9 @@ public struct Esaylov_V1_Decision: ProtoMessage {
     public var receiptCms: [UInt8] = []
     public var ruleVersion: Int32 = 0
     public var attachments: [Esaylov_V1_Attachment] = []
+    public var effects: [Esaylov_V1_DirectoryEffect] = []
+    public var approvalEnvelope: [UInt8] = []
+    public var deliveredTo: [Esaylov_V1_Actor] = []
 
     public init() {}
 }
@@ -272,6 +372,13 @@ extension Esaylov_V1_Decision {
         if let items = c.attachments {
             self.attachments = (0..<c.n_attachments).map { items[$0].map { Esaylov_V1_Attachment(c: $0) } ?? Esaylov_V1_Attachment() }
         }
+        if let items = c.effects {
+            self.effects = (0..<c.n_effects).map { items[$0].map { Esaylov_V1_DirectoryEffect(c: $0) } ?? Esaylov_V1_DirectoryEffect() }
+        }
+        self.approvalEnvelope = ProtoC.bytes(c.approval_envelope.data, c.approval_envelope.len)
+        if let items = c.delivered_to {
+            self.deliveredTo = (0..<c.n_delivered_to).map { items[$0].map { Esaylov_V1_Actor(c: $0) } ?? Esaylov_V1_Actor() }
+        }
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__Decision> {
@@ -298,6 +405,15 @@ extension Esaylov_V1_Decision {
             p.pointee.n_attachments = self.attachments.count
             p.pointee.attachments = arena.array(count: self.attachments.count) { i in self.attachments[i].toC(arena) }
         }
+        if !self.effects.isEmpty {
+            p.pointee.n_effects = self.effects.count
+            p.pointee.effects = arena.array(count: self.effects.count) { i in self.effects[i].toC(arena) }
+        }
+        p.pointee.approval_envelope = ProtobufCBinaryData(len: self.approvalEnvelope.count, data: arena.copy(self.approvalEnvelope))
+        if !self.deliveredTo.isEmpty {
+            p.pointee.n_delivered_to = self.deliveredTo.count
+            p.pointee.delivered_to = arena.array(count: self.deliveredTo.count) { i in self.deliveredTo[i].toC(arena) }
+        }
         return p
     }
 }
@@ -307,16 +423,20 @@ public struct Esaylov_V1_DecisionEnvelope: ProtoMessage {
     public static var protoName: String { "esaylov.v1.DecisionEnvelope" }
     public var formatVersion: Int32 = 0
     public var draftId: String = ""
-    public var number: String = ""
     public var requestId: String = ""
-    public var requestPayloadSha256: String = ""
+    public var requestEnvelopeSha256: String = ""
     public var commissionId: String = ""
     public var outcome: Esaylov_V1_DecisionOutcome = .init(rawValue: 0)
     public var itemOutcomes: [Esaylov_V1_ItemOutcome] = []
     public var text: String = ""
     public var correctionDays: Int32 = 0
     public var attachmentSha256: [String] = []
-    public var issuedAt: Google_Protobuf_Timestamp? = nil
+    public var campaignId: String = ""
+    public var addresseeOrganisationId: String = ""
+    public var addresseeCandidateId: String = ""
+    public var addresseeProxyId: String = ""
+    public var draftedByPersonId: String = ""
+    public var draftVersion: Int64 = 0
 
     public init() {}
 }
@@ -339,9 +459,8 @@ extension Esaylov_V1_DecisionEnvelope {
         let c = p.pointee
         self.formatVersion = c.format_version
         self.draftId = ProtoC.string(c.draft_id)
-        self.number = ProtoC.string(c.number)
         self.requestId = ProtoC.string(c.request_id)
-        self.requestPayloadSha256 = ProtoC.string(c.request_payload_sha256)
+        self.requestEnvelopeSha256 = ProtoC.string(c.request_envelope_sha256)
         self.commissionId = ProtoC.string(c.commission_id)
         self.outcome = Esaylov_V1_DecisionOutcome(rawValue: Int32(truncatingIfNeeded: c.outcome.rawValue))
         if let items = c.item_outcomes {
@@ -352,7 +471,12 @@ extension Esaylov_V1_DecisionEnvelope {
         if let items = c.attachment_sha256 {
             self.attachmentSha256 = (0..<c.n_attachment_sha256).map { ProtoC.string(items[$0]) }
         }
-        if let sub = c.issued_at { self.issuedAt = Google_Protobuf_Timestamp(c: sub) }
+        self.campaignId = ProtoC.string(c.campaign_id)
+        self.addresseeOrganisationId = ProtoC.string(c.addressee_organisation_id)
+        self.addresseeCandidateId = ProtoC.string(c.addressee_candidate_id)
+        self.addresseeProxyId = ProtoC.string(c.addressee_proxy_id)
+        self.draftedByPersonId = ProtoC.string(c.drafted_by_person_id)
+        self.draftVersion = c.draft_version
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DecisionEnvelope> {
@@ -360,9 +484,8 @@ extension Esaylov_V1_DecisionEnvelope {
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.format_version = self.formatVersion
         p.pointee.draft_id = arena.cString(self.draftId)
-        p.pointee.number = arena.cString(self.number)
         p.pointee.request_id = arena.cString(self.requestId)
-        p.pointee.request_payload_sha256 = arena.cString(self.requestPayloadSha256)
+        p.pointee.request_envelope_sha256 = arena.cString(self.requestEnvelopeSha256)
         p.pointee.commission_id = arena.cString(self.commissionId)
         p.pointee.outcome = .init(rawValue: .init(truncatingIfNeeded: self.outcome.rawValue))
         if !self.itemOutcomes.isEmpty {
@@ -375,7 +498,68 @@ extension Esaylov_V1_DecisionEnvelope {
             p.pointee.n_attachment_sha256 = self.attachmentSha256.count
             p.pointee.attachment_sha256 = arena.array(count: self.attachmentSha256.count) { i in arena.cString(self.attachmentSha256[i]) }
         }
-        if let value = self.issuedAt { p.pointee.issued_at = value.toC(arena) }
+        p.pointee.campaign_id = arena.cString(self.campaignId)
+        p.pointee.addressee_organisation_id = arena.cString(self.addresseeOrganisationId)
+        p.pointee.addressee_candidate_id = arena.cString(self.addresseeCandidateId)
+        p.pointee.addressee_proxy_id = arena.cString(self.addresseeProxyId)
+        p.pointee.drafted_by_person_id = arena.cString(self.draftedByPersonId)
+        p.pointee.draft_version = self.draftVersion
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.DecisionReceipt`.
+public struct Esaylov_V1_DecisionReceipt: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.DecisionReceipt" }
+    public var formatVersion: Int32 = 0
+    public var decisionId: String = ""
+    public var number: String = ""
+    public var commissionId: String = ""
+    public var approvalEnvelope: [UInt8] = []
+    public var approvalCms: [UInt8] = []
+    public var approvedAt: Google_Protobuf_Timestamp? = nil
+    public var requestEnvelopeSha256: String = ""
+
+    public init() {}
+}
+
+extension Esaylov_V1_DecisionReceipt {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__decision_receipt()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__DecisionReceipt.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__DecisionReceipt>) {
+        self.init()
+        let c = p.pointee
+        self.formatVersion = c.format_version
+        self.decisionId = ProtoC.string(c.decision_id)
+        self.number = ProtoC.string(c.number)
+        self.commissionId = ProtoC.string(c.commission_id)
+        self.approvalEnvelope = ProtoC.bytes(c.approval_envelope.data, c.approval_envelope.len)
+        self.approvalCms = ProtoC.bytes(c.approval_cms.data, c.approval_cms.len)
+        if let sub = c.approved_at { self.approvedAt = Google_Protobuf_Timestamp(c: sub) }
+        self.requestEnvelopeSha256 = ProtoC.string(c.request_envelope_sha256)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DecisionReceipt> {
+        let p = arena.allocate(Esaylov__V1__DecisionReceipt.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.format_version = self.formatVersion
+        p.pointee.decision_id = arena.cString(self.decisionId)
+        p.pointee.number = arena.cString(self.number)
+        p.pointee.commission_id = arena.cString(self.commissionId)
+        p.pointee.approval_envelope = ProtobufCBinaryData(len: self.approvalEnvelope.count, data: arena.copy(self.approvalEnvelope))
+        p.pointee.approval_cms = ProtobufCBinaryData(len: self.approvalCms.count, data: arena.copy(self.approvalCms))
+        if let value = self.approvedAt { p.pointee.approved_at = value.toC(arena) }
+        p.pointee.request_envelope_sha256 = arena.cString(self.requestEnvelopeSha256)
         return p
     }
 }
@@ -384,6 +568,7 @@ extension Esaylov_V1_DecisionEnvelope {
 public struct Esaylov_V1_StartReviewRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.StartReviewRequest" }
     public var requestId: String = ""
+    public var idempotencyKey: String = ""
 
     public init() {}
 }
@@ -405,12 +590,14 @@ extension Esaylov_V1_StartReviewRequest {
         self.init()
         let c = p.pointee
         self.requestId = ProtoC.string(c.request_id)
+        self.idempotencyKey = ProtoC.string(c.idempotency_key)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__StartReviewRequest> {
         let p = arena.allocate(Esaylov__V1__StartReviewRequest.self)
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.request_id = arena.cString(self.requestId)
+        p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
         return p
     }
 }
@@ -459,6 +646,8 @@ public struct Esaylov_V1_DraftDecisionRequest: ProtoMessage {
     public var text: String = ""
     public var correctionDays: Int32 = 0
     public var attachmentSha256: [String] = []
+    public var expectedVersion: Int64 = 0
+    public var idempotencyKey: String = ""
 
     public init() {}
 }
@@ -489,6 +678,8 @@ extension Esaylov_V1_DraftDecisionRequest {
         if let items = c.attachment_sha256 {
             self.attachmentSha256 = (0..<c.n_attachment_sha256).map { ProtoC.string(items[$0]) }
         }
+        self.expectedVersion = c.expected_version
+        self.idempotencyKey = ProtoC.string(c.idempotency_key)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__DraftDecisionRequest> {
@@ -506,6 +697,8 @@ extension Esaylov_V1_DraftDecisionRequest {
             p.pointee.n_attachment_sha256 = self.attachmentSha256.count
             p.pointee.attachment_sha256 = arena.array(count: self.attachmentSha256.count) { i in arena.cString(self.attachmentSha256[i]) }
         }
+        p.pointee.expected_version = self.expectedVersion
+        p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
         return p
     }
 }
@@ -515,6 +708,8 @@ public struct Esaylov_V1_ReturnDraftRequest: ProtoMessage {
     public static var protoName: String { "esaylov.v1.ReturnDraftRequest" }
     public var draftId: String = ""
     public var comment: String = ""
+    public var expectedVersion: Int64 = 0
+    public var idempotencyKey: String = ""
 
     public init() {}
 }
@@ -537,6 +732,8 @@ extension Esaylov_V1_ReturnDraftRequest {
         let c = p.pointee
         self.draftId = ProtoC.string(c.draft_id)
         self.comment = ProtoC.string(c.comment)
+        self.expectedVersion = c.expected_version
+        self.idempotencyKey = ProtoC.string(c.idempotency_key)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__ReturnDraftRequest> {
@@ -544,6 +741,8 @@ extension Esaylov_V1_ReturnDraftRequest {
         ProtoC.initMessage(p, descriptor: Self.cDescriptor)
         p.pointee.draft_id = arena.cString(self.draftId)
         p.pointee.comment = arena.cString(self.comment)
+        p.pointee.expected_version = self.expectedVersion
+        p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
         return p
     }
 }
@@ -703,6 +902,77 @@ extension Esaylov_V1_ListDecisionsRequest {
     }
 }
 
+/// protobuf message `esaylov.v1.GetSystemCertificatesRequest`.
+public struct Esaylov_V1_GetSystemCertificatesRequest: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.GetSystemCertificatesRequest" }
+
+    public init() {}
+}
+
+extension Esaylov_V1_GetSystemCertificatesRequest {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__get_system_certificates_request()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__GetSystemCertificatesRequest.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__GetSystemCertificatesRequest>) {
+        self.init()
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__GetSystemCertificatesRequest> {
+        let p = arena.allocate(Esaylov__V1__GetSystemCertificatesRequest.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.GetSystemCertificatesResponse`.
+public struct Esaylov_V1_GetSystemCertificatesResponse: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.GetSystemCertificatesResponse" }
+    public var certificates: [[UInt8]] = []
+
+    public init() {}
+}
+
+extension Esaylov_V1_GetSystemCertificatesResponse {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__get_system_certificates_response()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__GetSystemCertificatesResponse.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__GetSystemCertificatesResponse>) {
+        self.init()
+        let c = p.pointee
+        if let items = c.certificates {
+            self.certificates = (0..<c.n_certificates).map { ProtoC.bytes(items[$0].data, items[$0].len) }
+        }
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__GetSystemCertificatesResponse> {
+        let p = arena.allocate(Esaylov__V1__GetSystemCertificatesResponse.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        if !self.certificates.isEmpty {
+            p.pointee.n_certificates = self.certificates.count
+            p.pointee.certificates = arena.array(count: self.certificates.count) { i in ProtobufCBinaryData(len: self.certificates[i].count, data: arena.copy(self.certificates[i])) }
+        }
+        return p
+    }
+}
+
 /// protobuf message `esaylov.v1.ListDecisionsResponse`.
 public struct Esaylov_V1_ListDecisionsResponse: ProtoMessage {
     public static var protoName: String { "esaylov.v1.ListDecisionsResponse" }
@@ -755,7 +1025,8 @@ public enum Esaylov_V1_DecisionServiceMethod {
     public static let approveDecision = MethodDescriptor(service: "esaylov.v1.DecisionService", method: "ApproveDecision", kind: .unary)
     public static let getDecision = MethodDescriptor(service: "esaylov.v1.DecisionService", method: "GetDecision", kind: .unary)
     public static let listDecisions = MethodDescriptor(service: "esaylov.v1.DecisionService", method: "ListDecisions", kind: .unary)
-    public static var all: [MethodDescriptor] { [startReview, draftDecision, returnDraft, getApprovalPayload, approveDecision, getDecision, listDecisions] }
+    public static let getSystemCertificates = MethodDescriptor(service: "esaylov.v1.DecisionService", method: "GetSystemCertificates", kind: .unary)
+    public static var all: [MethodDescriptor] { [startReview, draftDecision, returnDraft, getApprovalPayload, approveDecision, getDecision, listDecisions, getSystemCertificates] }
 }
 
 /// Server side of `esaylov.v1.DecisionService`: one method per RPC. Unary methods listed in
@@ -769,6 +1040,7 @@ public protocol Esaylov_V1_DecisionService: RPCService {
     func approveDecision(request: Esaylov_V1_ApproveDecisionRequest, context: ServerContext) async throws -> Esaylov_V1_Decision
     func getDecision(request: Esaylov_V1_GetDecisionRequest, context: ServerContext) async throws -> Esaylov_V1_Decision
     func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) async throws -> Esaylov_V1_ListDecisionsResponse
+    func getSystemCertificates(request: Esaylov_V1_GetSystemCertificatesRequest, context: ServerContext) async throws -> Esaylov_V1_GetSystemCertificatesResponse
 }
 
 extension Esaylov_V1_DecisionService {
@@ -795,6 +1067,9 @@ extension Esaylov_V1_DecisionService {
         }
         router.addUnary(Esaylov_V1_DecisionServiceMethod.listDecisions) { request, context in
             try await self.listDecisions(request: request, context: context)
+        }
+        router.addUnary(Esaylov_V1_DecisionServiceMethod.getSystemCertificates) { request, context in
+            try await self.getSystemCertificates(request: request, context: context)
         }
     }
 }

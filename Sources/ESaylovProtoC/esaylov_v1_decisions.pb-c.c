@@ -97,6 +97,51 @@ void   esaylov__v1__decision_draft__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__decision_draft__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__directory_effect__init
+                     (Esaylov__V1__DirectoryEffect         *message)
+{
+  static const Esaylov__V1__DirectoryEffect init_value = ESAYLOV__V1__DIRECTORY_EFFECT__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__directory_effect__get_packed_size
+                     (const Esaylov__V1__DirectoryEffect *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__directory_effect__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__directory_effect__pack
+                     (const Esaylov__V1__DirectoryEffect *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__directory_effect__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__directory_effect__pack_to_buffer
+                     (const Esaylov__V1__DirectoryEffect *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__directory_effect__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__DirectoryEffect *
+       esaylov__v1__directory_effect__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__DirectoryEffect *)
+     protobuf_c_message_unpack (&esaylov__v1__directory_effect__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__directory_effect__free_unpacked
+                     (Esaylov__V1__DirectoryEffect *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__directory_effect__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__decision__init
                      (Esaylov__V1__Decision         *message)
 {
@@ -185,6 +230,51 @@ void   esaylov__v1__decision_envelope__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &esaylov__v1__decision_envelope__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__decision_receipt__init
+                     (Esaylov__V1__DecisionReceipt         *message)
+{
+  static const Esaylov__V1__DecisionReceipt init_value = ESAYLOV__V1__DECISION_RECEIPT__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__decision_receipt__get_packed_size
+                     (const Esaylov__V1__DecisionReceipt *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__decision_receipt__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__decision_receipt__pack
+                     (const Esaylov__V1__DecisionReceipt *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__decision_receipt__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__decision_receipt__pack_to_buffer
+                     (const Esaylov__V1__DecisionReceipt *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__decision_receipt__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__DecisionReceipt *
+       esaylov__v1__decision_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__DecisionReceipt *)
+     protobuf_c_message_unpack (&esaylov__v1__decision_receipt__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__decision_receipt__free_unpacked
+                     (Esaylov__V1__DecisionReceipt *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__decision_receipt__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   esaylov__v1__start_review_request__init
@@ -547,6 +637,96 @@ void   esaylov__v1__list_decisions_request__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__list_decisions_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__get_system_certificates_request__init
+                     (Esaylov__V1__GetSystemCertificatesRequest         *message)
+{
+  static const Esaylov__V1__GetSystemCertificatesRequest init_value = ESAYLOV__V1__GET_SYSTEM_CERTIFICATES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__get_system_certificates_request__get_packed_size
+                     (const Esaylov__V1__GetSystemCertificatesRequest *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__get_system_certificates_request__pack
+                     (const Esaylov__V1__GetSystemCertificatesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__get_system_certificates_request__pack_to_buffer
+                     (const Esaylov__V1__GetSystemCertificatesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__GetSystemCertificatesRequest *
+       esaylov__v1__get_system_certificates_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__GetSystemCertificatesRequest *)
+     protobuf_c_message_unpack (&esaylov__v1__get_system_certificates_request__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__get_system_certificates_request__free_unpacked
+                     (Esaylov__V1__GetSystemCertificatesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   esaylov__v1__get_system_certificates_response__init
+                     (Esaylov__V1__GetSystemCertificatesResponse         *message)
+{
+  static const Esaylov__V1__GetSystemCertificatesResponse init_value = ESAYLOV__V1__GET_SYSTEM_CERTIFICATES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__get_system_certificates_response__get_packed_size
+                     (const Esaylov__V1__GetSystemCertificatesResponse *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__get_system_certificates_response__pack
+                     (const Esaylov__V1__GetSystemCertificatesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__get_system_certificates_response__pack_to_buffer
+                     (const Esaylov__V1__GetSystemCertificatesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__GetSystemCertificatesResponse *
+       esaylov__v1__get_system_certificates_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__GetSystemCertificatesResponse *)
+     protobuf_c_message_unpack (&esaylov__v1__get_system_certificates_response__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__get_system_certificates_response__free_unpacked
+                     (Esaylov__V1__GetSystemCertificatesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__get_system_certificates_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__list_decisions_response__init
                      (Esaylov__V1__ListDecisionsResponse         *message)
 {
@@ -669,7 +849,7 @@ const ProtobufCMessageDescriptor esaylov__v1__item_outcome__descriptor =
   (ProtobufCMessageInit) esaylov__v1__item_outcome__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__decision_draft__field_descriptors[13] =
+static const ProtobufCFieldDescriptor esaylov__v1__decision_draft__field_descriptors[14] =
 {
   {
     "id",
@@ -827,6 +1007,18 @@ static const ProtobufCFieldDescriptor esaylov__v1__decision_draft__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "version",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionDraft, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__decision_draft__field_indices_by_name[] = {
   12,   /* field[12] = attachment_sha256 */
@@ -842,11 +1034,12 @@ static const unsigned esaylov__v1__decision_draft__field_indices_by_name[] = {
   10,   /* field[10] = return_comment */
   9,   /* field[9] = status */
   5,   /* field[5] = text */
+  13,   /* field[13] = version */
 };
 static const ProtobufCIntRange esaylov__v1__decision_draft__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__decision_draft__descriptor =
 {
@@ -856,14 +1049,140 @@ const ProtobufCMessageDescriptor esaylov__v1__decision_draft__descriptor =
   "Esaylov__V1__DecisionDraft",
   "esaylov.v1",
   sizeof(Esaylov__V1__DecisionDraft),
-  13,
+  14,
   esaylov__v1__decision_draft__field_descriptors,
   esaylov__v1__decision_draft__field_indices_by_name,
   1,  esaylov__v1__decision_draft__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__decision_draft__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__decision__field_descriptors[15] =
+static const ProtobufCEnumValue esaylov__v1__directory_effect__kind__enum_values_by_number[6] =
+{
+  { "KIND_UNSPECIFIED", "ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_UNSPECIFIED", 0 },
+  { "KIND_CANDIDATE_REGISTERED", "ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_CANDIDATE_REGISTERED", 1 },
+  { "KIND_CANDIDATE_ENDED", "ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_CANDIDATE_ENDED", 2 },
+  { "KIND_PROXY_REGISTERED", "ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_PROXY_REGISTERED", 3 },
+  { "KIND_PROXY_ENDED", "ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_PROXY_ENDED", 4 },
+  { "KIND_MANDATE_ISSUED", "ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_MANDATE_ISSUED", 5 },
+};
+static const ProtobufCIntRange esaylov__v1__directory_effect__kind__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex esaylov__v1__directory_effect__kind__enum_values_by_name[6] =
+{
+  { "KIND_CANDIDATE_ENDED", 2 },
+  { "KIND_CANDIDATE_REGISTERED", 1 },
+  { "KIND_MANDATE_ISSUED", 5 },
+  { "KIND_PROXY_ENDED", 4 },
+  { "KIND_PROXY_REGISTERED", 3 },
+  { "KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor esaylov__v1__directory_effect__kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "esaylov.v1.DirectoryEffect.Kind",
+  "Kind",
+  "Esaylov__V1__DirectoryEffect__Kind",
+  "esaylov.v1",
+  6,
+  esaylov__v1__directory_effect__kind__enum_values_by_number,
+  6,
+  esaylov__v1__directory_effect__kind__enum_values_by_name,
+  1,
+  esaylov__v1__directory_effect__kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__directory_effect__field_descriptors[5] =
+{
+  {
+    "kind",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DirectoryEffect, kind),
+    &esaylov__v1__directory_effect__kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "record_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DirectoryEffect, record_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "person_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DirectoryEffect, person_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "item_index",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DirectoryEffect, item_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "document_number",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DirectoryEffect, document_number),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__directory_effect__field_indices_by_name[] = {
+  4,   /* field[4] = document_number */
+  3,   /* field[3] = item_index */
+  0,   /* field[0] = kind */
+  2,   /* field[2] = person_id */
+  1,   /* field[1] = record_id */
+};
+static const ProtobufCIntRange esaylov__v1__directory_effect__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__directory_effect__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.DirectoryEffect",
+  "DirectoryEffect",
+  "Esaylov__V1__DirectoryEffect",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__DirectoryEffect),
+  5,
+  esaylov__v1__directory_effect__field_descriptors,
+  esaylov__v1__directory_effect__field_indices_by_name,
+  1,  esaylov__v1__directory_effect__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__directory_effect__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__decision__field_descriptors[18] =
 {
   {
     "id",
@@ -1045,15 +1364,54 @@ static const ProtobufCFieldDescriptor esaylov__v1__decision__field_descriptors[1
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "effects",
+    16,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Esaylov__V1__Decision, n_effects),
+    offsetof(Esaylov__V1__Decision, effects),
+    &esaylov__v1__directory_effect__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approval_envelope",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__Decision, approval_envelope),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "delivered_to",
+    18,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Esaylov__V1__Decision, n_delivered_to),
+    offsetof(Esaylov__V1__Decision, delivered_to),
+    &esaylov__v1__actor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__decision__field_indices_by_name[] = {
   9,   /* field[9] = approval */
+  16,   /* field[16] = approval_envelope */
   10,   /* field[10] = approved_at */
   14,   /* field[14] = attachments */
   3,   /* field[3] = commission_id */
   7,   /* field[7] = correction_due */
   11,   /* field[11] = delivered_at */
+  17,   /* field[17] = delivered_to */
   8,   /* field[8] = drafted_by */
+  15,   /* field[15] = effects */
   0,   /* field[0] = id */
   5,   /* field[5] = item_outcomes */
   1,   /* field[1] = number */
@@ -1066,7 +1424,7 @@ static const unsigned esaylov__v1__decision__field_indices_by_name[] = {
 static const ProtobufCIntRange esaylov__v1__decision__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__decision__descriptor =
 {
@@ -1076,14 +1434,14 @@ const ProtobufCMessageDescriptor esaylov__v1__decision__descriptor =
   "Esaylov__V1__Decision",
   "esaylov.v1",
   sizeof(Esaylov__V1__Decision),
-  15,
+  18,
   esaylov__v1__decision__field_descriptors,
   esaylov__v1__decision__field_indices_by_name,
   1,  esaylov__v1__decision__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__decision__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__decision_envelope__field_descriptors[12] =
+static const ProtobufCFieldDescriptor esaylov__v1__decision_envelope__field_descriptors[16] =
 {
   {
     "format_version",
@@ -1110,18 +1468,6 @@ static const ProtobufCFieldDescriptor esaylov__v1__decision_envelope__field_desc
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "number",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__DecisionEnvelope, number),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
     "request_id",
     4,
     PROTOBUF_C_LABEL_NONE,
@@ -1134,12 +1480,12 @@ static const ProtobufCFieldDescriptor esaylov__v1__decision_envelope__field_desc
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "request_payload_sha256",
+    "request_envelope_sha256",
     5,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_STRING,
     0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__DecisionEnvelope, request_payload_sha256),
+    offsetof(Esaylov__V1__DecisionEnvelope, request_envelope_sha256),
     NULL,
     &protobuf_c_empty_string,
     0,             /* flags */
@@ -1218,36 +1564,102 @@ static const ProtobufCFieldDescriptor esaylov__v1__decision_envelope__field_desc
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "issued_at",
-    12,
+    "campaign_id",
+    13,
     PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
+    PROTOBUF_C_TYPE_STRING,
     0,   /* quantifier_offset */
-    offsetof(Esaylov__V1__DecisionEnvelope, issued_at),
-    &google__protobuf__timestamp__descriptor,
+    offsetof(Esaylov__V1__DecisionEnvelope, campaign_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "addressee_organisation_id",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionEnvelope, addressee_organisation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "addressee_candidate_id",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionEnvelope, addressee_candidate_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "addressee_proxy_id",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionEnvelope, addressee_proxy_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "drafted_by_person_id",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionEnvelope, drafted_by_person_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "draft_version",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionEnvelope, draft_version),
+    NULL,
     NULL,
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
 };
 static const unsigned esaylov__v1__decision_envelope__field_indices_by_name[] = {
-  10,   /* field[10] = attachment_sha256 */
-  5,   /* field[5] = commission_id */
-  9,   /* field[9] = correction_days */
+  12,   /* field[12] = addressee_candidate_id */
+  11,   /* field[11] = addressee_organisation_id */
+  13,   /* field[13] = addressee_proxy_id */
+  9,   /* field[9] = attachment_sha256 */
+  10,   /* field[10] = campaign_id */
+  4,   /* field[4] = commission_id */
+  8,   /* field[8] = correction_days */
   1,   /* field[1] = draft_id */
+  15,   /* field[15] = draft_version */
+  14,   /* field[14] = drafted_by_person_id */
   0,   /* field[0] = format_version */
-  11,   /* field[11] = issued_at */
-  7,   /* field[7] = item_outcomes */
-  2,   /* field[2] = number */
-  6,   /* field[6] = outcome */
-  3,   /* field[3] = request_id */
-  4,   /* field[4] = request_payload_sha256 */
-  8,   /* field[8] = text */
+  6,   /* field[6] = item_outcomes */
+  5,   /* field[5] = outcome */
+  3,   /* field[3] = request_envelope_sha256 */
+  2,   /* field[2] = request_id */
+  7,   /* field[7] = text */
 };
-static const ProtobufCIntRange esaylov__v1__decision_envelope__number_ranges[1 + 1] =
+static const ProtobufCIntRange esaylov__v1__decision_envelope__number_ranges[3 + 1] =
 {
   { 1, 0 },
-  { 0, 12 }
+  { 4, 2 },
+  { 13, 10 },
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__decision_envelope__descriptor =
 {
@@ -1257,14 +1669,143 @@ const ProtobufCMessageDescriptor esaylov__v1__decision_envelope__descriptor =
   "Esaylov__V1__DecisionEnvelope",
   "esaylov.v1",
   sizeof(Esaylov__V1__DecisionEnvelope),
-  12,
+  16,
   esaylov__v1__decision_envelope__field_descriptors,
   esaylov__v1__decision_envelope__field_indices_by_name,
-  1,  esaylov__v1__decision_envelope__number_ranges,
+  3,  esaylov__v1__decision_envelope__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__decision_envelope__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__start_review_request__field_descriptors[1] =
+static const ProtobufCFieldDescriptor esaylov__v1__decision_receipt__field_descriptors[8] =
+{
+  {
+    "format_version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT32,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, format_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "decision_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, decision_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "number",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, number),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "commission_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, commission_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approval_envelope",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, approval_envelope),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approval_cms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, approval_cms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "approved_at",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, approved_at),
+    &google__protobuf__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request_envelope_sha256",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DecisionReceipt, request_envelope_sha256),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__decision_receipt__field_indices_by_name[] = {
+  5,   /* field[5] = approval_cms */
+  4,   /* field[4] = approval_envelope */
+  6,   /* field[6] = approved_at */
+  3,   /* field[3] = commission_id */
+  1,   /* field[1] = decision_id */
+  0,   /* field[0] = format_version */
+  2,   /* field[2] = number */
+  7,   /* field[7] = request_envelope_sha256 */
+};
+static const ProtobufCIntRange esaylov__v1__decision_receipt__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__decision_receipt__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.DecisionReceipt",
+  "DecisionReceipt",
+  "Esaylov__V1__DecisionReceipt",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__DecisionReceipt),
+  8,
+  esaylov__v1__decision_receipt__field_descriptors,
+  esaylov__v1__decision_receipt__field_indices_by_name,
+  1,  esaylov__v1__decision_receipt__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__decision_receipt__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__start_review_request__field_descriptors[2] =
 {
   {
     "request_id",
@@ -1278,14 +1819,27 @@ static const ProtobufCFieldDescriptor esaylov__v1__start_review_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "idempotency_key",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__StartReviewRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__start_review_request__field_indices_by_name[] = {
+  1,   /* field[1] = idempotency_key */
   0,   /* field[0] = request_id */
 };
 static const ProtobufCIntRange esaylov__v1__start_review_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__start_review_request__descriptor =
 {
@@ -1295,7 +1849,7 @@ const ProtobufCMessageDescriptor esaylov__v1__start_review_request__descriptor =
   "Esaylov__V1__StartReviewRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__StartReviewRequest),
-  1,
+  2,
   esaylov__v1__start_review_request__field_descriptors,
   esaylov__v1__start_review_request__field_indices_by_name,
   1,  esaylov__v1__start_review_request__number_ranges,
@@ -1340,7 +1894,7 @@ const ProtobufCMessageDescriptor esaylov__v1__start_review_response__descriptor 
   (ProtobufCMessageInit) esaylov__v1__start_review_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__draft_decision_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor esaylov__v1__draft_decision_request__field_descriptors[8] =
 {
   {
     "request_id",
@@ -1414,10 +1968,36 @@ static const ProtobufCFieldDescriptor esaylov__v1__draft_decision_request__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "expected_version",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DraftDecisionRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idempotency_key",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__DraftDecisionRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__draft_decision_request__field_indices_by_name[] = {
   5,   /* field[5] = attachment_sha256 */
   4,   /* field[4] = correction_days */
+  6,   /* field[6] = expected_version */
+  7,   /* field[7] = idempotency_key */
   2,   /* field[2] = item_outcomes */
   1,   /* field[1] = outcome */
   0,   /* field[0] = request_id */
@@ -1426,7 +2006,7 @@ static const unsigned esaylov__v1__draft_decision_request__field_indices_by_name
 static const ProtobufCIntRange esaylov__v1__draft_decision_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__draft_decision_request__descriptor =
 {
@@ -1436,14 +2016,14 @@ const ProtobufCMessageDescriptor esaylov__v1__draft_decision_request__descriptor
   "Esaylov__V1__DraftDecisionRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__DraftDecisionRequest),
-  6,
+  8,
   esaylov__v1__draft_decision_request__field_descriptors,
   esaylov__v1__draft_decision_request__field_indices_by_name,
   1,  esaylov__v1__draft_decision_request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__draft_decision_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__return_draft_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor esaylov__v1__return_draft_request__field_descriptors[4] =
 {
   {
     "draft_id",
@@ -1469,15 +2049,41 @@ static const ProtobufCFieldDescriptor esaylov__v1__return_draft_request__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "expected_version",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__ReturnDraftRequest, expected_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idempotency_key",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__ReturnDraftRequest, idempotency_key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__return_draft_request__field_indices_by_name[] = {
   1,   /* field[1] = comment */
   0,   /* field[0] = draft_id */
+  2,   /* field[2] = expected_version */
+  3,   /* field[3] = idempotency_key */
 };
 static const ProtobufCIntRange esaylov__v1__return_draft_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__return_draft_request__descriptor =
 {
@@ -1487,7 +2093,7 @@ const ProtobufCMessageDescriptor esaylov__v1__return_draft_request__descriptor =
   "Esaylov__V1__ReturnDraftRequest",
   "esaylov.v1",
   sizeof(Esaylov__V1__ReturnDraftRequest),
-  2,
+  4,
   esaylov__v1__return_draft_request__field_descriptors,
   esaylov__v1__return_draft_request__field_indices_by_name,
   1,  esaylov__v1__return_draft_request__number_ranges,
@@ -1711,6 +2317,62 @@ const ProtobufCMessageDescriptor esaylov__v1__list_decisions_request__descriptor
   (ProtobufCMessageInit) esaylov__v1__list_decisions_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+#define esaylov__v1__get_system_certificates_request__field_descriptors NULL
+#define esaylov__v1__get_system_certificates_request__field_indices_by_name NULL
+#define esaylov__v1__get_system_certificates_request__number_ranges NULL
+const ProtobufCMessageDescriptor esaylov__v1__get_system_certificates_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.GetSystemCertificatesRequest",
+  "GetSystemCertificatesRequest",
+  "Esaylov__V1__GetSystemCertificatesRequest",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__GetSystemCertificatesRequest),
+  0,
+  esaylov__v1__get_system_certificates_request__field_descriptors,
+  esaylov__v1__get_system_certificates_request__field_indices_by_name,
+  0,  esaylov__v1__get_system_certificates_request__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__get_system_certificates_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__get_system_certificates_response__field_descriptors[1] =
+{
+  {
+    "certificates",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_BYTES,
+    offsetof(Esaylov__V1__GetSystemCertificatesResponse, n_certificates),
+    offsetof(Esaylov__V1__GetSystemCertificatesResponse, certificates),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__get_system_certificates_response__field_indices_by_name[] = {
+  0,   /* field[0] = certificates */
+};
+static const ProtobufCIntRange esaylov__v1__get_system_certificates_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__get_system_certificates_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.GetSystemCertificatesResponse",
+  "GetSystemCertificatesResponse",
+  "Esaylov__V1__GetSystemCertificatesResponse",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__GetSystemCertificatesResponse),
+  1,
+  esaylov__v1__get_system_certificates_response__field_descriptors,
+  esaylov__v1__get_system_certificates_response__field_indices_by_name,
+  1,  esaylov__v1__get_system_certificates_response__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__get_system_certificates_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor esaylov__v1__list_decisions_response__field_descriptors[2] =
 {
   {
@@ -1832,7 +2494,7 @@ const ProtobufCEnumDescriptor esaylov__v1__draft_status__descriptor =
   esaylov__v1__draft_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor esaylov__v1__decision_service__method_descriptors[7] =
+static const ProtobufCMethodDescriptor esaylov__v1__decision_service__method_descriptors[8] =
 {
   { "StartReview", &esaylov__v1__start_review_request__descriptor, &esaylov__v1__start_review_response__descriptor },
   { "DraftDecision", &esaylov__v1__draft_decision_request__descriptor, &esaylov__v1__decision_draft__descriptor },
@@ -1841,12 +2503,14 @@ static const ProtobufCMethodDescriptor esaylov__v1__decision_service__method_des
   { "ApproveDecision", &esaylov__v1__approve_decision_request__descriptor, &esaylov__v1__decision__descriptor },
   { "GetDecision", &esaylov__v1__get_decision_request__descriptor, &esaylov__v1__decision__descriptor },
   { "ListDecisions", &esaylov__v1__list_decisions_request__descriptor, &esaylov__v1__list_decisions_response__descriptor },
+  { "GetSystemCertificates", &esaylov__v1__get_system_certificates_request__descriptor, &esaylov__v1__get_system_certificates_response__descriptor },
 };
 const unsigned esaylov__v1__decision_service__method_indices_by_name[] = {
   4,        /* ApproveDecision */
   1,        /* DraftDecision */
   3,        /* GetApprovalPayload */
   5,        /* GetDecision */
+  7,        /* GetSystemCertificates */
   6,        /* ListDecisions */
   2,        /* ReturnDraft */
   0         /* StartReview */
@@ -1858,7 +2522,7 @@ const ProtobufCServiceDescriptor esaylov__v1__decision_service__descriptor =
   "DecisionService",
   "Esaylov__V1__DecisionService",
   "esaylov.v1",
-  7,
+  8,
   esaylov__v1__decision_service__method_descriptors,
   esaylov__v1__decision_service__method_indices_by_name
 };
@@ -1917,6 +2581,14 @@ void esaylov__v1__decision_service__list_decisions(ProtobufCService *service,
 {
   assert(service->descriptor == &esaylov__v1__decision_service__descriptor);
   service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void esaylov__v1__decision_service__get_system_certificates(ProtobufCService *service,
+                                                            const Esaylov__V1__GetSystemCertificatesRequest *input,
+                                                            Esaylov__V1__GetSystemCertificatesResponse_Closure closure,
+                                                            void *closure_data)
+{
+  assert(service->descriptor == &esaylov__v1__decision_service__descriptor);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__decision_service__init (Esaylov__V1__DecisionService_Service *service,
                                           Esaylov__V1__DecisionService_ServiceDestroy destroy)

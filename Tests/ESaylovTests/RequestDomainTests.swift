@@ -208,3 +208,37 @@ struct PersonRouteTests {
         #expect(!reaches(.candidate(.president), dec) && !reaches(.candidate(.president), tec))
     }
 }
+
+@Suite("Decision rules")
+struct DecisionRuleTests {
+    typealias D = DecisionRules
+
+    @Test func partlyGrantedGivesEveryItemItsOutcomeAndRefusalsTheirReasons() {
+        let ok = D.Draft(outcome: .partlyGranted, items: [.init(index: 0, outcome: .granted, reason: ""), .init(index: 1, outcome: .refused, reason: "under 25")],
+                         text: "Registered one, refused one.", correctionDays: 0)
+        #expect(D.check(ok, itemCount: 2).isEmpty)
+        var bad = ok
+        bad.items = [.init(index: 0, outcome: .granted, reason: ""), .init(index: 0, outcome: .refused, reason: ""), .init(index: 5, outcome: .returned, reason: "")]
+        let fields = D.check(bad, itemCount: 2).map(\.field)
+        #expect(fields.contains("item_outcomes[1].item_index") && fields.contains("item_outcomes[1].reason"))
+        #expect(fields.contains("item_outcomes[2].item_index") && fields.contains("item_outcomes[2].outcome"))
+        #expect(fields.contains("item_outcomes"))
+    }
+
+    @Test func returnedNeedsItsPeriodAndEveryDecisionItsText() {
+        #expect(D.check(D.Draft(outcome: .returned, items: [], text: "Fix sheet 4.", correctionDays: 2), itemCount: 0).isEmpty)
+        #expect(D.check(D.Draft(outcome: .returned, items: [], text: "Fix sheet 4.", correctionDays: 0), itemCount: 0).map(\.field) == ["correction_days"])
+        #expect(D.check(D.Draft(outcome: .granted, items: [], text: "  ", correctionDays: 3), itemCount: 0).map(\.field) == ["text", "correction_days"])
+        #expect(D.check(D.Draft(outcome: .partlyGranted, items: [], text: "t", correctionDays: 0), itemCount: 0).map(\.field).contains("outcome"))
+    }
+
+    @Test func clauses11And12AndTheCampaignSetting() {
+        #expect(D.mayDraft([.secretary]) && D.mayDraft([.deputyChairperson]) && !D.mayDraft([.chairperson]) && !D.mayDraft([.member]))
+        #expect(D.approvalRefusal(roles: [.chairperson], approver: "a", drafter: "b", forbidDrafterApproving: true) == nil)
+        #expect(D.approvalRefusal(roles: [.secretary], approver: "a", drafter: "b", forbidDrafterApproving: false) != nil)
+        #expect(D.approvalRefusal(roles: [.deputyChairperson], approver: "a", drafter: "a", forbidDrafterApproving: false) == nil)
+        #expect(D.approvalRefusal(roles: [.deputyChairperson], approver: "a", drafter: "a", forbidDrafterApproving: true) != nil)
+        let approved = Day(year: 2024, month: 10, day: 1)!.startEpoch + 3600
+        #expect(D.correctionDue(approvedAt: approved, days: 2) == Day(year: 2024, month: 10, day: 3)!.endEpoch)
+    }
+}

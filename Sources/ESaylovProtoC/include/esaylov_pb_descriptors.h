@@ -182,8 +182,10 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__withdraw_request_reque
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__request_event(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__item_outcome(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__decision_draft(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__directory_effect(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__decision(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__decision_envelope(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__decision_receipt(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__start_review_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__start_review_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__draft_decision_request(void);
@@ -192,6 +194,8 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__get_approval_payload_r
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__approve_decision_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__get_decision_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_decisions_request(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__get_system_certificates_request(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__get_system_certificates_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_decisions_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__audit_event(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__audit_event__facts_entry(void);

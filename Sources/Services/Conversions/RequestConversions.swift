@@ -97,3 +97,25 @@ extension Esaylov_V1_RequestForm {
         }
     }
 }
+
+extension Esaylov_V1_RequestForm {
+    /// How many items the form's list has (the indexes a decision's per-item outcomes name):
+    /// nominees, list places, proxies, observers, journalists, stations, constituencies or
+    /// commission nominees; 0 for a form without a list.
+    public var itemCount: Int {
+        switch form {
+        case .candidateNomination(let x): x.nominees.count
+        case .partyList(let x): x.entries.count
+        case .proxyRegistration(let x): x.proxies.count
+        case .observerMandate(let x): x.observers.count
+        case .foreignObserverAccreditation(let x): x.observers.count
+        case .mediaAccreditation(let x): x.journalists.count
+        case .pollingStationProposal(let x): x.stations.count
+        case .pollingStationAbroad(let x): x.stations.count
+        case .constituencyProposal(let x): x.constituencies.count
+        case .territorialCommissionMembers(let x): x.nominees.count
+        case .lowerCommissionMembers(let x): x.nominees.count
+        case .partyAuthorizedRepresentative, .partyAdmission, .nominationRevocation, .candidateWithdrawal, .proxyRevocation, .commissionReport, nil: 0
+        }
+    }
+}

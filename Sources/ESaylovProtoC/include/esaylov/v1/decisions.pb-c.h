@@ -19,8 +19,10 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Esaylov__V1__ItemOutcome Esaylov__V1__ItemOutcome;
 typedef struct Esaylov__V1__DecisionDraft Esaylov__V1__DecisionDraft;
+typedef struct Esaylov__V1__DirectoryEffect Esaylov__V1__DirectoryEffect;
 typedef struct Esaylov__V1__Decision Esaylov__V1__Decision;
 typedef struct Esaylov__V1__DecisionEnvelope Esaylov__V1__DecisionEnvelope;
+typedef struct Esaylov__V1__DecisionReceipt Esaylov__V1__DecisionReceipt;
 typedef struct Esaylov__V1__StartReviewRequest Esaylov__V1__StartReviewRequest;
 typedef struct Esaylov__V1__StartReviewResponse Esaylov__V1__StartReviewResponse;
 typedef struct Esaylov__V1__DraftDecisionRequest Esaylov__V1__DraftDecisionRequest;
@@ -29,11 +31,43 @@ typedef struct Esaylov__V1__GetApprovalPayloadRequest Esaylov__V1__GetApprovalPa
 typedef struct Esaylov__V1__ApproveDecisionRequest Esaylov__V1__ApproveDecisionRequest;
 typedef struct Esaylov__V1__GetDecisionRequest Esaylov__V1__GetDecisionRequest;
 typedef struct Esaylov__V1__ListDecisionsRequest Esaylov__V1__ListDecisionsRequest;
+typedef struct Esaylov__V1__GetSystemCertificatesRequest Esaylov__V1__GetSystemCertificatesRequest;
+typedef struct Esaylov__V1__GetSystemCertificatesResponse Esaylov__V1__GetSystemCertificatesResponse;
 typedef struct Esaylov__V1__ListDecisionsResponse Esaylov__V1__ListDecisionsResponse;
 
 
 /* --- enums --- */
 
+/*
+ * What happened.
+ */
+typedef enum _Esaylov__V1__DirectoryEffect__Kind {
+  /*
+   * Not set.
+   */
+  ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_UNSPECIFIED = 0,
+  /*
+   * A candidate record was created and registered (its person can sign in by SMS).
+   */
+  ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_CANDIDATE_REGISTERED = 1,
+  /*
+   * A candidate's registration ended (revoked or withdrawn).
+   */
+  ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_CANDIDATE_ENDED = 2,
+  /*
+   * A proxy was registered and linked to its candidate.
+   */
+  ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_PROXY_REGISTERED = 3,
+  /*
+   * A proxy's authority ended.
+   */
+  ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_PROXY_ENDED = 4,
+  /*
+   * A mandate or accreditation was issued (observer, journalist).
+   */
+  ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_MANDATE_ISSUED = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__DIRECTORY_EFFECT__KIND)
+} Esaylov__V1__DirectoryEffect__Kind;
 /*
  * What a decision does with a request.
  */
@@ -181,10 +215,47 @@ struct  Esaylov__V1__DecisionDraft
    */
   size_t n_attachment_sha256;
   char **attachment_sha256;
+  /*
+   * Version, incremented on every change; for `DraftDecision`'s and `ReturnDraft`'s
+   * optimistic check.
+   */
+  int64_t version;
 };
 #define ESAYLOV__V1__DECISION_DRAFT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__decision_draft__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, NULL, NULL, ESAYLOV__V1__DRAFT_STATUS__DRAFT_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, NULL, NULL, ESAYLOV__V1__DRAFT_STATUS__DRAFT_STATUS_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+
+
+/*
+ * What an approved decision did to the directory, in its approving transaction.
+ */
+struct  Esaylov__V1__DirectoryEffect
+{
+  ProtobufCMessage base;
+  /*
+   * What happened.
+   */
+  Esaylov__V1__DirectoryEffect__Kind kind;
+  /*
+   * The record: a candidate, proxy or mandate id.
+   */
+  char *record_id;
+  /*
+   * The person concerned.
+   */
+  char *person_id;
+  /*
+   * The form's item it came from (its index in the form's list).
+   */
+  int32_t item_index;
+  /*
+   * The certificate or mandate number, when one was issued.
+   */
+  char *document_number;
+};
+#define ESAYLOV__V1__DIRECTORY_EFFECT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__directory_effect__descriptor) \
+    , ESAYLOV__V1__DIRECTORY_EFFECT__KIND__KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -243,8 +314,9 @@ struct  Esaylov__V1__Decision
    */
   Google__Protobuf__Timestamp *delivered_at;
   /*
-   * The server's receipt: a CMS SignedData by the system's own key over the decision
-   * envelope and the approval signature, proving when the system accepted it.
+   * The server's receipt: an attached CMS SignedData by the system's own key whose content is
+   * a `DecisionReceipt` (the number, the approver's envelope and CMS, the time), verifiable
+   * with stock `openssl cms -verify` against the system's CA.
    */
   ProtobufCBinaryData receipt_cms;
   /*
@@ -256,16 +328,33 @@ struct  Esaylov__V1__Decision
    */
   size_t n_attachments;
   Esaylov__V1__Attachment **attachments;
+  /*
+   * The directory changes it made.
+   */
+  size_t n_effects;
+  Esaylov__V1__DirectoryEffect **effects;
+  /*
+   * The bytes the approver signed (a `SignedEnvelope` of purpose DECISION).
+   */
+  ProtobufCBinaryData approval_envelope;
+  /*
+   * The people and organisations its copy reached (clause 10): the sender, and whoever an
+   * effect concerns (a candidate registered on a party's request).
+   */
+  size_t n_delivered_to;
+  Esaylov__V1__Actor **delivered_to;
 };
 #define ESAYLOV__V1__DECISION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__decision__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, {0,NULL}, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, NULL, NULL, NULL, NULL, NULL, {0,NULL}, 0, 0,NULL, 0,NULL, {0,NULL}, 0,NULL }
 
 
 /*
  * What an approver signs: every fact of the decision that matters in law. The approval
- * payload is this message encoded deterministically (fields in number order, lists in the
- * order given, no unknown fields); sign the payload bytes exactly as received.
+ * payload is a `SignedEnvelope` (purpose DECISION) whose body is this message encoded
+ * deterministically (fields in number order, lists in the order given, no unknown fields, no
+ * clock); sign the payload bytes exactly as received. The decision's number is not in it (two
+ * approvals racing would otherwise collide or leave gaps): the receipt binds it.
  */
 struct  Esaylov__V1__DecisionEnvelope
 {
@@ -279,17 +368,14 @@ struct  Esaylov__V1__DecisionEnvelope
    */
   char *draft_id;
   /*
-   * The number the decision will bear.
-   */
-  char *number;
-  /*
    * The request decided.
    */
   char *request_id;
   /*
-   * SHA-256 of the request's own signing payload (ties the decision to what was sent).
+   * SHA-256 of the request's stored envelope (`Request.envelope`), signed or not: ties the
+   * decision to exactly what was sent.
    */
-  char *request_payload_sha256;
+  char *request_envelope_sha256;
   /*
    * The deciding commission.
    */
@@ -317,13 +403,78 @@ struct  Esaylov__V1__DecisionEnvelope
   size_t n_attachment_sha256;
   char **attachment_sha256;
   /*
-   * When the payload was issued.
+   * The campaign.
    */
-  Google__Protobuf__Timestamp *issued_at;
+  char *campaign_id;
+  /*
+   * The addressee: the sending organisation, or the candidate or proxy record.
+   */
+  char *addressee_organisation_id;
+  /*
+   * The sending candidate's record, for a candidate's request.
+   */
+  char *addressee_candidate_id;
+  /*
+   * The sending proxy's record, for a proxy's request.
+   */
+  char *addressee_proxy_id;
+  /*
+   * The person who drafted it.
+   */
+  char *drafted_by_person_id;
+  /*
+   * The draft's version the payload was made from.
+   */
+  int64_t draft_version;
 };
 #define ESAYLOV__V1__DECISION_ENVELOPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__decision_envelope__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, NULL }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * What the system signs when a decision is approved (the content of `Decision.receipt_cms`):
+ * the facts the approver could not sign, bound to what they did sign.
+ */
+struct  Esaylov__V1__DecisionReceipt
+{
+  ProtobufCMessage base;
+  /*
+   * The receipt format; 1 for this message.
+   */
+  int32_t format_version;
+  /*
+   * The decision.
+   */
+  char *decision_id;
+  /*
+   * Its number, "No. 12/2024".
+   */
+  char *number;
+  /*
+   * The deciding commission.
+   */
+  char *commission_id;
+  /*
+   * The approver's signed bytes (a `SignedEnvelope` of purpose DECISION).
+   */
+  ProtobufCBinaryData approval_envelope;
+  /*
+   * The approver's detached CMS over them.
+   */
+  ProtobufCBinaryData approval_cms;
+  /*
+   * When the system accepted the approval.
+   */
+  Google__Protobuf__Timestamp *approved_at;
+  /*
+   * SHA-256 of the request's stored envelope.
+   */
+  char *request_envelope_sha256;
+};
+#define ESAYLOV__V1__DECISION_RECEIPT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__decision_receipt__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, {0,NULL}, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -336,10 +487,14 @@ struct  Esaylov__V1__StartReviewRequest
    * The request.
    */
   char *request_id;
+  /*
+   * Client-chosen key: a retry with the same key returns the first outcome.
+   */
+  char *idempotency_key;
 };
 #define ESAYLOV__V1__START_REVIEW_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__start_review_request__descriptor) \
-    , (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -390,10 +545,19 @@ struct  Esaylov__V1__DraftDecisionRequest
    */
   size_t n_attachment_sha256;
   char **attachment_sha256;
+  /*
+   * The version of the current draft read, when redrafting; 0 for a first draft. ABORTED when
+   * stale.
+   */
+  int64_t expected_version;
+  /*
+   * Client-chosen key: a retry with the same key returns the first outcome.
+   */
+  char *idempotency_key;
 };
 #define ESAYLOV__V1__DRAFT_DECISION_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__draft_decision_request__descriptor) \
-    , (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL }
+    , (char *)protobuf_c_empty_string, ESAYLOV__V1__DECISION_OUTCOME__DECISION_OUTCOME_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, 0, 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -410,10 +574,18 @@ struct  Esaylov__V1__ReturnDraftRequest
    * What to change.
    */
   char *comment;
+  /*
+   * The version of the draft read; ABORTED when stale.
+   */
+  int64_t expected_version;
+  /*
+   * Client-chosen key: a retry with the same key returns the first outcome.
+   */
+  char *idempotency_key;
 };
 #define ESAYLOV__V1__RETURN_DRAFT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__return_draft_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -501,6 +673,35 @@ struct  Esaylov__V1__ListDecisionsRequest
 
 
 /*
+ * Request of `DecisionService.GetSystemCertificates`.
+ */
+struct  Esaylov__V1__GetSystemCertificatesRequest
+{
+  ProtobufCMessage base;
+};
+#define ESAYLOV__V1__GET_SYSTEM_CERTIFICATES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__get_system_certificates_request__descriptor) \
+     }
+
+
+/*
+ * Response of `DecisionService.GetSystemCertificates`.
+ */
+struct  Esaylov__V1__GetSystemCertificatesResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The chain, leaf first, each DER.
+   */
+  size_t n_certificates;
+  ProtobufCBinaryData *certificates;
+};
+#define ESAYLOV__V1__GET_SYSTEM_CERTIFICATES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__get_system_certificates_response__descriptor) \
+    , 0,NULL }
+
+
+/*
  * Response of `DecisionService.ListDecisions`.
  */
 struct  Esaylov__V1__ListDecisionsResponse
@@ -559,6 +760,25 @@ Esaylov__V1__DecisionDraft *
 void   esaylov__v1__decision_draft__free_unpacked
                      (Esaylov__V1__DecisionDraft *message,
                       ProtobufCAllocator *allocator);
+/* Esaylov__V1__DirectoryEffect methods */
+void   esaylov__v1__directory_effect__init
+                     (Esaylov__V1__DirectoryEffect         *message);
+size_t esaylov__v1__directory_effect__get_packed_size
+                     (const Esaylov__V1__DirectoryEffect   *message);
+size_t esaylov__v1__directory_effect__pack
+                     (const Esaylov__V1__DirectoryEffect   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__directory_effect__pack_to_buffer
+                     (const Esaylov__V1__DirectoryEffect   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__DirectoryEffect *
+       esaylov__v1__directory_effect__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__directory_effect__free_unpacked
+                     (Esaylov__V1__DirectoryEffect *message,
+                      ProtobufCAllocator *allocator);
 /* Esaylov__V1__Decision methods */
 void   esaylov__v1__decision__init
                      (Esaylov__V1__Decision         *message);
@@ -596,6 +816,25 @@ Esaylov__V1__DecisionEnvelope *
                       const uint8_t       *data);
 void   esaylov__v1__decision_envelope__free_unpacked
                      (Esaylov__V1__DecisionEnvelope *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__DecisionReceipt methods */
+void   esaylov__v1__decision_receipt__init
+                     (Esaylov__V1__DecisionReceipt         *message);
+size_t esaylov__v1__decision_receipt__get_packed_size
+                     (const Esaylov__V1__DecisionReceipt   *message);
+size_t esaylov__v1__decision_receipt__pack
+                     (const Esaylov__V1__DecisionReceipt   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__decision_receipt__pack_to_buffer
+                     (const Esaylov__V1__DecisionReceipt   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__DecisionReceipt *
+       esaylov__v1__decision_receipt__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__decision_receipt__free_unpacked
+                     (Esaylov__V1__DecisionReceipt *message,
                       ProtobufCAllocator *allocator);
 /* Esaylov__V1__StartReviewRequest methods */
 void   esaylov__v1__start_review_request__init
@@ -749,6 +988,44 @@ Esaylov__V1__ListDecisionsRequest *
 void   esaylov__v1__list_decisions_request__free_unpacked
                      (Esaylov__V1__ListDecisionsRequest *message,
                       ProtobufCAllocator *allocator);
+/* Esaylov__V1__GetSystemCertificatesRequest methods */
+void   esaylov__v1__get_system_certificates_request__init
+                     (Esaylov__V1__GetSystemCertificatesRequest         *message);
+size_t esaylov__v1__get_system_certificates_request__get_packed_size
+                     (const Esaylov__V1__GetSystemCertificatesRequest   *message);
+size_t esaylov__v1__get_system_certificates_request__pack
+                     (const Esaylov__V1__GetSystemCertificatesRequest   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__get_system_certificates_request__pack_to_buffer
+                     (const Esaylov__V1__GetSystemCertificatesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__GetSystemCertificatesRequest *
+       esaylov__v1__get_system_certificates_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__get_system_certificates_request__free_unpacked
+                     (Esaylov__V1__GetSystemCertificatesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Esaylov__V1__GetSystemCertificatesResponse methods */
+void   esaylov__v1__get_system_certificates_response__init
+                     (Esaylov__V1__GetSystemCertificatesResponse         *message);
+size_t esaylov__v1__get_system_certificates_response__get_packed_size
+                     (const Esaylov__V1__GetSystemCertificatesResponse   *message);
+size_t esaylov__v1__get_system_certificates_response__pack
+                     (const Esaylov__V1__GetSystemCertificatesResponse   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__get_system_certificates_response__pack_to_buffer
+                     (const Esaylov__V1__GetSystemCertificatesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__GetSystemCertificatesResponse *
+       esaylov__v1__get_system_certificates_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__get_system_certificates_response__free_unpacked
+                     (Esaylov__V1__GetSystemCertificatesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Esaylov__V1__ListDecisionsResponse methods */
 void   esaylov__v1__list_decisions_response__init
                      (Esaylov__V1__ListDecisionsResponse         *message);
@@ -776,11 +1053,17 @@ typedef void (*Esaylov__V1__ItemOutcome_Closure)
 typedef void (*Esaylov__V1__DecisionDraft_Closure)
                  (const Esaylov__V1__DecisionDraft *message,
                   void *closure_data);
+typedef void (*Esaylov__V1__DirectoryEffect_Closure)
+                 (const Esaylov__V1__DirectoryEffect *message,
+                  void *closure_data);
 typedef void (*Esaylov__V1__Decision_Closure)
                  (const Esaylov__V1__Decision *message,
                   void *closure_data);
 typedef void (*Esaylov__V1__DecisionEnvelope_Closure)
                  (const Esaylov__V1__DecisionEnvelope *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__DecisionReceipt_Closure)
+                 (const Esaylov__V1__DecisionReceipt *message,
                   void *closure_data);
 typedef void (*Esaylov__V1__StartReviewRequest_Closure)
                  (const Esaylov__V1__StartReviewRequest *message,
@@ -805,6 +1088,12 @@ typedef void (*Esaylov__V1__GetDecisionRequest_Closure)
                   void *closure_data);
 typedef void (*Esaylov__V1__ListDecisionsRequest_Closure)
                  (const Esaylov__V1__ListDecisionsRequest *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__GetSystemCertificatesRequest_Closure)
+                 (const Esaylov__V1__GetSystemCertificatesRequest *message,
+                  void *closure_data);
+typedef void (*Esaylov__V1__GetSystemCertificatesResponse_Closure)
+                 (const Esaylov__V1__GetSystemCertificatesResponse *message,
                   void *closure_data);
 typedef void (*Esaylov__V1__ListDecisionsResponse_Closure)
                  (const Esaylov__V1__ListDecisionsResponse *message,
@@ -844,6 +1133,10 @@ struct Esaylov__V1__DecisionService_Service
                          const Esaylov__V1__ListDecisionsRequest *input,
                          Esaylov__V1__ListDecisionsResponse_Closure closure,
                          void *closure_data);
+  void (*get_system_certificates)(Esaylov__V1__DecisionService_Service *service,
+                                  const Esaylov__V1__GetSystemCertificatesRequest *input,
+                                  Esaylov__V1__GetSystemCertificatesResponse_Closure closure,
+                                  void *closure_data);
 };
 typedef void (*Esaylov__V1__DecisionService_ServiceDestroy)(Esaylov__V1__DecisionService_Service *);
 void esaylov__v1__decision_service__init (Esaylov__V1__DecisionService_Service *service,
@@ -858,7 +1151,8 @@ void esaylov__v1__decision_service__init (Esaylov__V1__DecisionService_Service *
       function_prefix__ ## get_approval_payload,\
       function_prefix__ ## approve_decision,\
       function_prefix__ ## get_decision,\
-      function_prefix__ ## list_decisions  }
+      function_prefix__ ## list_decisions,\
+      function_prefix__ ## get_system_certificates  }
 void esaylov__v1__decision_service__start_review(ProtobufCService *service,
                                                  const Esaylov__V1__StartReviewRequest *input,
                                                  Esaylov__V1__StartReviewResponse_Closure closure,
@@ -887,6 +1181,10 @@ void esaylov__v1__decision_service__list_decisions(ProtobufCService *service,
                                                    const Esaylov__V1__ListDecisionsRequest *input,
                                                    Esaylov__V1__ListDecisionsResponse_Closure closure,
                                                    void *closure_data);
+void esaylov__v1__decision_service__get_system_certificates(ProtobufCService *service,
+                                                            const Esaylov__V1__GetSystemCertificatesRequest *input,
+                                                            Esaylov__V1__GetSystemCertificatesResponse_Closure closure,
+                                                            void *closure_data);
 
 /* --- descriptors --- */
 
@@ -894,8 +1192,11 @@ extern const ProtobufCEnumDescriptor    esaylov__v1__decision_outcome__descripto
 extern const ProtobufCEnumDescriptor    esaylov__v1__draft_status__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__item_outcome__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__decision_draft__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__directory_effect__descriptor;
+extern const ProtobufCEnumDescriptor    esaylov__v1__directory_effect__kind__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__decision__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__decision_envelope__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__decision_receipt__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__start_review_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__start_review_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__draft_decision_request__descriptor;
@@ -904,6 +1205,8 @@ extern const ProtobufCMessageDescriptor esaylov__v1__get_approval_payload_reques
 extern const ProtobufCMessageDescriptor esaylov__v1__approve_decision_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__get_decision_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_decisions_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__get_system_certificates_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__get_system_certificates_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_decisions_response__descriptor;
 extern const ProtobufCServiceDescriptor esaylov__v1__decision_service__descriptor;
 

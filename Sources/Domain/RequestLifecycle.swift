@@ -57,6 +57,7 @@ public enum RequestLifecycle {
         // The commission reviews (cl. 10), drafts (cl. 12) and approves (cl. 11).
         Transition(from: .submitted, action: .startReview, by: .commissionMember, to: .underReview),
         Transition(from: .underReview, action: .draftDecision, by: .drafter, to: .decisionDrafted),
+        Transition(from: .decisionDrafted, action: .draftDecision, by: .drafter, to: .decisionDrafted),
         Transition(from: .decisionDrafted, action: .returnDraft, by: .approver, to: .underReview),
         Transition(from: .decisionDrafted, action: .approveDecision, by: .approver, to: .decided),
         Transition(from: .decisionDrafted, action: .returnForCorrection, by: .approver, to: .returned),

@@ -23,6 +23,12 @@ extension RPCError {
             self.init(
                 code: .failedPrecondition, message: "\(field ?? "a reference") names something that does not exist or is still in use",
                 details: [.preconditionViolation(type: "REFERENCE", subject: field ?? "", description: "referenced record must exist")])
+        case .checkViolation where error.constraint == "directory_effect":
+            // A decision's directory effect that no longer holds; the reason names the item and
+            // the rule, never personal data.
+            self.init(
+                code: .failedPrecondition, message: "a directory effect of the decision no longer holds: \(error.reason)",
+                details: [.preconditionViolation(type: "DIRECTORY_EFFECT", subject: "decision", description: error.reason)])
         case .checkViolation:
             self.init(
                 code: .invalidArgument, message: "\(field ?? "a value") breaks a rule of the directory",

@@ -46,6 +46,7 @@ public struct RequestRecord: Sendable, Hashable {
     public var signature: [UInt8]?
     public var signerPersonId: String?
     public var attachments: [AttachmentRecord]
+    public var decisionId: String? = nil
 }
 
 public struct AttachmentRecord: Sendable, Hashable {
@@ -106,7 +107,7 @@ public struct RequestStore: Sendable {
         r.id, r.campaign_id, r.catalogue_version, r.type, r.kind, r.sender_key, r.sender_person_id, r.sender_territory, r.receiver_id,
         r.status, r.version, r.form, r.signature_required, r.corrects_request_id, extract(epoch FROM r.created_at) AS created_at,
         extract(epoch FROM r.submitted_at) AS submitted_at, extract(epoch FROM r.decision_due) AS decision_due,
-        r.incoming_year, r.incoming_seq, r.envelope, r.cms, r.signature, r.signer_person_id,
+        r.incoming_year, r.incoming_seq, r.envelope, r.cms, r.signature, r.signer_person_id, r.decision_id,
         (SELECT string_agg(a.sha256 || '|' || extract(epoch FROM k.stored_at)::text || '|' || a.size_bytes::text || '|' || a.media_type || '|' || a.file_name,
                            E'\\n' ORDER BY a.sha256)
          FROM request_attachments a JOIN attachment_contents k ON k.sha256 = a.sha256 WHERE a.request_id = r.id) AS attachments
@@ -146,7 +147,8 @@ public struct RequestStore: Sendable {
             correctsRequestId: try r.optionalString(i, "corrects_request_id"), createdAt: try r.epoch(i, "created_at") ?? 0,
             submittedAt: try r.epoch(i, "submitted_at"), decisionDue: try r.epoch(i, "decision_due"), incomingNumber: number,
             envelope: try optionalBytes("envelope"), cms: try optionalBytes("cms"), signature: try optionalBytes("signature"),
-            signerPersonId: try r.optionalString(i, "signer_person_id"), attachments: attachments)
+            signerPersonId: try r.optionalString(i, "signer_person_id"), attachments: attachments,
+            decisionId: try r.optionalString(i, "decision_id"))
     }
 
     public func request(id: String) -> Query<RequestRecord?> {

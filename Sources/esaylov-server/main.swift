@@ -57,17 +57,22 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
         delivery = d
         services.append(d)
     }
+    var systemSigner: SigningIdentity?
     if let key = identity.signingKey, let cert = identity.signingCertificate {
-        do {
-            let signer = try SigningIdentity(keyFile: key, certificateFile: cert)
+        do { systemSigner = try SigningIdentity(keyFile: key, certificateFile: cert) } catch {
+            throw OptionError(message: "--signing-key/--signing-cert: \(error)")
+        }
+        if let signer = systemSigner, identity.checkpointEvery > 0 {
             services.append(AuditCheckpointer(database: database, signer: signer, every: identity.checkpointEvery, logger: logger))
-        } catch { throw OptionError(message: "--signing-key/--signing-cert: \(error)") }
+        }
     }
     interceptors.append(AuthenticationInterceptor(database: database))
     router.register(DirectoryService(database: database, tokens: tokens))
     router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, signInPerMinute: identity.signInPerMinute, logger: logger))
     router.register(AuditService(database: database, verifier: verifier, tokens: tokens))
-    router.register(RequestService(database: database, verifier: verifier, tokens: tokens))
+    let catalogues = Catalogues()
+    router.register(RequestService(database: database, verifier: verifier, tokens: tokens, catalogues: catalogues))
+    router.register(DecisionService(database: database, verifier: verifier, tokens: tokens, signer: systemSigner, catalogues: catalogues))
     services.append(Maintenance(database: database, logger: logger))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services

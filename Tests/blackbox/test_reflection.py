@@ -12,7 +12,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 BASE = {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
 # Scripts/test.sh gives esaylov-server its database, so the directory is served.
-SERVED = BASE | {"esaylov.v1.DirectoryService", "esaylov.v1.AuthService", "esaylov.v1.AuditService", "esaylov.v1.RequestService"}
+SERVED = BASE | {"esaylov.v1.DirectoryService", "esaylov.v1.AuthService", "esaylov.v1.AuditService", "esaylov.v1.RequestService",
+                 "esaylov.v1.DecisionService"}
 
 
 def grpcurl(*args):

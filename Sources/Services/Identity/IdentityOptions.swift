@@ -4,10 +4,10 @@
 ///                              without it, EDS sign-in answers UNAVAILABLE
 ///   --ocsp-responder URL       also ask this OCSP responder (http://host:port/path) whether a
 ///                              signer's certificate is revoked
-///   --signing-key FILE --signing-cert FILE   the server's own identity (audit checkpoints)
+///   --signing-key FILE --signing-cert FILE   the server's own identity (audit checkpoints, decision receipts)
 ///   --sms-outbox FILE          the development SMS gateway's file (JSON lines, mode 0600);
 ///                              without it, codes stay queued in the database
-///   --audit-checkpoint-every N sign a checkpoint after N new events (default 1000)
+///   --audit-checkpoint-every N sign a checkpoint after N new events (default 1000; 0: none)
 ///   --sign-in-per-minute N     calls of each sign-in method one address may make per minute
 ///                              (and at once), default 30: challenges, code requests, code tries
 public struct IdentityOptions: Sendable {
@@ -21,7 +21,7 @@ public struct IdentityOptions: Sendable {
 
     public static let usage = """
         identity: --trust-store DIR  --ocsp-responder URL  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
-                  --audit-checkpoint-every N (default 1000)  --sign-in-per-minute N (per address; default 30)
+                  --audit-checkpoint-every N (default 1000; 0: none)  --sign-in-per-minute N (per address; default 30)
         """
 
     /// The identity flags, and the arguments left for `ServerOptions`.
@@ -51,8 +51,8 @@ public struct IdentityOptions: Sendable {
                 }
                 options.signInPerMinute = n
             default:
-                guard let n = Int(value), (1...1_000_000).contains(n) else {
-                    throw OptionError(message: "--audit-checkpoint-every must be a whole number in 1...1000000, got \(value)")
+                guard let n = Int(value), (0...1_000_000).contains(n) else {
+                    throw OptionError(message: "--audit-checkpoint-every must be a whole number in 0...1000000 (0: no checkpoints), got \(value)")
                 }
                 options.checkpointEvery = n
             }

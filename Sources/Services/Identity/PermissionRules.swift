@@ -51,6 +51,7 @@ public enum PermissionRules {
         t["/esaylov.v1.AuditService/ListEvents"] = auditRead
         t["/esaylov.v1.AuditService/VerifyChain"] = auditVerify
         t.merge(requestMethods) { a, _ in a }
+        t.merge(decisionMethods) { a, _ in a }
         return t
     }()
 
@@ -162,6 +163,21 @@ extension PermissionRules {
         "reading a request: its sender, the receiving commission, operators; commissions above it in aggregate", "cl. 10, 13", .session)
     static let inbox = rule("a commission's inbox: its members, operators; commissions above it in aggregate", "cl. 10, 13", .session)
     static let personalData = rule("personal data in requests: the sender, the receiving commission, operators", "cl. 13", .session)
+
+    static let deciding = rule("reviewing requests: the receiving commission's members", "cl. 10", .permission(.reviewRequests))
+    static let drafting = rule("drafting decisions: the commission's deputy chairperson or secretary", "cl. 12", .permission(.draftDecisions))
+    static let approving = rule("approving decisions with the EDS: the commission's chairperson or deputy chairperson", "cl. 11", .permission(.approveDecisions))
+    static let readDecisions = rule("reading decisions: those they reach, the deciding commission and those above it, operators", "cl. 10, 13", .session)
+    static let systemCertificates = rule("the system's signing certificates: anyone", "cl. 13", .open)
+
+    /// The rules of DecisionService, by method.
+    static let decisionMethods: [String: PermissionRule] = {
+        let t: [String: PermissionRule] = [
+            "StartReview": deciding, "DraftDecision": drafting, "ReturnDraft": approving, "GetApprovalPayload": approving,
+            "ApproveDecision": approving, "GetDecision": readDecisions, "ListDecisions": readDecisions, "GetSystemCertificates": systemCertificates,
+        ]
+        return Dictionary(uniqueKeysWithValues: t.map { ("/esaylov.v1.DecisionService/\($0.key)", $0.value) })
+    }()
 
     /// The rules of RequestService, by method.
     static let requestMethods: [String: PermissionRule] = {

@@ -292,6 +292,7 @@ extension RequestService {
             w.signature = info
         }
         w.incomingNumber = r.incomingNumber ?? ""
+        w.decisionId = r.decisionId ?? ""
         w.correctsRequestId = r.correctsRequestId ?? ""
         if reading == .full { w.envelope = r.envelope ?? [] }
         w.senderTerritorySoato = r.senderTerritory

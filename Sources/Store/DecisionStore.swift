@@ -1,0 +1,266 @@
+public import Domain
+import Foundation
+
+/// A decision draft as stored; `body` is the encoding of its `DecisionDraft` (item outcomes,
+/// attachments).
+public struct DraftRecord: Sendable, Hashable {
+    public var id: String
+    public var requestId: String
+    public var commissionId: String
+    public var outcome: String
+    public var body: [UInt8]
+    public var text: String
+    public var correctionDays: Int
+    public var draftedBy: String
+    public var draftedAt: Double
+    public var status: String
+    public var returnComment: String
+    public var version: Int
+}
+
+/// An approved decision as stored.
+public struct DecisionRecord: Sendable, Hashable {
+    public var id: String
+    public var number: String
+    public var commissionId: String
+    public var requestId: String
+    public var draftId: String
+    public var outcome: String
+    public var approvalEnvelope: [UInt8]
+    public var approvalCMS: [UInt8]
+    public var approvalSignature: [UInt8]
+    public var approverPersonId: String
+    public var approvedAt: Double
+    public var correctionDue: Double?
+    public var receiptCMS: [UInt8]?
+    public var effects: [UInt8]
+    public var ruleVersion: Int
+    public var deliveredTo: [String]
+    public var deliveredAt: Double?
+}
+
+/// The SQL of drafts, decisions, their numbers and deliveries.
+public struct DecisionStore: Sendable {
+    public init() {}
+
+    static let draftColumns: SQL = """
+        d.id, d.request_id, d.commission_id, d.outcome, d.body, d.text, d.correction_days, d.drafted_by,
+        extract(epoch FROM d.drafted_at) AS drafted_at, d.status, d.return_comment, d.version
+        """
+
+    static func draft(_ r: Rows, _ i: Int) throws(StoreError) -> DraftRecord {
+        DraftRecord(
+            id: try r.string(i, "id"), requestId: try r.string(i, "request_id"), commissionId: try r.string(i, "commission_id"),
+            outcome: try r.string(i, "outcome"), body: try r.bytes(i, "body"), text: try r.string(i, "text"),
+            correctionDays: try r.int(i, "correction_days"), draftedBy: try r.string(i, "drafted_by"), draftedAt: try r.epoch(i, "drafted_at") ?? 0,
+            status: try r.string(i, "status"), returnComment: try r.string(i, "return_comment"), version: try r.int(i, "version"))
+    }
+
+    public func draft(id: String) -> Query<DraftRecord?> {
+        Query("SELECT \(Self.draftColumns) FROM decision_drafts d WHERE d.id = \(id)") { (r) throws(StoreError) in r.count == 0 ? nil : try Self.draft(r, 0) }
+    }
+
+    public func lockDraft(_ c: Connection, id: String) throws(StoreError) -> DraftRecord? {
+        let r = try c.query("SELECT \(Self.draftColumns) FROM decision_drafts d WHERE d.id = \(id) FOR UPDATE")
+        return r.count == 0 ? nil : try Self.draft(r, 0)
+    }
+
+    /// The request's pending draft, locked.
+    public func lockPending(_ c: Connection, requestId: String) throws(StoreError) -> DraftRecord? {
+        let r = try c.query("SELECT \(Self.draftColumns) FROM decision_drafts d WHERE d.request_id = \(requestId) AND d.status = 'pending' FOR UPDATE")
+        return r.count == 0 ? nil : try Self.draft(r, 0)
+    }
+
+    public func insertDraft(
+        _ c: Connection, id: String, requestId: String, commissionId: String, outcome: String, body: [UInt8], text: String, correctionDays: Int,
+        draftedBy: String, version: Int
+    ) throws(StoreError) {
+        try c.query("UPDATE decision_drafts SET status = 'superseded' WHERE request_id = \(requestId) AND status = 'pending'")
+        try c.query(
+            """
+            INSERT INTO decision_drafts (id, request_id, commission_id, outcome, body, text, correction_days, drafted_by, status, version)
+            VALUES (\(id), \(requestId), \(commissionId), \(outcome), \(SQLBytes(body)), \(text), \(Int32(correctionDays)), \(draftedBy), 'pending', \(version))
+            """)
+    }
+
+    public func returnDraft(_ c: Connection, id: String, comment: String) throws(StoreError) {
+        try c.query("UPDATE decision_drafts SET status = 'returned', return_comment = \(comment), version = version + 1 WHERE id = \(id)")
+    }
+
+    /// Moves a request along the lifecycle (the database's guard allows only the table's moves).
+    public func setRequestStatus(_ c: Connection, requestId: String, to status: RequestStatus, decisionId: String? = nil) throws(StoreError) -> Int {
+        try c.query(
+            """
+            UPDATE requests SET status = \(status.databaseName), decision_id = COALESCE(\(decisionId), decision_id), version = version + 1, updated_at = now()
+            WHERE id = \(requestId) RETURNING version
+            """
+        ).int(0, "version")
+    }
+
+    public struct Approval: Sendable {
+        public var decisionId: String
+        public var draft: DraftRecord
+        public var approvalEnvelope: [UInt8]
+        public var approvalCMS: [UInt8]
+        public var approvalSignature: [UInt8]
+        public var approverPersonId: String
+        public var approvedAt: Double
+        public var correctionDue: Double?
+        public var effects: [UInt8]
+        public var ruleVersion: Int
+        public var recipients: [SenderKey]
+
+        public init(
+            decisionId: String, draft: DraftRecord, approvalEnvelope: [UInt8], approvalCMS: [UInt8], approvalSignature: [UInt8], approverPersonId: String,
+            approvedAt: Double, correctionDue: Double?, effects: [UInt8], ruleVersion: Int, recipients: [SenderKey]
+        ) {
+            self.decisionId = decisionId
+            self.draft = draft
+            self.approvalEnvelope = approvalEnvelope
+            self.approvalCMS = approvalCMS
+            self.approvalSignature = approvalSignature
+            self.approverPersonId = approverPersonId
+            self.approvedAt = approvedAt
+            self.correctionDue = correctionDue
+            self.effects = effects
+            self.ruleVersion = ruleVersion
+            self.recipients = recipients
+        }
+    }
+
+    /// Approves a draft: the next number of the commission's series for the approval's year
+    /// (under the counter's row lock: no gaps), the decision, the draft approved, and the copies
+    /// delivered. Returns the number ("12/2026").
+    public func approve(_ c: Connection, _ a: Approval) throws(StoreError) -> String {
+        let year = Day(tashkentDayOf: a.approvedAt).year
+        let seq = try c.query(
+            """
+            INSERT INTO decision_counters AS k (commission_id, year, last) VALUES (\(a.draft.commissionId), \(Int32(year)), 1)
+            ON CONFLICT (commission_id, year) DO UPDATE SET last = k.last + 1 RETURNING last
+            """
+        ).int(0, "last")
+        try c.query(
+            """
+            INSERT INTO decisions (id, commission_id, number_year, number_seq, request_id, draft_id, outcome, approval_envelope, approval_cms,
+                                   approval_signature, approver_person_id, approved_at, correction_due, effects, rule_version)
+            VALUES (\(a.decisionId), \(a.draft.commissionId), \(Int32(year)), \(Int32(seq)), \(a.draft.requestId), \(a.draft.id), \(a.draft.outcome),
+                    \(SQLBytes(a.approvalEnvelope)), \(SQLBytes(a.approvalCMS)), \(SQLBytes(a.approvalSignature)), \(a.approverPersonId),
+                    to_timestamp(\(a.approvedAt)), to_timestamp(\(a.correctionDue)), \(SQLBytes(a.effects)), \(Int32(a.ruleVersion)))
+            """)
+        try c.query("UPDATE decision_drafts SET status = 'approved', version = version + 1 WHERE id = \(a.draft.id)")
+        for r in Set(a.recipients.map(\.description)).sorted() {
+            try c.query("INSERT INTO decision_deliveries (decision_id, recipient_key, delivered_at) VALUES (\(a.decisionId), \(r), to_timestamp(\(a.approvedAt)))")
+        }
+        return "\(seq)/\(year)"
+    }
+
+    public func setReceipt(_ c: Connection, decisionId: String, cms: [UInt8]) throws(StoreError) {
+        try c.query("UPDATE decisions SET receipt_cms = \(SQLBytes(cms)) WHERE id = \(decisionId) AND receipt_cms IS NULL")
+    }
+
+    static let decisionColumns: SQL = """
+        x.id, x.commission_id, x.number_year, x.number_seq, x.request_id, x.draft_id, x.outcome, x.approval_envelope, x.approval_cms,
+        x.approval_signature, x.approver_person_id, extract(epoch FROM x.approved_at) AS approved_at,
+        extract(epoch FROM x.correction_due) AS correction_due, x.receipt_cms, x.effects, x.rule_version,
+        (SELECT string_agg(recipient_key, ',' ORDER BY recipient_key) FROM decision_deliveries v WHERE v.decision_id = x.id) AS delivered_to,
+        (SELECT extract(epoch FROM min(delivered_at)) FROM decision_deliveries v WHERE v.decision_id = x.id) AS delivered_at
+        """
+
+    static func decision(_ r: Rows, _ i: Int) throws(StoreError) -> DecisionRecord {
+        let receipt: [UInt8]? = try r.optionalString(i, "receipt_cms") == nil ? nil : try r.bytes(i, "receipt_cms")
+        return DecisionRecord(
+            id: try r.string(i, "id"), number: "\(try r.int(i, "number_seq"))/\(try r.int(i, "number_year"))",
+            commissionId: try r.string(i, "commission_id"), requestId: try r.string(i, "request_id"), draftId: try r.string(i, "draft_id"),
+            outcome: try r.string(i, "outcome"), approvalEnvelope: try r.bytes(i, "approval_envelope"), approvalCMS: try r.bytes(i, "approval_cms"),
+            approvalSignature: try r.bytes(i, "approval_signature"), approverPersonId: try r.string(i, "approver_person_id"),
+            approvedAt: try r.epoch(i, "approved_at") ?? 0, correctionDue: try r.epoch(i, "correction_due"), receiptCMS: receipt,
+            effects: try r.bytes(i, "effects"), ruleVersion: try r.int(i, "rule_version"),
+            deliveredTo: (try r.optionalString(i, "delivered_to") ?? "").split(separator: ",").map(String.init),
+            deliveredAt: try r.epoch(i, "delivered_at"))
+    }
+
+    public func decision(id: String) -> Query<DecisionRecord?> {
+        Query("SELECT \(Self.decisionColumns) FROM decisions x WHERE x.id = \(id)") { (r) throws(StoreError) in r.count == 0 ? nil : try Self.decision(r, 0) }
+    }
+
+    public func decision(_ c: Connection, id: String) throws(StoreError) -> DecisionRecord? {
+        try c.run(decision(id: id))
+    }
+
+    /// A commission's series of `year`, after number `after`.
+    public func decisions(commissionId: String, year: Int, after: Int, limit: Int) -> Query<[DecisionRecord]> {
+        Query(
+            """
+            SELECT \(Self.decisionColumns) FROM decisions x
+            WHERE x.commission_id = \(commissionId) AND x.number_year = \(Int32(year)) AND x.number_seq > \(Int32(clamping: after))
+            ORDER BY x.number_seq LIMIT \(limit)
+            """
+        ) { (r) throws(StoreError) in try (0..<r.count).map { (i) throws(StoreError) in try Self.decision(r, i) } }
+    }
+
+    // MARK: directory effects
+
+    /// The person of `pinfl`, created as `newId` when the directory has none (ids carry no
+    /// personal data); the phone is set when the person has none. Returns the id, or nil when
+    /// the phone belongs to another person.
+    public func person(
+        _ c: Connection, newId id: String, pinfl: String, lastName: String, firstName: String, patronymic: String, phone: String?, birthDate: Day?
+    ) throws(StoreError) -> String? {
+        if let phone, try c.query("SELECT 1 FROM people WHERE phone = \(phone) AND pinfl <> \(pinfl)").count > 0 { return nil }
+        return try c.query(
+            """
+            INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone, birth_date)
+            VALUES (\(id), \(pinfl), \(lastName), \(firstName), \(patronymic), \(phone), \(birthDate?.description)::date)
+            ON CONFLICT (pinfl) DO UPDATE SET phone = COALESCE(people.phone, EXCLUDED.phone)
+            RETURNING id
+            """
+        ).string(0, "id")
+    }
+
+    public func registerCandidate(
+        _ c: Connection, id: String, personId: String, election: ElectionKind, commissionId: String, constituency: Int, partyId: String?,
+        listPosition: Int, campaignId: String, decisionId: String
+    ) throws(StoreError) {
+        try c.query(
+            """
+            INSERT INTO candidates (id, person_id, election_kind, registering_commission_id, constituency_number, party_id, list_position, status,
+                                    campaign_id, decision_id)
+            VALUES (\(id), \(personId), \(election.databaseName), \(commissionId), \(Int32(clamping: constituency)), \(partyId),
+                    \(Int32(clamping: listPosition)), 'registered', \(campaignId), \(decisionId))
+            """)
+    }
+
+    public func registerProxy(_ c: Connection, id: String, personId: String, candidateId: String, decisionId: String) throws(StoreError) {
+        try c.query(
+            "INSERT INTO proxies (id, person_id, candidate_id, status, decision_id) VALUES (\(id), \(personId), \(candidateId), 'registered', \(decisionId))")
+    }
+
+    /// Ends a candidacy (revoked or withdrawn); returns its person, nil when it was not current.
+    public func endCandidate(_ c: Connection, id: String, status: String, decisionId: String) throws(StoreError) -> String? {
+        let r = try c.query(
+            "UPDATE candidates SET status = \(status), decision_id = \(decisionId) WHERE id = \(id) AND status IN ('nominated', 'registered') RETURNING person_id")
+        try c.query("UPDATE proxies SET status = 'ended', decision_id = \(decisionId) WHERE candidate_id = \(id) AND status IN ('proposed', 'registered')")
+        return r.count == 1 ? try r.string(0, "person_id") : nil
+    }
+
+    public func endProxy(_ c: Connection, id: String, decisionId: String) throws(StoreError) -> String? {
+        let r = try c.query("UPDATE proxies SET status = 'ended', decision_id = \(decisionId) WHERE id = \(id) AND status IN ('proposed', 'registered') RETURNING person_id")
+        return r.count == 1 ? try r.string(0, "person_id") : nil
+    }
+
+    /// Proxies a candidate has now (for the limit at approval).
+    public func proxyCount(_ c: Connection, candidateId: String) throws(StoreError) -> Int {
+        try c.query("SELECT count(*) AS n FROM proxies WHERE candidate_id = \(candidateId) AND status IN ('proposed', 'registered')").int(0, "n")
+    }
+
+    /// Whether the person of `pinfl` sits on an election commission now.
+    public func sitsOnACommission(_ c: Connection, pinfl: String) throws(StoreError) -> Bool {
+        try c.query(
+            """
+            SELECT 1 FROM people p JOIN current_memberships m ON m.person_id = p.id JOIN organisations o ON o.id = m.organisation_id
+            WHERE p.pinfl = \(pinfl) AND o.kind IN ('central_election_commission', 'karakalpakstan_election_commission',
+                                                    'territorial_election_commission', 'district_election_commission')
+            """
+        ).count > 0
+    }
+}

@@ -1,0 +1,176 @@
+"""Decisions from outside (clauses 10-12): review, drafts by the deputy chairperson or secretary,
+approval with the EDS of the chairperson or deputy chairperson, the numbered decision, its
+directory effects and the sender's copy in one transaction, and the system's receipt, which
+stock `openssl cms -verify` checks."""
+import datetime
+import os
+import re
+import subprocess
+import tempfile
+import threading
+
+import grpc
+import pytest
+
+from identity import PKI, bearer, ctl, identity_server, login, refused, sms_login, sql
+from test_requests import Sender, key, nomination, org, person, person_session
+
+PARTY = ("seed-party-xdp-0", "party-xdp")
+CHAIR = ("seed-dec-1726264-0", "dec-1726264")
+DEPUTY = ("seed-dec-1726264-1", "dec-1726264")
+SECRETARY = ("seed-dec-1726264-2", "dec-1726264")
+MEMBER = ("seed-dec-1726264-3", "dec-1726264")
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return PKI()
+
+
+@pytest.fixture(scope="module")
+def server(pki):
+    s = identity_server(pki, "--sign-in-per-minute", "10000", "--signing-key", os.path.join(pki.root, "server/key.pem"),
+                        "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def stubs(server, v1):
+    ch = grpc.insecure_channel(server.address)
+    yield v1.auth_pb2_grpc.AuthServiceStub(ch), v1.requests_pb2_grpc.RequestServiceStub(ch), v1.decisions_pb2_grpc.DecisionServiceStub(ch)
+    ch.close()
+
+
+class Commission:
+    """The district commission's officers, each signed in."""
+
+    def __init__(self, v1, stubs, pki):
+        auth, requests, decisions = stubs
+        self.v1, self.ds = v1, decisions
+        self.people = {}
+        for name, who in (("chair", CHAIR), ("deputy", DEPUTY), ("secretary", SECRETARY), ("member", MEMBER)):
+            credential = pki.issue(*who)
+            self.people[name] = (bearer(login(v1, auth, credential).token), credential)
+
+    def call(self, who, name, message):
+        return getattr(self.ds, name)(message, metadata=self.people[who][0], timeout=30)
+
+    def review(self, request_id, who="member"):
+        return self.call(who, "StartReview", self.v1.decisions_pb2.StartReviewRequest(request_id=request_id, idempotency_key=key()))
+
+    def draft(self, request_id, outcome=None, who="secretary", text="The commission registers the candidates.", **kw):
+        d = self.v1.decisions_pb2
+        return self.call(who, "DraftDecision", d.DraftDecisionRequest(
+            request_id=request_id, outcome=outcome or d.DECISION_OUTCOME_GRANTED, text=text, idempotency_key=key(), **kw))
+
+    def approve(self, draft_id, who="chair", signer=None, idempotency_key=None):
+        d = self.v1.decisions_pb2
+        p = self.call(who, "GetApprovalPayload", d.GetApprovalPayloadRequest(draft_id=draft_id))
+        cms = (signer or self.people[who][1]).sign(p.payload)
+        return self.call(who, "ApproveDecision", d.ApproveDecisionRequest(
+            draft_id=draft_id, cms=cms, payload_sha256=p.payload_sha256, idempotency_key=idempotency_key or key()))
+
+
+@pytest.fixture(scope="module")
+def party(v1, stubs, pki):
+    auth, requests, _ = stubs
+    return org(v1, (auth, requests), pki, PARTY)
+
+
+@pytest.fixture(scope="module")
+def commission(v1, stubs, pki):
+    return Commission(v1, stubs, pki)
+
+
+def test_a_nomination_is_reviewed_drafted_approved_and_its_candidates_can_sign_in(v1, stubs, server, pki, party, commission):
+    r, d = v1.requests_pb2, v1.decisions_pb2
+    form = nomination(v1, women=2, men=3)
+    sent = party.send("dec-1726264", form)
+    commission.review(sent.id)
+    draft = commission.draft(sent.id)
+    assert draft.status == d.DRAFT_STATUS_PENDING and draft.version == 1
+    decision = commission.approve(draft.id)
+    assert re.fullmatch(r"No\. \d+/20\d\d", decision.number), decision.number
+    assert decision.outcome == d.DECISION_OUTCOME_GRANTED and decision.request_id == sent.id
+    registered = [e for e in decision.effects if e.kind == d.DirectoryEffect.KIND_CANDIDATE_REGISTERED]
+    assert [e.item_index for e in registered] == [0, 1, 2, 3, 4]
+    assert decision.delivered_at.seconds and {"organisation:party-xdp"} <= {a.display_name for a in decision.delivered_to}
+    assert {f"candidate:{e.record_id}" for e in registered} <= {a.display_name for a in decision.delivered_to}
+    # The party reads the decision on its request; the request is decided.
+    got = party.call("GetRequest", r.GetRequestRequest(request_id=sent.id))
+    assert got.status == r.REQUEST_STATUS_DECIDED and got.decision_id == decision.id
+    assert v1.decisions_pb2_grpc.DecisionServiceStub(grpc.insecure_channel(server.address)).GetDecision(
+        d.GetDecisionRequest(decision_id=decision.id), metadata=party.md, timeout=30).number == decision.number
+    # The receipt verifies with stock openssl against the CA; its content binds the number.
+    with tempfile.TemporaryDirectory() as t:
+        open(f"{t}/receipt.der", "wb").write(decision.receipt_cms)
+        out = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", f"{t}/receipt.der", "-CAfile",
+                              os.path.join(pki.root, "trust/ca.pem"), "-purpose", "any", "-out", f"{t}/receipt.bin"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        receipt = d.DecisionReceipt.FromString(open(f"{t}/receipt.bin", "rb").read())
+    assert receipt.number == decision.number and receipt.decision_id == decision.id and receipt.approval_envelope == decision.approval_envelope
+    # The first candidate signs in by SMS with the phone of the form, and registers proxies.
+    phone = form.candidate_nomination.nominees[0].person.phone
+    candidate = person_session(v1, stubs[:2], server, phone)
+    proxies = v1.forms_pb2.RequestForm(proxy_registration=v1.forms_pb2.ProxyRegistrationForm(
+        proxies=[v1.forms_pb2.ProxyEntry(person=person(v1)), v1.forms_pb2.ProxyEntry(person=person(v1, female=True))]))
+    sent2 = candidate.send("dec-1726264", proxies)
+    commission.review(sent2.id)
+    second = commission.approve(commission.draft(sent2.id, text="Proxies registered.").id, who="deputy")
+    kinds = [e.kind for e in second.effects]
+    assert kinds == [d.DirectoryEffect.KIND_PROXY_REGISTERED] * 2
+    n1, n2 = (int(x.number.split(" ")[1].split("/")[0]) for x in (decision, second))
+    assert n2 > n1
+
+
+def test_every_refusal_names_its_rule(v1, party, commission):
+    r, d = v1.requests_pb2, v1.decisions_pb2
+    sent = party.send("dec-1726264", nomination(v1, 2, 3))
+    refused(lambda: commission.draft(sent.id), grpc.StatusCode.FAILED_PRECONDITION, "state submitted")
+    commission.review(sent.id)
+    refused(lambda: commission.draft(sent.id, who="member"), grpc.StatusCode.PERMISSION_DENIED, "draftDecisions")
+    refused(lambda: commission.draft(sent.id, outcome=d.DECISION_OUTCOME_RETURNED), grpc.StatusCode.INVALID_ARGUMENT, "correction_days")
+    draft = commission.draft(sent.id)
+    refused(lambda: commission.approve(draft.id, who="secretary"), grpc.StatusCode.PERMISSION_DENIED, "approveDecisions")
+    # A login signature (or any other bytes) is not an approval.
+    challenge = commission.people["chair"][1].sign(v1.common_pb2.SignedEnvelope(
+        purpose=v1.common_pb2.SIGNATURE_PURPOSE_LOGIN_CHALLENGE, body=b"x").SerializeToString())
+    p = commission.call("chair", "GetApprovalPayload", d.GetApprovalPayloadRequest(draft_id=draft.id))
+    refused(lambda: commission.call("chair", "ApproveDecision", d.ApproveDecisionRequest(
+        draft_id=draft.id, cms=challenge, payload_sha256=p.payload_sha256, idempotency_key=key())), grpc.StatusCode.UNAUTHENTICATED, "signature")
+    k = key()
+    p = commission.call("chair", "GetApprovalPayload", d.GetApprovalPayloadRequest(draft_id=draft.id))
+    approval = d.ApproveDecisionRequest(draft_id=draft.id, cms=commission.people["chair"][1].sign(p.payload), payload_sha256=p.payload_sha256,
+                                        idempotency_key=k)
+    first = commission.call("chair", "ApproveDecision", approval)
+    assert commission.call("chair", "ApproveDecision", approval).number == first.number      # a retry with the key
+    refused(lambda: commission.approve(draft.id), grpc.StatusCode.FAILED_PRECONDITION, "approved")
+    refused(lambda: party.call("WithdrawRequest", r.WithdrawRequestRequest(request_id=sent.id)), grpc.StatusCode.FAILED_PRECONDITION, "decided")
+    # A withdrawn request gets no draft.
+    other = party.send("dec-1726264", nomination(v1, 2, 3))
+    commission.review(other.id)
+    party.call("WithdrawRequest", r.WithdrawRequestRequest(request_id=other.id))
+    refused(lambda: commission.draft(other.id), grpc.StatusCode.FAILED_PRECONDITION, "withdrawn")
+    assert first.number
+
+
+def test_a_returned_draft_goes_back_and_two_approvals_racing_get_consecutive_numbers(v1, party, commission):
+    d = v1.decisions_pb2
+    sent = [party.send("dec-1726264", nomination(v1, 2, 3)) for _ in range(3)]
+    for s in sent:
+        commission.review(s.id)
+    first = commission.draft(sent[0].id)
+    back = commission.call("chair", "ReturnDraft", d.ReturnDraftRequest(draft_id=first.id, comment="Name the congress.", idempotency_key=key()))
+    assert back.status == d.DRAFT_STATUS_RETURNED
+    refused(lambda: commission.approve(first.id), grpc.StatusCode.FAILED_PRECONDITION, "returned")
+    drafts = [commission.draft(s.id) for s in sent[1:]]
+    results = []
+    threads = [threading.Thread(target=lambda x=x: results.append(commission.approve(x.id))) for x in drafts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    numbers = sorted(int(x.number.split(" ")[1].split("/")[0]) for x in results)
+    assert len(numbers) == 2 and numbers[1] == numbers[0] + 1

@@ -154,6 +154,21 @@ public struct DecisionStore: Sendable {
         return "\(seq)/\(year)"
     }
 
+    /// SMS notices of a decision to the candidates and proxies it reaches (through the outbox
+    /// the SMS delivery sends): `body` says which decision, never what the form holds.
+    public func notifyBySms(_ c: Connection, recipients: [SenderKey], body: String) throws(StoreError) -> Int {
+        let candidates = recipients.compactMap(\.candidateId), proxies = recipients.compactMap(\.proxyId)
+        guard !candidates.isEmpty || !proxies.isEmpty else { return 0 }
+        return try c.query(
+            """
+            INSERT INTO sms_outbox (phone, body)
+            SELECT DISTINCT p.phone, \(body) FROM people p
+            WHERE p.phone IS NOT NULL AND (p.id IN (SELECT person_id FROM candidates WHERE id = ANY(\(candidates)))
+                                           OR p.id IN (SELECT person_id FROM proxies WHERE id = ANY(\(proxies))))
+            """
+        ).affected
+    }
+
     public func setReceipt(_ c: Connection, decisionId: String, cms: [UInt8]) throws(StoreError) {
         try c.query("UPDATE decisions SET receipt_cms = \(SQLBytes(cms)) WHERE id = \(decisionId) AND receipt_cms IS NULL")
     }
@@ -181,6 +196,16 @@ public struct DecisionStore: Sendable {
 
     public func decision(id: String) -> Query<DecisionRecord?> {
         Query("SELECT \(Self.decisionColumns) FROM decisions x WHERE x.id = \(id)") { (r) throws(StoreError) in r.count == 0 ? nil : try Self.decision(r, 0) }
+    }
+
+    /// The decision "No. seq/year" of a commission.
+    public func decision(commissionId: String, year: Int, seq: Int) -> Query<DecisionRecord?> {
+        Query(
+            """
+            SELECT \(Self.decisionColumns) FROM decisions x
+            WHERE x.commission_id = \(commissionId) AND x.number_year = \(Int32(clamping: year)) AND x.number_seq = \(Int32(clamping: seq))
+            """
+        ) { (r) throws(StoreError) in r.count == 0 ? nil : try Self.decision(r, 0) }
     }
 
     public func decision(_ c: Connection, id: String) throws(StoreError) -> DecisionRecord? {

@@ -35,6 +35,7 @@ let usage = """
            esaylovctl directory import FILE.csv     (columns: id,kind,name_uz,name_en,tin,territory,parent;
                                                      all rows or none; parents may come earlier in the file)
     \(campaignUsage)
+    \(decisionUsage)
     KIND: \(OrganisationKind.allCases.map(\.databaseName).joined(separator: ", "))
     ROLE: \(Role.allCases.map(\.databaseName).joined(separator: ", "))
     """
@@ -178,6 +179,8 @@ func run(_ args: [String]) async throws(Failure) {
         } catch { throw explain(error, [:]) }
     case ("campaign"?, _):
         try await runCampaign(args, database)
+    case ("decision"?, _):
+        try await runDecision(args, database)
     case ("directory"?, "add-organisation"?):
         let f = try flags(args.dropFirst(2))
         let id = try required(f, "id")

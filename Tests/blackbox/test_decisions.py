@@ -3,6 +3,7 @@ approval with the EDS of the chairperson or deputy chairperson, the numbered dec
 directory effects and the sender's copy in one transaction, and the system's receipt, which
 stock `openssl cms -verify` checks."""
 import datetime
+import json
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import threading
 import grpc
 import pytest
 
+from conftest import wait_for
 from identity import PKI, bearer, ctl, identity_server, login, refused, sms_login, sql
 from test_requests import Sender, key, nomination, org, person, person_session
 
@@ -111,8 +113,16 @@ def test_a_nomination_is_reviewed_drafted_approved_and_its_candidates_can_sign_i
         assert out.returncode == 0, out.stderr
         receipt = d.DecisionReceipt.FromString(open(f"{t}/receipt.bin", "rb").read())
     assert receipt.number == decision.number and receipt.decision_id == decision.id and receipt.approval_envelope == decision.approval_envelope
-    # The first candidate signs in by SMS with the phone of the form, and registers proxies.
+    # Every registered candidate gets an SMS notice through the outbox, naming the decision only.
     phone = form.candidate_nomination.nominees[0].person.phone
+    def notices():
+        if not os.path.exists(server.outbox):
+            return []
+        return [json.loads(line) for line in open(server.outbox).read().splitlines()]
+    assert wait_for(lambda: {n.person.phone for n in form.candidate_nomination.nominees}
+                    <= {m["phone"] for m in notices() if decision.number in m["body"]}, timeout=10)
+    assert not any(n.person.pinfl in m["body"] for m in notices() for n in form.candidate_nomination.nominees)
+    # The first candidate signs in by SMS with the phone of the form, and registers proxies.
     candidate = person_session(v1, stubs[:2], server, phone)
     proxies = v1.forms_pb2.RequestForm(proxy_registration=v1.forms_pb2.ProxyRegistrationForm(
         proxies=[v1.forms_pb2.ProxyEntry(person=person(v1)), v1.forms_pb2.ProxyEntry(person=person(v1, female=True))]))
@@ -174,3 +184,25 @@ def test_a_returned_draft_goes_back_and_two_approvals_racing_get_consecutive_num
         t.join()
     numbers = sorted(int(x.number.split(" ")[1].split("/")[0]) for x in results)
     assert len(numbers) == 2 and numbers[1] == numbers[0] + 1
+
+
+def test_an_exported_decision_verifies_with_openssl_alone(v1, pki, party, commission):
+    d = v1.decisions_pb2
+    sent = party.send("dec-1726264", nomination(v1, 2, 3))
+    commission.review(sent.id)
+    decision = commission.approve(commission.draft(sent.id, outcome=d.DECISION_OUTCOME_REFUSED, text="Refused: no congress decision.").id)
+    assert list(decision.effects) == []            # a refusal changes nothing in the directory
+    with tempfile.TemporaryDirectory() as out:
+        ctl("decision", "export", "--commission", "dec-1726264", "--number", decision.number, "--out", out, pki=pki.root)
+        commands = [line.strip() for line in open(f"{out}/VERIFY.txt") if line.strip().startswith("openssl cms -verify")]
+        assert len(commands) == 2
+        for c in commands:
+            r = subprocess.run(c, shell=True, cwd=out, capture_output=True, text=True)
+            assert r.returncode == 0 and "Verification successful" in r.stderr, (c, r.stderr)
+        receipt = d.DecisionReceipt.FromString(open(f"{out}/receipt.bin", "rb").read())
+        assert receipt.number == decision.number and receipt.approval_envelope == open(f"{out}/approval-envelope.bin", "rb").read()
+        # A byte changed in what the approver signed no longer verifies.
+        envelope = bytearray(open(f"{out}/approval-envelope.bin", "rb").read())
+        envelope[-1] ^= 1
+        open(f"{out}/approval-envelope.bin", "wb").write(bytes(envelope))
+        assert subprocess.run(commands[0], shell=True, cwd=out, capture_output=True).returncode != 0

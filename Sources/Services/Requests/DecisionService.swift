@@ -292,8 +292,11 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_DECISION_APPROVED", subjectKind: "decision", subjectId: decisionId,
                                  facts: ["request": r.id, "number": number, "outcome": outcome.databaseName, "effects": String(applied.count),
                                          "envelope_sha256": Crypto.hex(Crypto.sha256(bytes))])
+            let texted = try store.notifyBySms(
+                c, recipients: recipients,
+                body: "E-saylov: decision No. \(number) of \(r.receiverId) on your request is approved. Sign in to read it.")
             _ = try audit.append(c, actor: .operatorTool, action: "AUDIT_ACTION_DECISION_DELIVERED", subjectKind: "decision", subjectId: decisionId,
-                                 facts: ["recipients": String(Set(recipients.map(\.description)).count)])
+                                 facts: ["recipients": String(Set(recipients.map(\.description)).count), "sms": String(texted)])
             var receipt = Esaylov_V1_DecisionReceipt()
             receipt.formatVersion = 1
             receipt.decisionId = decisionId

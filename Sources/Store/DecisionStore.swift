@@ -128,17 +128,22 @@ public struct DecisionStore: Sendable {
         }
     }
 
-    /// Approves a draft: the next number of the commission's series for the approval's year
-    /// (under the counter's row lock: no gaps), the decision, the draft approved, and the copies
-    /// delivered. Returns the number ("12/2026").
-    public func approve(_ c: Connection, _ a: Approval) throws(StoreError) -> String {
-        let year = Day(tashkentDayOf: a.approvedAt).year
+    /// The next number of a commission's series for the year of `at`, taken under the counter's
+    /// row lock (held to the end of the approving transaction: numbers without gaps).
+    public func nextNumber(_ c: Connection, commissionId: String, at: Double) throws(StoreError) -> (year: Int, seq: Int) {
+        let year = Day(tashkentDayOf: at).year
         let seq = try c.query(
             """
-            INSERT INTO decision_counters AS k (commission_id, year, last) VALUES (\(a.draft.commissionId), \(Int32(year)), 1)
+            INSERT INTO decision_counters AS k (commission_id, year, last) VALUES (\(commissionId), \(Int32(year)), 1)
             ON CONFLICT (commission_id, year) DO UPDATE SET last = k.last + 1 RETURNING last
             """
         ).int(0, "last")
+        return (year, seq)
+    }
+
+    /// Records an approved draft as decision "seq/year" (from `nextNumber`), the draft approved,
+    /// and the copies delivered. Returns the number ("12/2026").
+    public func approve(_ c: Connection, _ a: Approval, year: Int, seq: Int) throws(StoreError) -> String {
         try c.query(
             """
             INSERT INTO decisions (id, commission_id, number_year, number_seq, request_id, draft_id, outcome, approval_envelope, approval_cms,
@@ -279,6 +284,17 @@ public struct DecisionStore: Sendable {
     }
 
     /// Whether the person of `pinfl` sits on an election commission now.
+    public func issueMandate(
+        _ c: Connection, id: String, decisionId: String, kind: String, item: Int, number: String, holderName: String, pinfl: String?, passport: String?,
+        pollingStation: Int?
+    ) throws(StoreError) {
+        try c.query(
+            """
+            INSERT INTO mandates (id, decision_id, kind, item_index, number, holder_name, holder_pinfl, holder_passport, polling_station)
+            VALUES (\(id), \(decisionId), \(kind), \(Int32(item)), \(number), \(holderName), \(pinfl), \(passport), \(pollingStation.map { Int32(clamping: $0) }))
+            """)
+    }
+
     public func sitsOnACommission(_ c: Connection, pinfl: String) throws(StoreError) -> Bool {
         try c.query(
             """

@@ -206,3 +206,44 @@ def test_an_exported_decision_verifies_with_openssl_alone(v1, pki, party, commis
         envelope[-1] ^= 1
         open(f"{out}/approval-envelope.bin", "wb").write(bytes(envelope))
         assert subprocess.run(commands[0], shell=True, cwd=out, capture_output=True).returncode != 0
+
+
+def test_the_mfas_foreign_observers_are_accredited_by_the_cec_item_by_item(v1, stubs, pki):
+    r, c, f, d = v1.requests_pb2, v1.common_pb2, v1.forms_pb2, v1.decisions_pb2
+    auth, requests, decisions = stubs
+    mfa = org(v1, (auth, requests), pki, ("seed-mfa-0", "mfa"))
+    form = f.RequestForm(foreign_observer_accreditation=f.ForeignObserverAccreditationForm(observers=[
+        f.ForeignObserverEntry(name=c.PersonName(last_name="Smith", first_name="Anna"), passport_number="X1234567", country="GB", organisation="OSCE/ODIHR"),
+        f.ForeignObserverEntry(name=c.PersonName(last_name="Novak", first_name="Jan"), passport_number="Y7654321", country="CZ", organisation="OSCE/ODIHR")]))
+    sent = mfa.send("cec", form)
+    cec = {}
+    for name, who in (("chair", "seed-cec-0"), ("secretary", "seed-cec-2")):
+        cred = pki.issue(who, "cec")
+        cec[name] = (bearer(login(v1, auth, cred).token), cred)
+    decisions.StartReview(d.StartReviewRequest(request_id=sent.id), metadata=cec["secretary"][0], timeout=30)
+    partly = d.DraftDecisionRequest(request_id=sent.id, outcome=d.DECISION_OUTCOME_PARTLY_GRANTED, text="One accredited, one refused.",
+                                    item_outcomes=[d.ItemOutcome(item_index=0, outcome=d.DECISION_OUTCOME_GRANTED),
+                                                   d.ItemOutcome(item_index=1, outcome=d.DECISION_OUTCOME_REFUSED)])
+    e = refused(lambda: decisions.DraftDecision(partly, metadata=cec["secretary"][0], timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "reason")
+    partly.item_outcomes[1].reason = "the passport has expired"
+    draft = decisions.DraftDecision(partly, metadata=cec["secretary"][0], timeout=30)
+    p = decisions.GetApprovalPayload(d.GetApprovalPayloadRequest(draft_id=draft.id), metadata=cec["chair"][0], timeout=30)
+    decision = decisions.ApproveDecision(d.ApproveDecisionRequest(draft_id=draft.id, cms=cec["chair"][1].sign(p.payload), payload_sha256=p.payload_sha256,
+                                                                  idempotency_key=key()), metadata=cec["chair"][0], timeout=30)
+    assert [(x.kind, x.item_index) for x in decision.effects] == [(d.DirectoryEffect.KIND_MANDATE_ISSUED, 0)]
+    number = decision.number.split(" ")[1]
+    assert decision.effects[0].document_number == f"{number}-1"
+    assert sql(f"SELECT holder_passport FROM mandates WHERE id = '{decision.effects[0].record_id}'") == "X1234567"
+    assert "organisation:mfa" in {a.display_name for a in decision.delivered_to}
+    got = mfa.call("GetRequest", r.GetRequestRequest(request_id=sent.id))
+    assert got.status == r.REQUEST_STATUS_DECIDED
+    # The receipt's signer is the system certificate anyone can fetch.
+    chain = decisions.GetSystemCertificates(d.GetSystemCertificatesRequest(), timeout=30).certificates
+    with tempfile.TemporaryDirectory() as t:
+        open(f"{t}/r.der", "wb").write(decision.receipt_cms)
+        open(f"{t}/system.der", "wb").write(chain[0])
+        system = subprocess.run(["openssl", "x509", "-inform", "DER", "-in", f"{t}/system.der", "-noout", "-fingerprint", "-sha256"],
+                                capture_output=True, text=True).stdout
+        inside = subprocess.run(f"openssl pkcs7 -inform DER -in {t}/r.der -print_certs | openssl x509 -noout -fingerprint -sha256",
+                                shell=True, capture_output=True, text=True).stdout
+    assert len(chain) == 1 and system.startswith("sha256 Fingerprint=") and inside == system

@@ -269,8 +269,9 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             }
             if case .failure(let e) = RequestLifecycle.apply(.approveDecision, by: .approver, from: req.status) { return .failure(RequestService.refusal(e)) }
             guard draft.status == "pending", draft.version == d.version else { return .failure(Self.draftState(draft)) }
+            let (year, seq) = try store.nextNumber(c, commissionId: r.receiverId, at: approvedAt)
             let applied: [Esaylov_V1_DirectoryEffect]
-            switch try effects.apply(c) {
+            switch try effects.apply(c, number: "\(seq)/\(year)") {
             case .success(let e): applied = e
             case .failure(let refusal):
                 // Nothing the effects wrote may stay: the whole approval is refused.
@@ -284,7 +285,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             let number = try store.approve(c, DecisionStore.Approval(
                 decisionId: decisionId, draft: draft, approvalEnvelope: bytes, approvalCMS: cms, approvalSignature: signature, approverPersonId: person,
                 approvedAt: approvedAt, correctionDue: correctionDue, effects: list.serializedBytes(), ruleVersion: campaign.catalogueVersion,
-                recipients: recipients))
+                recipients: recipients), year: year, seq: seq)
             let status: RequestStatus = outcome == .returned ? .returned : .decided
             let version = try store.setRequestStatus(c, requestId: r.id, to: status, decisionId: decisionId)
             try requestStore.appendHistory(c, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,

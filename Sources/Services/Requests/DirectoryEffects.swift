@@ -63,7 +63,21 @@ struct DirectoryEffects: Sendable {
         return .success(effect(.candidateRegistered, id, person: personId, item: item))
     }
 
-    func apply(_ c: Connection) throws(StoreError) -> Result<[Esaylov_V1_DirectoryEffect], EffectRefusal> {
+    /// A mandate or accreditation numbered "<decision number>-<place in the form>".
+    func mandate(
+        _ c: Connection, kind: String, item: Int, number: String, name: Esaylov_V1_PersonName?, pinfl: String?, passport: String?, station: Int?
+    ) throws(StoreError) -> Esaylov_V1_DirectoryEffect {
+        let id = "mandate-" + Crypto.hex(Crypto.randomBytes(8))
+        let document = "\(number)-\(item + 1)"
+        let holder = [name?.lastName, name?.firstName, name?.patronymic].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        try store.issueMandate(c, id: id, decisionId: decisionId, kind: kind, item: item, number: document, holderName: holder.isEmpty ? "—" : holder,
+                               pinfl: pinfl.flatMap { $0.isEmpty ? nil : $0 }, passport: passport.flatMap { $0.isEmpty ? nil : $0 }, pollingStation: station)
+        var e = effect(.mandateIssued, id, person: "", item: item)
+        e.documentNumber = document
+        return e
+    }
+
+    func apply(_ c: Connection, number: String) throws(StoreError) -> Result<[Esaylov_V1_DirectoryEffect], EffectRefusal> {
         var out: [Esaylov_V1_DirectoryEffect] = []
         func add(_ r: Result<Esaylov_V1_DirectoryEffect, EffectRefusal>) -> EffectRefusal? {
             switch r {
@@ -123,9 +137,25 @@ struct DirectoryEffects: Sendable {
                     }
                 }
             }
+        case .observerMandate(let x):
+            for i in granted(x.observers.count) {
+                let o = x.observers[i]
+                out.append(try mandate(c, kind: "observer", item: i, number: number, name: o.person?.name, pinfl: o.person?.pinfl, passport: nil,
+                                       station: Int(o.pollingStationNumber)))
+            }
+        case .foreignObserverAccreditation(let x):
+            for i in granted(x.observers.count) {
+                let o = x.observers[i]
+                out.append(try mandate(c, kind: "foreign_observer", item: i, number: number, name: o.name, pinfl: nil, passport: o.passportNumber, station: nil))
+            }
+        case .mediaAccreditation(let x):
+            for i in granted(x.journalists.count) {
+                let j = x.journalists[i]
+                out.append(try mandate(c, kind: "journalist", item: i, number: number, name: j.name, pinfl: j.pinfl, passport: j.passportNumber, station: nil))
+            }
         default:
-            // Mandates and accreditations (forms 9-11), stations, constituencies and members are
-            // decided and delivered; their records in the directory come with a later change.
+            // Stations, constituencies, members, admissions and reports are decided and delivered;
+            // the directory holds no record of them.
             break
         }
         return .success(out)

@@ -82,3 +82,20 @@ CREATE TRIGGER decisions_guard BEFORE UPDATE OR DELETE ON decisions FOR EACH ROW
 
 -- A request's decision, for reading it with the request.
 ALTER TABLE requests ADD COLUMN decision_id text REFERENCES decisions (id);
+
+-- Mandates and accreditations a decision issued (observers, foreign observers, journalists),
+-- numbered "<decision number>-<place in the form>".
+CREATE TABLE mandates (
+  id               text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9-]{1,63}$'),
+  -- Written in the approving transaction before the decision row itself.
+  decision_id      text NOT NULL REFERENCES decisions (id) DEFERRABLE INITIALLY DEFERRED,
+  kind             text NOT NULL CHECK (kind IN ('observer', 'foreign_observer', 'journalist')),
+  item_index       int NOT NULL CHECK (item_index >= 0),
+  number           text NOT NULL UNIQUE,
+  holder_name      text NOT NULL CHECK (length(holder_name) BETWEEN 1 AND 400),
+  holder_pinfl     text CHECK (holder_pinfl IS NULL OR esaylov_pinfl_valid(holder_pinfl)),
+  holder_passport  text,
+  polling_station  int,
+  issued_at        timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (decision_id, item_index)
+);

@@ -416,6 +416,88 @@ Scripts/pg.sh admin-psql -d postgres -q -c "DROP DATABASE $sdb WITH (FORCE)"
 submit_ratio=$(python3 -c "print(f'{$submit_rate/$submit_pg:.2f}')")
 echo "signed submissions at $SUBMIT_STREAMS streams: $submit_out"
 echo "signed submissions / pgbench ($submit_pg tps at $SUBMIT_STREAMS clients, the same transaction): ${submit_ratio}x (target >= ${SUBMIT_TARGET}x)"
+
+# --- signed approvals: ApproveDecision against pgbench running the same transaction ---
+# Eight district commissions on a busy day (Scripts/bench/approvals.py, core 1): nominations
+# reviewed and drafted as refusals, each approval payload signed by the commission's
+# chairperson beforehand, approved from 64 threads to the server on core 0 (each: the checks'
+# reads, the CMS verified off the event loop, then one transaction with the number, the
+# decision, the copy delivered, the request decided, its history, two audit events and the
+# system's receipt signed). pgbench runs the approving transaction's statements at 64 clients
+# over as many drafts made the same way, in a scratch database.
+APPROVE_TARGET=0.50
+if [ "$mode" = smoke ]; then APPROVE_COUNT=128; else APPROVE_COUNT=3200; fi
+adb="esaylov_approve_$$"
+Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $adb OWNER esaylov"
+APPROVE_URL="${DBURL%/*}/$adb"
+ESAYLOV_DATABASE_URL=$APPROVE_URL .build/release/esaylovctl migrate >/dev/null
+ESAYLOV_DATABASE_URL=$APPROVE_URL .build/release/esaylovctl seed demo >/dev/null
+for who in seed-party-xdp-0:party-xdp $(for c in 1703202 1706204 1708201 1710207 1712211 1714204 1718203 1726264; do
+  echo "seed-dec-$c-0:dec-$c seed-dec-$c-2:dec-$c"; done); do
+  ESAYLOV_DATABASE_URL=$APPROVE_URL .build/release/esaylovctl pki issue --person "${who%%:*}" --organisation "${who##*:}" \
+    --out "$work/pki/approvals/${who%%:*}" >/dev/null
+done
+ESAYLOV_DATABASE_URL=$APPROVE_URL start_server "$work/approve.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 \
+  --trust-store "$work/pki/trust" --sign-in-per-minute 1000000 --signing-key "$work/pki/server/key.pem" \
+  --signing-cert "$work/pki/server/cert.pem" --audit-checkpoint-every 0
+approve_out=$("${CLIENT_CPU[@]}" python3 Scripts/bench/approvals.py "127.0.0.1:$port" "$work/pki/approvals" "$APPROVE_COUNT" 64 "$spid" \
+  "$work/pg_approvals")
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+echo "$approve_out" | grep -q "failed 0$" || { echo "bench: approvals failed: $approve_out" >&2; exit 1; }
+approve_rate=$(echo "$approve_out" | sed -n 's/.* s: \([0-9]*\)\/s,.*/\1/p')
+PGDATABASE=$adb psql -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE bench_drafts (k bigserial PRIMARY KEY, draft text NOT NULL, request text NOT NULL, commission text NOT NULL);
+\\copy bench_drafts (draft, request, commission) FROM '$work/pg_approvals'
+CREATE SEQUENCE bench_draft_seq;
+CREATE TABLE bench_sample AS SELECT approval_envelope, approval_cms, approval_signature, receipt_cms FROM decisions LIMIT 1;
+SQL
+cat > "$work/approve.sql" <<'SQL'
+SELECT nextval('bench_draft_seq') AS k \gset
+SELECT draft AS did, request AS rid, commission AS cid FROM bench_drafts WHERE k = :k \gset
+BEGIN;
+INSERT INTO idempotency_keys (sender_key, key, method, request_sha256)
+  VALUES ('organisation' || chr(58) || :cid, 'pg-' || CAST(:k AS text), '/esaylov.v1.DecisionService/ApproveDecision', sha256(CAST(:did AS bytea)))
+  ON CONFLICT (sender_key, key) DO NOTHING;
+SELECT r.id, r.campaign_id, r.catalogue_version, r.type, r.kind, r.sender_key, r.sender_person_id, r.sender_territory, r.receiver_id,
+       r.status, r.version, r.form, r.signature_required, r.corrects_request_id, extract(epoch FROM r.created_at) AS created_at,
+       extract(epoch FROM r.submitted_at) AS submitted_at, extract(epoch FROM r.decision_due) AS decision_due, r.incoming_year,
+       r.incoming_seq, r.envelope, r.cms, r.signature, r.signer_person_id, r.decision_id,
+       (SELECT string_agg(a.sha256, ',') FROM request_attachments a WHERE a.request_id = r.id) AS attachments
+  FROM requests r WHERE r.id = :rid FOR UPDATE;
+SELECT d.id, d.request_id, d.commission_id, d.outcome, d.body, d.text, d.correction_days, d.drafted_by,
+       extract(epoch FROM d.drafted_at) AS drafted_at, d.status, d.return_comment, d.version
+  FROM decision_drafts d WHERE d.id = :did FOR UPDATE;
+INSERT INTO decision_counters AS c (commission_id, year, last) VALUES (:cid, 2026, 1)
+  ON CONFLICT (commission_id, year) DO UPDATE SET last = c.last + 1 RETURNING last \gset
+INSERT INTO decisions (id, commission_id, number_year, number_seq, request_id, draft_id, outcome, approval_envelope, approval_cms,
+                       approval_signature, approver_person_id, approved_at, correction_due, effects, rule_version)
+  SELECT md5(:did), :cid, 2026, :last, :rid, :did, 'refused', approval_envelope, approval_cms, approval_signature,
+         'seed-' || :cid || '-0', now(), NULL, '', 1 FROM bench_sample;
+UPDATE decision_drafts SET status = 'approved', version = version + 1 WHERE id = :did;
+INSERT INTO decision_deliveries (decision_id, recipient_key, delivered_at) VALUES (md5(:did), 'organisation' || chr(58) || 'party-xdp', now());
+UPDATE requests SET status = 'decided', decision_id = COALESCE(md5(:did), decision_id), version = version + 1, updated_at = now()
+  WHERE id = :rid RETURNING version \gset
+INSERT INTO request_history (request_id, actor_organisation_id, actor_person_id, kind, from_status, to_status, version, note)
+  VALUES (:rid, :cid, 'seed-' || :cid || '-0', 'decided', 'decision_drafted', 'decided', :version, 'decision No. ' || CAST(:last AS text) || '/2026');
+SELECT esaylov_audit_append(:cid, 'seed-' || :cid || '-0', 'AUDIT_ACTION_DECISION_APPROVED', 'decision', md5(:did),
+       jsonb_build_object('request', CAST(:rid AS text), 'number', CAST(:last AS text) || '/2026', 'outcome', 'refused', 'effects', '0'));
+SELECT esaylov_audit_append('', '', 'AUDIT_ACTION_DECISION_DELIVERED', 'decision', md5(:did), jsonb_build_object('recipients', '1', 'sms', '0'));
+UPDATE decisions SET receipt_cms = (SELECT receipt_cms FROM bench_sample) WHERE id = md5(:did) AND receipt_cms IS NULL;
+SELECT x.*, (SELECT string_agg(recipient_key, ',') FROM decision_deliveries v WHERE v.decision_id = x.id) AS delivered_to,
+       (SELECT extract(epoch FROM min(delivered_at)) FROM decision_deliveries v WHERE v.decision_id = x.id) AS delivered_at
+  FROM decisions x WHERE x.id = md5(:did);
+UPDATE idempotency_keys SET response = (SELECT receipt_cms FROM bench_sample)
+  WHERE sender_key = 'organisation' || chr(58) || :cid AND key = 'pg-' || CAST(:k AS text);
+COMMIT;
+SQL
+approve_pg=$(PGDATABASE=$adb "${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c 64 -j 1 -t $(( APPROVE_COUNT / 64 )) \
+  -f "$work/approve.sql" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
+pg_approved=$(PGDATABASE=$adb psql -Atq -c "SELECT count(*) FROM decisions x JOIN bench_drafts d ON d.draft = x.draft_id")
+Scripts/pg.sh admin-psql -d postgres -q -c "DROP DATABASE $adb WITH (FORCE)"
+[ -n "$approve_pg" ] && [ "$pg_approved" = "$APPROVE_COUNT" ] || { echo "bench: pgbench's approvals did not run ($pg_approved of $APPROVE_COUNT)" >&2; exit 1; }
+approve_ratio=$(python3 -c "print(f'{$approve_rate/$approve_pg:.2f}')")
+echo "signed approvals at 64 streams: $approve_out"
+echo "signed approvals / pgbench ($approve_pg tps at 64 clients, the same transaction): ${approve_ratio}x (target >= ${APPROVE_TARGET}x)"
 unset ESAYLOV_PKI_DIR
 
 if [ "$mode" = full ]; then
@@ -424,4 +506,5 @@ if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $write_ratio >= $WRITE_TARGET else 1)" && echo "write target met" || echo "write target NOT met"
   python3 -c "import sys; sys.exit(0 if $cms_ratio >= $CMS_TARGET else 1)" && echo "signature target met" || echo "signature target NOT met"
   python3 -c "import sys; sys.exit(0 if $submit_ratio >= $SUBMIT_TARGET else 1)" && echo "submission target met" || echo "submission target NOT met"
+  python3 -c "import sys; sys.exit(0 if $approve_ratio >= $APPROVE_TARGET else 1)" && echo "approval target met" || echo "approval target NOT met"
 fi

@@ -247,3 +247,36 @@ def test_the_mfas_foreign_observers_are_accredited_by_the_cec_item_by_item(v1, s
         inside = subprocess.run(f"openssl pkcs7 -inform DER -in {t}/r.der -print_certs | openssl x509 -noout -fingerprint -sha256",
                                 shell=True, capture_output=True, text=True).stdout
     assert len(chain) == 1 and system.startswith("sha256 Fingerprint=") and inside == system
+
+
+def test_a_campaign_may_forbid_the_drafter_to_approve_and_a_withdrawal_ends_the_candidacy(v1, stubs, server, pki, party, commission):
+    r, f, d = v1.requests_pb2, v1.forms_pb2, v1.decisions_pb2
+    # The deputy chairperson may draft and approve the same decision (clauses 11 and 12) ...
+    sent = party.send("dec-1726264", nomination(v1, 2, 3))
+    commission.review(sent.id)
+    own = commission.draft(sent.id, who="deputy")
+    assert commission.approve(own.id, who="deputy").number
+    # ... unless the campaign forbids it.
+    ctl("campaign", "settings", "--id", "demo", "--forbid-drafter-approving", "true")
+    try:
+        sent = party.send("dec-1726264", nomination(v1, 2, 3))
+        commission.review(sent.id)
+        own = commission.draft(sent.id, who="deputy")
+        refused(lambda: commission.approve(own.id, who="deputy"), grpc.StatusCode.PERMISSION_DENIED, "forbids the drafter")
+        assert commission.approve(own.id, who="chair").number
+    finally:
+        ctl("campaign", "settings", "--id", "demo", "--forbid-drafter-approving", "false")
+    # A registered candidate withdraws; the decision on it ends the candidacy and its SMS login.
+    form = nomination(v1, 2, 3)
+    sent = party.send("dec-1726264", form)
+    commission.review(sent.id)
+    registered = commission.approve(commission.draft(sent.id).id)
+    cid = registered.effects[0].record_id
+    candidate = person_session(v1, stubs[:2], server, form.candidate_nomination.nominees[0].person.phone)
+    withdrawal = candidate.send("dec-1726264", f.RequestForm(candidate_withdrawal=f.CandidateWithdrawalForm(statement="I withdraw.")))
+    commission.review(withdrawal.id)
+    ended = commission.approve(commission.draft(withdrawal.id, outcome=d.DECISION_OUTCOME_ACCEPTED, text="Registration cancelled.").id)
+    assert [(e.kind, e.record_id) for e in ended.effects] == [(d.DirectoryEffect.KIND_CANDIDATE_ENDED, cid)]
+    assert sql(f"SELECT status FROM candidates WHERE id = '{cid}'") == "withdrawn"
+    refused(lambda: candidate.draft("dec-1726264", f.RequestForm(candidate_withdrawal=f.CandidateWithdrawalForm(statement="again"))),
+            grpc.StatusCode.PERMISSION_DENIED, "withdrawn")

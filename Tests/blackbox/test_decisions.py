@@ -113,6 +113,15 @@ def test_a_nomination_is_reviewed_drafted_approved_and_its_candidates_can_sign_i
         assert out.returncode == 0, out.stderr
         receipt = d.DecisionReceipt.FromString(open(f"{t}/receipt.bin", "rb").read())
     assert receipt.number == decision.number and receipt.decision_id == decision.id and receipt.approval_envelope == decision.approval_envelope
+    if os.environ.get("ESAYLOV_WRITE_VECTORS"):
+        # docs/vectors: the bytes of this run, for integrators (regenerate: ESAYLOV_WRITE_VECTORS=1).
+        out = os.path.join(os.path.dirname(__file__), "../../docs/vectors")
+        os.makedirs(out, exist_ok=True)
+        for name, data in (("request-envelope.bin", got.envelope), ("request.cms", got.signature.cms),
+                           ("decision-envelope.bin", decision.approval_envelope), ("approval.cms", decision.approval.cms),
+                           ("receipt.cms", decision.receipt_cms), ("ca.pem", open(os.path.join(pki.root, "trust/ca.pem"), "rb").read()),
+                           ("at.txt", f"{decision.approved_at.seconds}\n".encode())):
+            open(os.path.join(out, name), "wb").write(data)
     # Every registered candidate gets an SMS notice through the outbox, naming the decision only.
     phone = form.candidate_nomination.nominees[0].person.phone
     def notices():
@@ -280,3 +289,32 @@ def test_a_campaign_may_forbid_the_drafter_to_approve_and_a_withdrawal_ends_the_
     assert sql(f"SELECT status FROM candidates WHERE id = '{cid}'") == "withdrawn"
     refused(lambda: candidate.draft("dec-1726264", f.RequestForm(candidate_withdrawal=f.CandidateWithdrawalForm(statement="again"))),
             grpc.StatusCode.PERMISSION_DENIED, "withdrawn")
+
+
+VECTORS = os.path.join(os.path.dirname(__file__), "../../docs/vectors")
+
+
+def test_the_documented_vectors_still_verify_and_decode(v1):
+    """docs/vectors: a signed request, the decision on it, its approval and its receipt, checked
+    with stock openssl as of their day and decoded with the current protos."""
+    import hashlib
+    at = open(f"{VECTORS}/at.txt").read().strip()
+    for content, cms in (("request-envelope.bin", "request.cms"), ("decision-envelope.bin", "approval.cms")):
+        r = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", cms, "-content", content, "-CAfile", "ca.pem",
+                            "-purpose", "any", "-attime", at, "-out", "/dev/null"], cwd=VECTORS, capture_output=True, text=True)
+        assert r.returncode == 0, (cms, r.stderr)
+    r = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", "receipt.cms", "-CAfile", "ca.pem", "-purpose", "any",
+                        "-attime", at], cwd=VECTORS, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    receipt = v1.decisions_pb2.DecisionReceipt.FromString(r.stdout)
+    request_env = open(f"{VECTORS}/request-envelope.bin", "rb").read()
+    decision_env = open(f"{VECTORS}/decision-envelope.bin", "rb").read()
+    outer = v1.common_pb2.SignedEnvelope.FromString(request_env)
+    assert outer.purpose == v1.common_pb2.SIGNATURE_PURPOSE_REQUEST
+    request = v1.requests_pb2.RequestEnvelope.FromString(outer.body)
+    outer = v1.common_pb2.SignedEnvelope.FromString(decision_env)
+    assert outer.purpose == v1.common_pb2.SIGNATURE_PURPOSE_DECISION
+    decision = v1.decisions_pb2.DecisionEnvelope.FromString(outer.body)
+    assert decision.request_id == request.request_id and decision.request_envelope_sha256 == hashlib.sha256(request_env).hexdigest()
+    assert receipt.approval_envelope == decision_env and receipt.request_envelope_sha256 == decision.request_envelope_sha256
+    assert receipt.number.startswith("No. ")

@@ -231,7 +231,10 @@ public struct AuthStore: Sendable {
             UPDATE sessions SET revoked_at = now()
             WHERE id IN (SELECT id FROM sessions
                          WHERE person_id = \(personId) AND revoked_at IS NULL AND idle_expires_at > now() AND absolute_expires_at > now()
-                         ORDER BY created_at DESC, id OFFSET \(Self.sessionsPerPerson)
+                           -- Never the session being made: its created_at is this transaction's start, so sign-ins
+                           -- of the same person that began later and committed first would rank above it.
+                           AND id <> \(id)
+                         ORDER BY created_at DESC, id OFFSET \(Self.sessionsPerPerson - 1)
                          -- Concurrent sign-ins of one person do not queue on each other's rows.
                          FOR UPDATE SKIP LOCKED)
             """)

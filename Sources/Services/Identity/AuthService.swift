@@ -189,7 +189,7 @@ public struct AuthService: Esaylov_V1_AuthService {
         let policy = self.policy
         let identity = self.identity
         let signer = v.signer
-        let outcome = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
+        let outcome = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double, record: SessionRecord), RPCError> in
             guard let locked = try store.lockChallenge(c, id: challengeId), !locked.used, !locked.expired else {
                 return .failure(RPCError(code: .failedPrecondition, message: "the challenge was already used or expired: start again"))
             }
@@ -242,11 +242,11 @@ public struct AuthService: Esaylov_V1_AuthService {
                     proxyId: nil, method: "signature", certificateSHA256: signer.sha256, idle: policy.idle, absolute: policy.absolute)
                 try audit.append(c, actor: AuditActor(organisationId: organisation, personId: person), action: "AUDIT_ACTION_LOGIN",
                                  subjectKind: "session", subjectId: sessionID, facts: ["method": "signature", "certificate_serial": signer.serial])
-                return .success(times)
+                return .success((times.idle, times.absolute, try Self.readBack(c, store, tokenHash)))
             }
         }
         let opened = try outcome.get()
-        return try await session(context, token: token, tokenHash: tokenHash, idle: opened.idle, absolute: opened.absolute)
+        return session(token: token, record: opened.record, idle: opened.idle, absolute: opened.absolute)
     }
 
     private func loginFailed(_ context: ServerContext, subject: String, kind: String, reason: String) async throws(RPCError) {
@@ -256,11 +256,18 @@ public struct AuthService: Esaylov_V1_AuthService {
         }
     }
 
-    /// The new session as the client gets it.
-    private func session(_ context: ServerContext, token: String, tokenHash: [UInt8], idle: Double, absolute: Double) async throws(RPCError) -> Esaylov_V1_Session {
-        guard let record = try await database.read(store.session(tokenSHA256: tokenHash), for: context) else {
-            throw RPCError(code: .internal, message: "the new session could not be read back")
+    /// The new session, read in the transaction that made it: read after the commit, a session
+    /// could already be gone (sign-ins of the same person past the cap of live sessions end the
+    /// oldest), which once made a sign-in answer INTERNAL.
+    static func readBack(_ c: Connection, _ store: AuthStore, _ tokenHash: [UInt8]) throws(StoreError) -> SessionRecord {
+        guard let record = try c.run(store.session(tokenSHA256: tokenHash)) else {
+            throw StoreError(.other, reason: "the new session could not be read back")
         }
+        return record
+    }
+
+    /// The new session as the client gets it.
+    private func session(token: String, record: SessionRecord, idle: Double, absolute: Double) -> Esaylov_V1_Session {
         var s = Esaylov_V1_Session()
         s.token = token
         s.expiresAt = timestamp(idle)
@@ -320,7 +327,7 @@ public struct AuthService: Esaylov_V1_AuthService {
         let sessionID = Crypto.hex(Crypto.randomBytes(16))
         let policy = self.policy
         let refused = RPCError(code: .unauthenticated, message: "the code is wrong, expired or used, or was not sent to this phone")
-        let outcome = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double), RPCError> in
+        let outcome = try await database.transaction(for: context) { [store, audit] (c) throws(StoreError) -> Result<(idle: Double, absolute: Double, record: SessionRecord), RPCError> in
             guard let attempt = try store.lockAttempt(c, id: attemptId), attempt.phone == phone, attempt.usable else { return .failure(refused) }
             guard Crypto.constantTimeEqual(attempt.codeMAC, given), let personId = attempt.personId,
                 let user = try store.smsUser(c, phone: phone), user.personId == personId
@@ -337,10 +344,10 @@ public struct AuthService: Esaylov_V1_AuthService {
                 proxyId: user.proxyId, method: "sms", certificateSHA256: nil, idle: policy.idle, absolute: policy.absolute)
             try audit.append(c, actor: AuditActor(personId: personId), action: "AUDIT_ACTION_LOGIN", subjectKind: "session", subjectId: sessionID,
                              facts: ["method": "sms"])
-            return .success(times)
+            return .success((times.idle, times.absolute, try Self.readBack(c, store, tokenHash)))
         }
         let times = try outcome.get()
-        return try await session(context, token: token, tokenHash: tokenHash, idle: times.idle, absolute: times.absolute)
+        return session(token: token, record: times.record, idle: times.idle, absolute: times.absolute)
     }
 
     /// 6 digits, uniform, from the CSPRNG.

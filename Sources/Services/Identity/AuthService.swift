@@ -382,9 +382,7 @@ public struct AuthService: Esaylov_V1_AuthService {
 
     // MARK: helpers
 
-    static func isHexID(_ s: String) -> Bool {
-        s.utf8.count == 32 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-    }
+    static func isHexID(_ s: String) -> Bool { isLowerHex(s, count: 32) }
 
     private func checkID(_ id: String, _ field: String) throws(RPCError) {
         guard id.utf8.count <= 64, id.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }) else {

@@ -83,7 +83,7 @@ struct FormValidator {
             if required { fault(f, "is required: the SHA-256 of an attachment of the request") }
             return
         }
-        guard v.utf8.count == 64, v.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+        guard isSHA256Hex(v) else {
             return fault(f, "must be 64 lower-case hex digits")
         }
         if !attachments.contains(v) { fault(f, "must be the SHA-256 of one of the request's attachments") }
@@ -141,8 +141,7 @@ struct FormValidator {
     }
 
     mutating func id(_ v: String, _ f: String) {
-        let ok = (2...64).contains(v.utf8.count) && v.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
-        if !ok { fault(f, "must be an id: 2 to 64 lower-case letters, digits and hyphens") }
+        if !isRecordId(v) { fault(f, "must be an id: 2 to 64 lower-case letters, digits and hyphens") }
     }
 
     mutating func soato(_ v: String, _ f: String, digits: Int) -> SOATO? {

@@ -301,21 +301,18 @@ extension RequestService {
     }
 }
 
-func isSHA256Hex(_ s: String) -> Bool {
-    s.utf8.count == 64 && s.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-}
+func isSHA256Hex(_ s: String) -> Bool { isLowerHex(s, count: 64) }
 
 /// An id of the directory or of a campaign: 2 to 64 lower-case letters, digits and hyphens.
 func checkId(_ v: String, _ field: String) throws(RPCError) {
     if v.isEmpty { throw invalid(field, "is required") }
-    let ok = (2...64).contains(v.utf8.count) && v.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
-    if !ok { throw invalid(field, "must be an id: 2 to 64 lower-case letters, digits and hyphens") }
+    if !isRecordId(v) { throw invalid(field, "must be an id: 2 to 64 lower-case letters, digits and hyphens") }
 }
 
 /// A request id: 32 lower-case hex digits.
 func checkRequestId(_ v: String, _ field: String = "request_id") throws(RPCError) {
     if v.isEmpty { throw invalid(field, "is required") }
-    if !(v.utf8.count == 32 && v.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+    if !isLowerHex(v, count: 32) {
         throw invalid(field, "must be a request id: 32 lower-case hex digits")
     }
 }

@@ -8,10 +8,7 @@ PG_DRAFTS.
     submits.py ADDRESS KEY.pem CERT.pem COUNT CONCURRENCY SERVER_PID PG_DRAFTS"""
 import concurrent.futures
 import os
-import random
 import sys
-import threading
-import time
 import uuid
 
 import grpc
@@ -20,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import load  # noqa: E402
 import stubs  # noqa: E402
 
 stubs.generate("common", "auth", "forms", "requests")
@@ -42,24 +40,9 @@ receivers = [r.commission_id for r in rs.ListReceivers(requests_pb2.ListReceiver
     if r.kind == common_pb2.ORGANISATION_KIND_DISTRICT_ELECTION_COMMISSION]
 
 
-def pinfl(female):
-    body = f"{4 if female else 3}{random.randrange(1, 28):02d}{random.randrange(1, 13):02d}{random.randrange(50, 99)}{random.randrange(10**6):06d}"
-    return body + str(sum(int(d) * (7, 3, 1)[i % 3] for i, d in enumerate(body)) % 10)
-
-
-def form():
-    nominees = [forms_pb2.ConstituencyNominee(
-        person=forms_pb2.PersonDetails(pinfl=pinfl(i < 2), name=common_pb2.PersonName(last_name="Karimova", first_name="Dilnoza"),
-                                       phone=f"+99890{random.randrange(10**7):07d}", occupation="teacher", workplace="School No. 5"),
-        constituency_number=i + 1, party_member=True) for i in range(5)]
-    return forms_pb2.RequestForm(candidate_nomination=forms_pb2.CandidateNominationForm(
-        election_kind=common_pb2.ELECTION_KIND_DISTRICT_COUNCIL, nominees=nominees,
-        party_decision=forms_pb2.DocumentReference(number="12/2026", date=common_pb2.CalendarDate(year=2026, month=11, day=30))))
-
-
 def prepare(i, signed=True):
     receiver = receivers[i % len(receivers)]
-    d = rs.CreateDraft(requests_pb2.CreateDraftRequest(campaign_id="demo", receiver_commission_id=receiver, form=form(),
+    d = rs.CreateDraft(requests_pb2.CreateDraftRequest(campaign_id="demo", receiver_commission_id=receiver, form=load.nomination(forms_pb2, common_pb2),
                                                        idempotency_key=uuid.uuid4().hex), metadata=md, timeout=30)
     if not signed:
         return d.id, receiver
@@ -71,69 +54,7 @@ with concurrent.futures.ThreadPoolExecutor(16) as pool:
     prepared = list(pool.map(prepare, range(count)))
 
 
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total
-
-
-def postgres_pids():
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                if open(f"/proc/{p}/comm").read().strip() == "postgres":
-                    out.append(int(p))
-            except OSError:
-                pass
-    return out
-
-
-lock = threading.Lock()
-latencies, failures = [], [0]
-queue = list(prepared)
-
-
-def worker():
-    while True:
-        with lock:
-            if not queue:
-                return
-            request = queue.pop()
-        began = time.monotonic()
-        try:
-            rs.SubmitRequest(request, metadata=md, timeout=30)
-            with lock:
-                latencies.append(time.monotonic() - began)
-        except grpc.RpcError as e:
-            with lock:
-                failures[0] += 1
-                if failures[0] == 1:
-                    print(f"submits: first failure: {e.code()} {e.details()}", file=sys.stderr)
-
-
-hz = os.sysconf("SC_CLK_TCK")
-pg = postgres_pids()
-server_before, pg_before = cpu_ticks([server_pid]), cpu_ticks(pg)
-began = time.monotonic()
-threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-took = time.monotonic() - began
-server_cpu = (cpu_ticks([server_pid]) - server_before) / hz
-pg_cpu = (cpu_ticks(pg) - pg_before) / hz
-latencies.sort()
-done = len(latencies)
-p99 = latencies[int(done * 0.99)] * 1000 if latencies else 0
-print(f"submits: {done} in {took:.1f} s: {done / took:.0f}/s, p99 {p99:.1f} ms, "
-      f"CPU per request: server {server_cpu / max(done, 1) * 1e6:.0f} us, PostgreSQL {pg_cpu / max(done, 1) * 1e6:.0f} us, failed {failures[0]}")
+load.measure("submits", "request", prepared, lambda request: rs.SubmitRequest(request, metadata=md, timeout=30), concurrency, server_pid)
 
 with concurrent.futures.ThreadPoolExecutor(16) as pool:
     drafts = list(pool.map(lambda i: prepare(i, signed=False), range(count)))

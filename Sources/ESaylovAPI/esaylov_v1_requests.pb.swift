@@ -288,10 +288,12 @@ public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
     case draftCreated
     /// `REQUEST_EVENT_KIND_DRAFT_UPDATED` = 9
     case draftUpdated
+    /// `REQUEST_EVENT_KIND_HEARTBEAT` = 10
+    case heartbeat
     /// A value this build does not know; kept so that it round-trips.
     case unrecognized(Int32)
 
-    public static var allCases: [Self] { [.unspecified, .submitted, .reviewStarted, .decisionDrafted, .draftReturned, .decided, .withdrawn, .decisionDueSoon, .draftCreated, .draftUpdated] }
+    public static var allCases: [Self] { [.unspecified, .submitted, .reviewStarted, .decisionDrafted, .draftReturned, .decided, .withdrawn, .decisionDueSoon, .draftCreated, .draftUpdated, .heartbeat] }
 
     public init(rawValue: Int32) {
         switch rawValue {
@@ -305,6 +307,7 @@ public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
         case 7: self = .decisionDueSoon
         case 8: self = .draftCreated
         case 9: self = .draftUpdated
+        case 10: self = .heartbeat
         default: self = .unrecognized(rawValue)
         }
     }
@@ -321,6 +324,39 @@ public enum Esaylov_V1_RequestEventKind: ProtoEnum, CaseIterable {
         case .decisionDueSoon: return 7
         case .draftCreated: return 8
         case .draftUpdated: return 9
+        case .heartbeat: return 10
+        case .unrecognized(let value): return value
+        }
+    }
+}
+
+/// protobuf enum `esaylov.v1.WatchScope`.
+public enum Esaylov_V1_WatchScope: ProtoEnum, CaseIterable {
+    /// `WATCH_SCOPE_UNSPECIFIED` = 0
+    case unspecified
+    /// `WATCH_SCOPE_INCOMING` = 1
+    case incoming
+    /// `WATCH_SCOPE_OUTGOING` = 2
+    case outgoing
+    /// A value this build does not know; kept so that it round-trips.
+    case unrecognized(Int32)
+
+    public static var allCases: [Self] { [.unspecified, .incoming, .outgoing] }
+
+    public init(rawValue: Int32) {
+        switch rawValue {
+        case 0: self = .unspecified
+        case 1: self = .incoming
+        case 2: self = .outgoing
+        default: self = .unrecognized(rawValue)
+        }
+    }
+
+    public var rawValue: Int32 {
+        switch self {
+        case .unspecified: return 0
+        case .incoming: return 1
+        case .outgoing: return 2
         case .unrecognized(let value): return value
         }
     }
@@ -2077,6 +2113,7 @@ public struct Esaylov_V1_ListRequestsResponse: ProtoMessage {
     public static var protoName: String { "esaylov.v1.ListRequestsResponse" }
     public var requests: [Esaylov_V1_Request] = []
     public var page: Esaylov_V1_PageInfo? = nil
+    public var watchCursor: String = ""
 
     public init() {}
 }
@@ -2101,6 +2138,7 @@ extension Esaylov_V1_ListRequestsResponse {
             self.requests = (0..<c.n_requests).map { items[$0].map { Esaylov_V1_Request(c: $0) } ?? Esaylov_V1_Request() }
         }
         if let sub = c.page { self.page = Esaylov_V1_PageInfo(c: sub) }
+        self.watchCursor = ProtoC.string(c.watch_cursor)
     }
 
     package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__ListRequestsResponse> {
@@ -2111,6 +2149,7 @@ extension Esaylov_V1_ListRequestsResponse {
             p.pointee.requests = arena.array(count: self.requests.count) { i in self.requests[i].toC(arena) }
         }
         if let value = self.page { p.pointee.page = value.toC(arena) }
+        p.pointee.watch_cursor = arena.cString(self.watchCursor)
         return p
     }
 }
@@ -2152,6 +2191,50 @@ extension Esaylov_V1_WithdrawRequestRequest {
         p.pointee.request_id = arena.cString(self.requestId)
         p.pointee.reason = arena.cString(self.reason)
         p.pointee.idempotency_key = arena.cString(self.idempotencyKey)
+        return p
+    }
+}
+
+/// protobuf message `esaylov.v1.WatchRequestsRequest`.
+public struct Esaylov_V1_WatchRequestsRequest: ProtoMessage {
+    public static var protoName: String { "esaylov.v1.WatchRequestsRequest" }
+    public var scope: Esaylov_V1_WatchScope = .init(rawValue: 0)
+    public var commissionId: String = ""
+    public var cursor: String = ""
+    public var fromOldest: Bool = false
+
+    public init() {}
+}
+
+extension Esaylov_V1_WatchRequestsRequest {
+    package static var cDescriptor: UnsafeRawPointer { UnsafeRawPointer(esaylov_pb_esaylov__v1__watch_requests_request()) }
+
+    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+        self = try ProtoC.unpack(descriptor: Self.cDescriptor, messageName: Self.protoName, bytes: bytes) {
+            Self(c: $0.assumingMemoryBound(to: Esaylov__V1__WatchRequestsRequest.self))
+        }
+    }
+
+    public func serializedBytes() -> [UInt8] {
+        ProtoC.pack { arena in UnsafeMutableRawPointer(toC(arena)) }
+    }
+
+    package init(c p: UnsafePointer<Esaylov__V1__WatchRequestsRequest>) {
+        self.init()
+        let c = p.pointee
+        self.scope = Esaylov_V1_WatchScope(rawValue: Int32(truncatingIfNeeded: c.scope.rawValue))
+        self.commissionId = ProtoC.string(c.commission_id)
+        self.cursor = ProtoC.string(c.cursor)
+        self.fromOldest = (c.from_oldest != 0)
+    }
+
+    package func toC(_ arena: ProtoArena) -> UnsafeMutablePointer<Esaylov__V1__WatchRequestsRequest> {
+        let p = arena.allocate(Esaylov__V1__WatchRequestsRequest.self)
+        ProtoC.initMessage(p, descriptor: Self.cDescriptor)
+        p.pointee.scope = .init(rawValue: .init(truncatingIfNeeded: self.scope.rawValue))
+        p.pointee.commission_id = arena.cString(self.commissionId)
+        p.pointee.cursor = arena.cString(self.cursor)
+        p.pointee.from_oldest = (self.fromOldest ? 1 : 0)
         return p
     }
 }
@@ -2221,7 +2304,8 @@ public enum Esaylov_V1_RequestServiceMethod {
     public static let listOutgoing = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListOutgoing", kind: .unary)
     public static let listIncoming = MethodDescriptor(service: "esaylov.v1.RequestService", method: "ListIncoming", kind: .unary)
     public static let withdrawRequest = MethodDescriptor(service: "esaylov.v1.RequestService", method: "WithdrawRequest", kind: .unary)
-    public static var all: [MethodDescriptor] { [listCampaigns, getCampaign, listRequestTypes, listReceivers, createDraft, updateDraft, deleteDraft, uploadAttachment, downloadAttachment, getSigningPayload, submitRequest, getRequest, getRequestHistory, listOutgoing, listIncoming, withdrawRequest] }
+    public static let watchRequests = MethodDescriptor(service: "esaylov.v1.RequestService", method: "WatchRequests", kind: .serverStreaming)
+    public static var all: [MethodDescriptor] { [listCampaigns, getCampaign, listRequestTypes, listReceivers, createDraft, updateDraft, deleteDraft, uploadAttachment, downloadAttachment, getSigningPayload, submitRequest, getRequest, getRequestHistory, listOutgoing, listIncoming, withdrawRequest, watchRequests] }
 }
 
 /// Server side of `esaylov.v1.RequestService`: one method per RPC. Unary methods listed in
@@ -2244,6 +2328,7 @@ public protocol Esaylov_V1_RequestService: RPCService {
     func listOutgoing(request: Esaylov_V1_ListOutgoingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse
     func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse
     func withdrawRequest(request: Esaylov_V1_WithdrawRequestRequest, context: ServerContext) async throws -> Esaylov_V1_Request
+    func watchRequests(request: Esaylov_V1_WatchRequestsRequest, responses: ResponseWriter<Esaylov_V1_RequestEvent>, context: ServerContext) async throws
 }
 
 extension Esaylov_V1_RequestService {
@@ -2297,6 +2382,9 @@ extension Esaylov_V1_RequestService {
         }
         router.addUnary(Esaylov_V1_RequestServiceMethod.withdrawRequest) { request, context in
             try await self.withdrawRequest(request: request, context: context)
+        }
+        router.addServerStreaming(Esaylov_V1_RequestServiceMethod.watchRequests) { request, responses, context in
+            try await self.watchRequests(request: request, responses: responses, context: context)
         }
     }
 }

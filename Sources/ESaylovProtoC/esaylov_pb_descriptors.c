@@ -194,6 +194,7 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_outgoing_request(
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_incoming_request(void) { return &esaylov__v1__list_incoming_request__descriptor; }
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_requests_response(void) { return &esaylov__v1__list_requests_response__descriptor; }
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__withdraw_request_request(void) { return &esaylov__v1__withdraw_request_request__descriptor; }
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__watch_requests_request(void) { return &esaylov__v1__watch_requests_request__descriptor; }
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__request_event(void) { return &esaylov__v1__request_event__descriptor; }
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__item_outcome(void) { return &esaylov__v1__item_outcome__descriptor; }
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__decision_draft(void) { return &esaylov__v1__decision_draft__descriptor; }

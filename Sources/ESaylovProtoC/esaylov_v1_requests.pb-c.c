@@ -1717,6 +1717,51 @@ void   esaylov__v1__withdraw_request_request__free_unpacked
   assert(message->base.descriptor == &esaylov__v1__withdraw_request_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   esaylov__v1__watch_requests_request__init
+                     (Esaylov__V1__WatchRequestsRequest         *message)
+{
+  static const Esaylov__V1__WatchRequestsRequest init_value = ESAYLOV__V1__WATCH_REQUESTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t esaylov__v1__watch_requests_request__get_packed_size
+                     (const Esaylov__V1__WatchRequestsRequest *message)
+{
+  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t esaylov__v1__watch_requests_request__pack
+                     (const Esaylov__V1__WatchRequestsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t esaylov__v1__watch_requests_request__pack_to_buffer
+                     (const Esaylov__V1__WatchRequestsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Esaylov__V1__WatchRequestsRequest *
+       esaylov__v1__watch_requests_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Esaylov__V1__WatchRequestsRequest *)
+     protobuf_c_message_unpack (&esaylov__v1__watch_requests_request__descriptor,
+                                allocator, len, data);
+}
+void   esaylov__v1__watch_requests_request__free_unpacked
+                     (Esaylov__V1__WatchRequestsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &esaylov__v1__watch_requests_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   esaylov__v1__request_event__init
                      (Esaylov__V1__RequestEvent         *message)
 {
@@ -4627,7 +4672,7 @@ const ProtobufCMessageDescriptor esaylov__v1__list_incoming_request__descriptor 
   (ProtobufCMessageInit) esaylov__v1__list_incoming_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor esaylov__v1__list_requests_response__field_descriptors[2] =
+static const ProtobufCFieldDescriptor esaylov__v1__list_requests_response__field_descriptors[3] =
 {
   {
     "requests",
@@ -4653,15 +4698,28 @@ static const ProtobufCFieldDescriptor esaylov__v1__list_requests_response__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "watch_cursor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__ListRequestsResponse, watch_cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned esaylov__v1__list_requests_response__field_indices_by_name[] = {
   1,   /* field[1] = page */
   0,   /* field[0] = requests */
+  2,   /* field[2] = watch_cursor */
 };
 static const ProtobufCIntRange esaylov__v1__list_requests_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor esaylov__v1__list_requests_response__descriptor =
 {
@@ -4671,7 +4729,7 @@ const ProtobufCMessageDescriptor esaylov__v1__list_requests_response__descriptor
   "Esaylov__V1__ListRequestsResponse",
   "esaylov.v1",
   sizeof(Esaylov__V1__ListRequestsResponse),
-  2,
+  3,
   esaylov__v1__list_requests_response__field_descriptors,
   esaylov__v1__list_requests_response__field_indices_by_name,
   1,  esaylov__v1__list_requests_response__number_ranges,
@@ -4740,6 +4798,83 @@ const ProtobufCMessageDescriptor esaylov__v1__withdraw_request_request__descript
   esaylov__v1__withdraw_request_request__field_indices_by_name,
   1,  esaylov__v1__withdraw_request_request__number_ranges,
   (ProtobufCMessageInit) esaylov__v1__withdraw_request_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor esaylov__v1__watch_requests_request__field_descriptors[4] =
+{
+  {
+    "scope",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__WatchRequestsRequest, scope),
+    &esaylov__v1__watch_scope__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "commission_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__WatchRequestsRequest, commission_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__WatchRequestsRequest, cursor),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_oldest",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Esaylov__V1__WatchRequestsRequest, from_oldest),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned esaylov__v1__watch_requests_request__field_indices_by_name[] = {
+  1,   /* field[1] = commission_id */
+  2,   /* field[2] = cursor */
+  3,   /* field[3] = from_oldest */
+  0,   /* field[0] = scope */
+};
+static const ProtobufCIntRange esaylov__v1__watch_requests_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor esaylov__v1__watch_requests_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "esaylov.v1.WatchRequestsRequest",
+  "WatchRequestsRequest",
+  "Esaylov__V1__WatchRequestsRequest",
+  "esaylov.v1",
+  sizeof(Esaylov__V1__WatchRequestsRequest),
+  4,
+  esaylov__v1__watch_requests_request__field_descriptors,
+  esaylov__v1__watch_requests_request__field_indices_by_name,
+  1,  esaylov__v1__watch_requests_request__number_ranges,
+  (ProtobufCMessageInit) esaylov__v1__watch_requests_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor esaylov__v1__request_event__field_descriptors[5] =
@@ -5032,7 +5167,7 @@ const ProtobufCEnumDescriptor esaylov__v1__territorial_relation__descriptor =
   esaylov__v1__territorial_relation__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue esaylov__v1__request_event_kind__enum_values_by_number[10] =
+static const ProtobufCEnumValue esaylov__v1__request_event_kind__enum_values_by_number[11] =
 {
   { "REQUEST_EVENT_KIND_UNSPECIFIED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_UNSPECIFIED", 0 },
   { "REQUEST_EVENT_KIND_SUBMITTED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_SUBMITTED", 1 },
@@ -5044,11 +5179,12 @@ static const ProtobufCEnumValue esaylov__v1__request_event_kind__enum_values_by_
   { "REQUEST_EVENT_KIND_DECISION_DUE_SOON", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DECISION_DUE_SOON", 7 },
   { "REQUEST_EVENT_KIND_DRAFT_CREATED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_CREATED", 8 },
   { "REQUEST_EVENT_KIND_DRAFT_UPDATED", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_UPDATED", 9 },
+  { "REQUEST_EVENT_KIND_HEARTBEAT", "ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_HEARTBEAT", 10 },
 };
 static const ProtobufCIntRange esaylov__v1__request_event_kind__value_ranges[] = {
-{0, 0},{0, 10}
+{0, 0},{0, 11}
 };
-static const ProtobufCEnumValueIndex esaylov__v1__request_event_kind__enum_values_by_name[10] =
+static const ProtobufCEnumValueIndex esaylov__v1__request_event_kind__enum_values_by_name[11] =
 {
   { "REQUEST_EVENT_KIND_DECIDED", 5 },
   { "REQUEST_EVENT_KIND_DECISION_DRAFTED", 3 },
@@ -5056,6 +5192,7 @@ static const ProtobufCEnumValueIndex esaylov__v1__request_event_kind__enum_value
   { "REQUEST_EVENT_KIND_DRAFT_CREATED", 8 },
   { "REQUEST_EVENT_KIND_DRAFT_RETURNED", 4 },
   { "REQUEST_EVENT_KIND_DRAFT_UPDATED", 9 },
+  { "REQUEST_EVENT_KIND_HEARTBEAT", 10 },
   { "REQUEST_EVENT_KIND_REVIEW_STARTED", 2 },
   { "REQUEST_EVENT_KIND_SUBMITTED", 1 },
   { "REQUEST_EVENT_KIND_UNSPECIFIED", 0 },
@@ -5068,15 +5205,45 @@ const ProtobufCEnumDescriptor esaylov__v1__request_event_kind__descriptor =
   "RequestEventKind",
   "Esaylov__V1__RequestEventKind",
   "esaylov.v1",
-  10,
+  11,
   esaylov__v1__request_event_kind__enum_values_by_number,
-  10,
+  11,
   esaylov__v1__request_event_kind__enum_values_by_name,
   1,
   esaylov__v1__request_event_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor esaylov__v1__request_service__method_descriptors[16] =
+static const ProtobufCEnumValue esaylov__v1__watch_scope__enum_values_by_number[3] =
+{
+  { "WATCH_SCOPE_UNSPECIFIED", "ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_UNSPECIFIED", 0 },
+  { "WATCH_SCOPE_INCOMING", "ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_INCOMING", 1 },
+  { "WATCH_SCOPE_OUTGOING", "ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_OUTGOING", 2 },
+};
+static const ProtobufCIntRange esaylov__v1__watch_scope__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex esaylov__v1__watch_scope__enum_values_by_name[3] =
+{
+  { "WATCH_SCOPE_INCOMING", 1 },
+  { "WATCH_SCOPE_OUTGOING", 2 },
+  { "WATCH_SCOPE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor esaylov__v1__watch_scope__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "esaylov.v1.WatchScope",
+  "WatchScope",
+  "Esaylov__V1__WatchScope",
+  "esaylov.v1",
+  3,
+  esaylov__v1__watch_scope__enum_values_by_number,
+  3,
+  esaylov__v1__watch_scope__enum_values_by_name,
+  1,
+  esaylov__v1__watch_scope__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCMethodDescriptor esaylov__v1__request_service__method_descriptors[17] =
 {
   { "ListCampaigns", &esaylov__v1__list_campaigns_request__descriptor, &esaylov__v1__list_campaigns_response__descriptor },
   { "GetCampaign", &esaylov__v1__get_campaign_request__descriptor, &esaylov__v1__get_campaign_response__descriptor },
@@ -5094,6 +5261,7 @@ static const ProtobufCMethodDescriptor esaylov__v1__request_service__method_desc
   { "ListOutgoing", &esaylov__v1__list_outgoing_request__descriptor, &esaylov__v1__list_requests_response__descriptor },
   { "ListIncoming", &esaylov__v1__list_incoming_request__descriptor, &esaylov__v1__list_requests_response__descriptor },
   { "WithdrawRequest", &esaylov__v1__withdraw_request_request__descriptor, &esaylov__v1__request__descriptor },
+  { "WatchRequests", &esaylov__v1__watch_requests_request__descriptor, &esaylov__v1__request_event__descriptor },
 };
 const unsigned esaylov__v1__request_service__method_indices_by_name[] = {
   4,        /* CreateDraft */
@@ -5111,6 +5279,7 @@ const unsigned esaylov__v1__request_service__method_indices_by_name[] = {
   10,        /* SubmitRequest */
   5,        /* UpdateDraft */
   7,        /* UploadAttachment */
+  16,        /* WatchRequests */
   15         /* WithdrawRequest */
 };
 const ProtobufCServiceDescriptor esaylov__v1__request_service__descriptor =
@@ -5120,7 +5289,7 @@ const ProtobufCServiceDescriptor esaylov__v1__request_service__descriptor =
   "RequestService",
   "Esaylov__V1__RequestService",
   "esaylov.v1",
-  16,
+  17,
   esaylov__v1__request_service__method_descriptors,
   esaylov__v1__request_service__method_indices_by_name
 };
@@ -5251,6 +5420,14 @@ void esaylov__v1__request_service__withdraw_request(ProtobufCService *service,
 {
   assert(service->descriptor == &esaylov__v1__request_service__descriptor);
   service->invoke(service, 15, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void esaylov__v1__request_service__watch_requests(ProtobufCService *service,
+                                                  const Esaylov__V1__WatchRequestsRequest *input,
+                                                  Esaylov__V1__RequestEvent_Closure closure,
+                                                  void *closure_data)
+{
+  assert(service->descriptor == &esaylov__v1__request_service__descriptor);
+  service->invoke(service, 16, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *service,
                                          Esaylov__V1__RequestService_ServiceDestroy destroy)

@@ -11,6 +11,10 @@ import Glibc
 /// GOAWAY, lets calls finish, closes what the services hold, and prints the count of answered
 /// calls by status. The services (those `register` returns, the server, health) run in one
 /// `ServiceGroup`, which shuts them down in reverse order on the signal.
+/// A service whose graceful shutdown comes before the server's drain (it ends calls that would
+/// otherwise hold the drain for its whole grace).
+public protocol StopsBeforeServer: Service {}
+
 public enum ServerMain {
     /// Keeps glibc from handing memory back to the system on every large free. By default it
     /// adapts its thresholds as it goes, and an event loop that sends big responses can fall
@@ -71,8 +75,12 @@ public enum ServerMain {
 
         // Shut down in reverse: health turns NOT_SERVING, the server drains, then the services
         // it used (the database) close, while the event loops still run; then they stop.
+        // Those that end long streams (watches) stop before the server drains, so that the
+        // drain does not wait its whole grace for them.
+        let beforeServer = services.filter { $0 is any StopsBeforeServer }
+        let afterServer = services.filter { !($0 is any StopsBeforeServer) }
         let group = ServiceGroup(configuration: .init(
-            services: services + [server, health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: afterServer + [server] + beforeServer + [health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -26,6 +26,38 @@ public final class Connection {
 
     deinit { PQfinish(conn) }
 
+    /// What the open transaction runs last, just before COMMIT, in the order added (the event
+    /// log's positions: their row locks are held for the shortest time).
+    private var beforeCommit: [(Connection) throws(StoreError) -> Void] = []
+    /// What runs once the open transaction committed (waking watchers); dropped on rollback.
+    private var afterCommit: [@Sendable () -> Void] = []
+
+    /// Runs `body` at the end of the open transaction, before COMMIT.
+    public func beforeCommit(_ body: @escaping (Connection) throws(StoreError) -> Void) { beforeCommit.append(body) }
+    /// Runs `body` once the open transaction committed; never when it rolls back.
+    public func afterCommit(_ body: @escaping @Sendable () -> Void) { afterCommit.append(body) }
+
+    /// Ends the open transaction: the statements added to run last, then COMMIT, then what
+    /// waits for the commit.
+    func commit() throws(StoreError) {
+        while !beforeCommit.isEmpty {
+            let steps = beforeCommit
+            beforeCommit = []
+            for step in steps { try step(self) }
+        }
+        try execute("COMMIT")
+        let done = afterCommit
+        afterCommit = []
+        for step in done { step() }
+    }
+
+    /// Rolls the open transaction back, forgetting what was to run at its end.
+    func rollback() {
+        beforeCommit = []
+        afterCommit = []
+        try? execute("ROLLBACK")
+    }
+
     /// False once the connection broke (server restart, network); the pool then replaces it.
     var isHealthy: Bool { PQstatus(conn) == CONNECTION_OK }
 

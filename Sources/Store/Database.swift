@@ -271,10 +271,10 @@ public final class Database: Sendable {
                             try c.execute("SET LOCAL statement_timeout = \(clampedStatementTimeout(milliseconds(timeout)))")
                         }
                         let result = try body(c)
-                        try c.execute("COMMIT")
+                        try c.commit()
                         return result
                     } catch {
-                        try? c.execute("ROLLBACK")
+                        c.rollback()
                         throw error
                     }
                 }

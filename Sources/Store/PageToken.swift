@@ -20,6 +20,9 @@ public struct PageTokens: Sendable {
         self.maxAge = maxAge
     }
 
+    /// The same key, accepting tokens for `maxAge`.
+    public func withMaxAge(_ maxAge: Duration) -> PageTokens { PageTokens(key: key, maxAge: maxAge) }
+
     /// Loads the deployment's key, making it on first use from the system's CSPRNG (32 bytes);
     /// replicas starting together agree on the one that was stored first.
     public static func load(from database: Database) throws(StoreError) -> PageTokens {

@@ -312,28 +312,45 @@ public struct RequestStore: Sendable {
             """
     }
 
-    /// A commission's inbox: sent requests, oldest first, after `(submittedAt, id)`.
-    public func incoming(receiverId: String, filter: RequestListFilter, after: (Double, String)?, limit: Int) -> Query<[RequestRecord]> {
+    /// A commission's inbox: sent requests, oldest first, after `(submittedAt, id)`; with the
+    /// inbox's event position read in the same statement (one snapshot), so that a watch from it
+    /// misses nothing the page does not show.
+    public func incoming(receiverId: String, filter: RequestListFilter, after: (Double, String)?, limit: Int) -> Query<(rows: [RequestRecord], position: Int)> {
         let position: SQL = after.map { "(r.submitted_at, r.id) > (to_timestamp(\($0.0)), \($0.1))" } ?? "true"
-        return Query(
+        return Self.page(
             """
             SELECT \(Self.columns) FROM requests r
             WHERE r.receiver_id = \(receiverId) AND r.status <> 'draft' AND \(Self.filterSQL(filter)) AND \(position)
             ORDER BY r.submitted_at, r.id LIMIT \(limit)
-            """
-        ) { (r) throws(StoreError) in try (0..<r.count).map { (i) throws(StoreError) in try Self.request(r, i) } }
+            """, order: "x.submitted_at, x.id", watch: EventRecipient.incoming(commissionId: receiverId))
     }
 
-    /// A sender's requests, drafts included, newest first, before `(createdAt, id)`.
-    public func outgoing(sender: SenderKey, filter: RequestListFilter, after: (Double, String)?, limit: Int) -> Query<[RequestRecord]> {
+    /// A sender's requests, drafts included, newest first, before `(createdAt, id)`; with the
+    /// sender's event position, as `incoming`.
+    public func outgoing(sender: SenderKey, filter: RequestListFilter, after: (Double, String)?, limit: Int) -> Query<(rows: [RequestRecord], position: Int)> {
         let position: SQL = after.map { "(r.created_at, r.id) < (to_timestamp(\($0.0)), \($0.1))" } ?? "true"
-        return Query(
+        return Self.page(
             """
             SELECT \(Self.columns) FROM requests r
             WHERE r.sender_key = \(sender.description) AND \(Self.filterSQL(filter)) AND \(position)
             ORDER BY r.created_at DESC, r.id DESC LIMIT \(limit)
+            """, order: "x.created_at DESC, x.id DESC", watch: EventRecipient.outgoing(sender))
+    }
+
+    /// The rows of `list` in `order` (its columns as `x`), and `watch`'s event position: one
+    /// row with NULL columns when the page is empty.
+    static func page(_ list: SQL, order: SQL, watch: EventRecipient) -> Query<(rows: [RequestRecord], position: Int)> {
+        Query(
             """
-        ) { (r) throws(StoreError) in try (0..<r.count).map { (i) throws(StoreError) in try Self.request(r, i) } }
+            SELECT x.*, COALESCE((SELECT last FROM event_positions WHERE recipient = \(watch.key)), 0) AS watch_position
+            FROM (VALUES (1)) AS one (n) LEFT JOIN LATERAL (\(list)) x ON true
+            ORDER BY \(order)
+            """
+        ) { (r) throws(StoreError) in
+            var rows: [RequestRecord] = []
+            for i in 0..<r.count where try r.optionalString(i, "id") != nil { rows.append(try Self.request(r, i)) }
+            return (rows, r.count == 0 ? 0 : try r.int(0, "watch_position"))
+        }
     }
 
     // MARK: attachments

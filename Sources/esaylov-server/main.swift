@@ -71,9 +71,12 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, signInPerMinute: identity.signInPerMinute, logger: logger))
     router.register(AuditService(database: database, verifier: verifier, tokens: tokens))
     let catalogues = Catalogues()
-    router.register(RequestService(database: database, verifier: verifier, tokens: tokens, catalogues: catalogues))
-    router.register(DecisionService(database: database, verifier: verifier, tokens: tokens, signer: systemSigner, catalogues: catalogues))
-    services.append(Maintenance(database: database, logger: logger))
+    let hub = EventHub(database: database)
+    services.append(EventHubService(hub))
+    router.register(RequestService(database: database, verifier: verifier, tokens: tokens, catalogues: catalogues, events: hub,
+                                   watchHeartbeat: identity.watchHeartbeat))
+    router.register(DecisionService(database: database, verifier: verifier, tokens: tokens, signer: systemSigner, catalogues: catalogues, events: hub))
+    services.append(Maintenance(database: database, events: RequestEvents(hub: hub), logger: logger))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services
 }

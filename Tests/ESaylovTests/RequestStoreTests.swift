@@ -9,22 +9,6 @@ import Testing
 struct RequestStoreTests {
     let store = RequestStore()
 
-    func sentRequest(_ db: Database) throws -> String {
-        let id = Crypto.hex(Crypto.randomBytes(16))
-        try db.withTransaction { (c) throws(StoreError) in
-            guard let campaign = try c.run(CampaignStore().campaign(id: "demo")) else {
-                throw StoreError(.other, reason: "the demo campaign is missing (esaylovctl seed demo)")
-            }
-            try store.insertDraft(c, RequestStore.NewDraft(
-                id: id, campaignId: "demo", catalogueVersion: campaign.catalogueVersion, type: .commissionReport, kind: .submission,
-                sender: .organisation("dec-1726264"), senderPersonId: "seed-dec-1726264-0", senderTerritory: "1726264", receiverId: "tec-1726",
-                form: [0x8a, 0x01, 0x00], correctsRequestId: nil))
-            _ = try store.submit(c, id: id, receiverId: "tec-1726", year: 2026, submittedAt: Date().timeIntervalSince1970, decisionDue: nil,
-                                 envelope: [1, 2, 3], cms: [0x30], signature: [0x0a], signerPersonId: "seed-dec-1726264-0")
-        }
-        return id
-    }
-
     func refused(_ db: Database, _ sql: SQL, constraint: String) {
         do {
             try db.withTransaction { (c) throws(StoreError) in _ = try c.query(sql) }
@@ -36,7 +20,7 @@ struct RequestStoreTests {
 
     @Test func aSentRequestNeverChangesWhatItSaysNeverGoesBackAndIsNeverDeleted() throws {
         let db = TestDatabase.make()
-        let id = try sentRequest(db)
+        let id = try sentReport(db)
         refused(db, "UPDATE requests SET form = '\\x00'::bytea, version = version + 1 WHERE id = \(id)", constraint: "sent_requests_are_immutable")
         refused(db, "UPDATE requests SET status = 'draft', version = version + 1 WHERE id = \(id)", constraint: "request_lifecycle")
         refused(db, "UPDATE requests SET status = 'decided', version = version + 1 WHERE id = \(id)", constraint: "request_lifecycle")
@@ -73,4 +57,23 @@ struct RequestStoreTests {
         }
         #expect(chunks == 1)
     }
+}
+
+/// A sent commission report of dec-1726264 to tec-1726 (due in `dueIn` seconds, when given).
+func sentReport(_ db: Database, dueIn: Double? = nil) throws -> String {
+    let store = RequestStore()
+    let id = Crypto.hex(Crypto.randomBytes(16))
+    try db.withTransaction { (c) throws(StoreError) in
+        guard let campaign = try c.run(CampaignStore().campaign(id: "demo")) else {
+            throw StoreError(.other, reason: "the demo campaign is missing (esaylovctl seed demo)")
+        }
+        try store.insertDraft(c, RequestStore.NewDraft(
+            id: id, campaignId: "demo", catalogueVersion: campaign.catalogueVersion, type: .commissionReport, kind: .submission,
+            sender: .organisation("dec-1726264"), senderPersonId: "seed-dec-1726264-0", senderTerritory: "1726264", receiverId: "tec-1726",
+            form: [0x8a, 0x01, 0x00], correctsRequestId: nil))
+        let now = Date().timeIntervalSince1970
+        _ = try store.submit(c, id: id, receiverId: "tec-1726", year: 2026, submittedAt: now, decisionDue: dueIn.map { now + $0 },
+                             envelope: [1, 2, 3], cms: [0x30], signature: [0x0a], signerPersonId: "seed-dec-1726264-0")
+    }
+    return id
 }

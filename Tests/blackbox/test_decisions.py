@@ -18,10 +18,7 @@ from identity import PKI, bearer, ctl, identity_server, login, refused, sms_logi
 from test_requests import Sender, key, nomination, org, person, person_session
 
 PARTY = ("seed-party-xdp-0", "party-xdp")
-CHAIR = ("seed-dec-1726264-0", "dec-1726264")
-DEPUTY = ("seed-dec-1726264-1", "dec-1726264")
-SECRETARY = ("seed-dec-1726264-2", "dec-1726264")
-MEMBER = ("seed-dec-1726264-3", "dec-1726264")
+DISTRICT = "dec-1726264"
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +44,13 @@ def stubs(server, v1):
 class Commission:
     """The district commission's officers, each signed in."""
 
-    def __init__(self, v1, stubs, pki):
+    def __init__(self, v1, stubs, pki, commission=DISTRICT):
         auth, requests, decisions = stubs
         self.v1, self.ds = v1, decisions
         self.people = {}
-        for name, who in (("chair", CHAIR), ("deputy", DEPUTY), ("secretary", SECRETARY), ("member", MEMBER)):
-            credential = pki.issue(*who)
+        # The seed's officers of every commission: 0 chairperson, 1 deputy, 2 secretary, 3 member.
+        for i, name in enumerate(("chair", "deputy", "secretary", "member")):
+            credential = pki.issue(f"seed-{commission}-{i}", commission)
             self.people[name] = (bearer(login(v1, auth, credential).token), credential)
 
     def call(self, who, name, message):

@@ -179,6 +179,7 @@ const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_outgoing_request(
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_incoming_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__list_requests_response(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__withdraw_request_request(void);
+const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__watch_requests_request(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__request_event(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__item_outcome(void);
 const ProtobufCMessageDescriptor *esaylov_pb_esaylov__v1__decision_draft(void);

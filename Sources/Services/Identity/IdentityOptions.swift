@@ -10,6 +10,7 @@
 ///   --audit-checkpoint-every N sign a checkpoint after N new events (default 1000; 0: none)
 ///   --sign-in-per-minute N     calls of each sign-in method one address may make per minute
 ///                              (and at once), default 30: challenges, code requests, code tries
+///   --watch-heartbeat SECONDS  a watch stream's heartbeat and role check (default 15)
 public struct IdentityOptions: Sendable {
     public var trustStore: String?
     public var ocspResponder: String?
@@ -18,10 +19,12 @@ public struct IdentityOptions: Sendable {
     public var smsOutbox: String?
     public var checkpointEvery = 1000
     public var signInPerMinute = 30
+    public var watchHeartbeat: Duration = .seconds(15)
 
     public static let usage = """
         identity: --trust-store DIR  --ocsp-responder URL  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
                   --audit-checkpoint-every N (default 1000; 0: none)  --sign-in-per-minute N (per address; default 30)
+                  --watch-heartbeat SECONDS (default 15)
         """
 
     /// The identity flags, and the arguments left for `ServerOptions`.
@@ -31,7 +34,7 @@ public struct IdentityOptions: Sendable {
         var i = 0
         while i < arguments.count {
             let flag = arguments[i]
-            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute"]
+            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute", "--watch-heartbeat"]
             guard known.contains(flag) else {
                 rest.append(flag)
                 i += 1
@@ -45,6 +48,11 @@ public struct IdentityOptions: Sendable {
             case "--signing-key": options.signingKey = value
             case "--signing-cert": options.signingCertificate = value
             case "--sms-outbox": options.smsOutbox = value
+            case "--watch-heartbeat":
+                guard let n = Int(value), (1...3600).contains(n) else {
+                    throw OptionError(message: "--watch-heartbeat must be a whole number of seconds in 1...3600, got \(value)")
+                }
+                options.watchHeartbeat = .seconds(n)
             case "--sign-in-per-minute":
                 guard let n = Int(value), (1...1_000_000).contains(n) else {
                     throw OptionError(message: "--sign-in-per-minute must be a whole number in 1...1000000, got \(value)")

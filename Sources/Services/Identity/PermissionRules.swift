@@ -162,6 +162,8 @@ extension PermissionRules {
     static let readRequests = rule(
         "reading a request: its sender, the receiving commission, operators; commissions above it in aggregate", "cl. 10, 13", .session)
     static let inbox = rule("a commission's inbox: its members, operators; commissions above it in aggregate", "cl. 10, 13", .session)
+    static let watching = rule(
+        "watching requests: a commission's inbox as ListIncoming, a sender's own requests as ListOutgoing", "cl. 10, 13", .session)
     static let personalData = rule("personal data in requests: the sender, the receiving commission, operators", "cl. 13", .session)
 
     static let deciding = rule("reviewing requests: the receiving commission's members", "cl. 10", .permission(.reviewRequests))
@@ -187,6 +189,7 @@ extension PermissionRules {
                   "WithdrawRequest", "ListOutgoing"] { t[m] = sending }
         for m in ["GetRequest", "GetRequestHistory", "DownloadAttachment"] { t[m] = readRequests }
         t["ListIncoming"] = inbox
+        t["WatchRequests"] = watching
         return Dictionary(uniqueKeysWithValues: t.map { ("/esaylov.v1.RequestService/\($0.key)", $0.value) })
     }()
 }

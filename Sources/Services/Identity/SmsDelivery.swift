@@ -104,29 +104,44 @@ public final class SmsDelivery: Service, Sendable {
     }
 }
 
-/// Every ten minutes removes sign-in challenges and SMS attempts a day after they ended, uploads
-/// no request took within 24 hours (and contents nothing refers to), unfinished uploads after an
-/// hour, and idempotency keys after 8 days.
+/// Every minute writes the timer events "decision due soon" (a day before a request's decision
+/// is due); every ten minutes removes sign-in challenges and SMS attempts a day after they
+/// ended, uploads no request took within 24 hours (and contents nothing refers to), unfinished
+/// uploads after an hour, idempotency keys after 8 days and request events after 30 days.
 public struct Maintenance: Service {
     let database: Database
+    let events: RequestEvents
     let logger: Logger
 
-    public init(database: Database, logger: Logger) {
+    public init(database: Database, events: RequestEvents, logger: Logger) {
         self.database = database
+        self.events = events
         self.logger = logger
     }
 
     public func run() async throws {
+        var minute = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await database.transaction(timeout: .seconds(60)) { (c) throws(StoreError) in
-                    try AuthStore().purge(c)
-                    _ = try RequestStore().purge(c)
+                try await database.transaction(timeout: .seconds(60)) { [events] (c) throws(StoreError) in
+                    _ = try events.noteDueSoon(c)
                 }
             } catch {
-                logger.warning("purging old sign-in attempts, unattached uploads and idempotency keys failed", metadata: ["error": "\(error.kind)"])
+                logger.warning("writing the decision-due-soon events failed", metadata: ["error": "\(error.kind)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(600)) }
+            if minute % 10 == 0 {
+                do {
+                    try await database.transaction(timeout: .seconds(60)) { [events] (c) throws(StoreError) in
+                        try AuthStore().purge(c)
+                        _ = try RequestStore().purge(c)
+                        _ = try events.purge(c)
+                    }
+                } catch {
+                    logger.warning("purging old sign-in attempts, uploads, idempotency keys and request events failed", metadata: ["error": "\(error.kind)"])
+                }
+            }
+            minute += 1
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
         }
     }
 }

@@ -20,14 +20,19 @@ public struct DecisionService: Esaylov_V1_DecisionService {
     let store = DecisionStore()
     let requestStore = RequestStore()
     let audit = AuditLog()
+    let events: RequestEvents
 
-    public init(database: Database, verifier: SignatureVerifier?, tokens: PageTokens, signer: SigningIdentity?, catalogues: Catalogues = Catalogues()) {
+    public init(
+        database: Database, verifier: SignatureVerifier?, tokens: PageTokens, signer: SigningIdentity?, catalogues: Catalogues = Catalogues(),
+        events hub: EventHub? = nil
+    ) {
         self.database = database
+        self.events = RequestEvents(hub: hub)
         self.verifier = verifier
         self.tokens = tokens
         self.signer = signer
         self.catalogues = catalogues
-        self.requests = RequestService(database: database, verifier: verifier, tokens: tokens, catalogues: catalogues)
+        self.requests = RequestService(database: database, verifier: verifier, tokens: tokens, catalogues: catalogues, events: hub)
     }
 
     // MARK: who acts
@@ -69,12 +74,14 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         if let replay: Esaylov_V1_StartReviewResponse = try await keys.replayed(key, fp, scope, context) { return replay }
         try Self.lifecycle(.startReview, .commissionMember, r.status)
         let actor = p.auditActor
-        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit] (c) throws(StoreError) -> Result<Esaylov_V1_StartReviewResponse, RPCError> in
+        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit, events] (c) throws(StoreError) -> Result<Esaylov_V1_StartReviewResponse, RPCError> in
             guard let locked = try requestStore.lock(c, id: r.id) else { return .failure(RPCError(code: .notFound, message: "request_id names no request")) }
             if case .failure(let e) = RequestLifecycle.apply(.startReview, by: .commissionMember, from: locked.status) { return .failure(RequestService.refusal(e)) }
             let v = try store.setRequestStatus(c, requestId: r.id, to: .underReview)
             try requestStore.appendHistory(c, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
                                            kind: "review_started", from: locked.status, to: .underReview, version: v)
+            events.append(c, requestId: r.id, kind: .reviewStarted, status: .underReview, version: v,
+                          to: [.incoming(commissionId: r.receiverId), .outgoing(r.sender)])
             _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_REVIEW_STARTED", subjectKind: "request", subjectId: r.id)
             var out = Esaylov_V1_StartReviewResponse()
             out.requestVersion = Int64(v)
@@ -111,7 +118,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         let id = Crypto.hex(Crypto.randomBytes(16))
         let expected = Int(request.expectedVersion)
         let bytes = body.serializedBytes()
-        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit] (c) throws(StoreError) -> Result<Esaylov_V1_DecisionDraft, RPCError> in
+        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit, events] (c) throws(StoreError) -> Result<Esaylov_V1_DecisionDraft, RPCError> in
             guard let locked = try requestStore.lock(c, id: r.id) else { return .failure(RPCError(code: .notFound, message: "request_id names no request")) }
             if case .failure(let e) = RequestLifecycle.apply(.draftDecision, by: .drafter, from: locked.status) { return .failure(RequestService.refusal(e)) }
             let pending = try store.lockPending(c, requestId: r.id)
@@ -126,6 +133,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             }
             try requestStore.appendHistory(c, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
                                            kind: "decision_drafted", from: locked.status, to: .decisionDrafted, version: v)
+            events.append(c, requestId: r.id, kind: .decisionDrafted, status: .decisionDrafted, version: v, to: [.incoming(commissionId: r.receiverId)])
             _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_DECISION_DRAFTED", subjectKind: "request", subjectId: r.id,
                                  facts: ["draft": id, "outcome": outcome.databaseName])
             guard let d = try store.lockDraft(c, id: id) else { throw StoreError(.other, reason: "the draft vanished") }
@@ -146,7 +154,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         if let replay: Esaylov_V1_DecisionDraft = try await keys.replayed(key, fp, scope, context) { return replay }
         let actor = p.auditActor
         let expected = Int(request.expectedVersion)
-        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit] (c) throws(StoreError) -> Result<Esaylov_V1_DecisionDraft, RPCError> in
+        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit, events] (c) throws(StoreError) -> Result<Esaylov_V1_DecisionDraft, RPCError> in
             guard let locked = try store.lockDraft(c, id: d.id), let req = try requestStore.lock(c, id: r.id) else {
                 return .failure(RPCError(code: .notFound, message: "draft_id names no draft"))
             }
@@ -156,6 +164,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             let v = try store.setRequestStatus(c, requestId: r.id, to: .underReview)
             try requestStore.appendHistory(c, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
                                            kind: "draft_returned", from: req.status, to: .underReview, version: v)
+            events.append(c, requestId: r.id, kind: .draftReturned, status: .underReview, version: v, to: [.incoming(commissionId: r.receiverId)])
             _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_DRAFT_RETURNED", subjectKind: "request", subjectId: r.id, facts: ["draft": d.id])
             guard let back = try store.lockDraft(c, id: d.id) else { throw StoreError(.other, reason: "the draft vanished") }
             return .success(Self.wire(back))
@@ -263,7 +272,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         let cms = request.cms
         let sender = r.sender
         let effects = DirectoryEffects(store: store, request: r, form: form, outcome: outcome, items: draftBody.itemOutcomes, rule: rule, decisionId: decisionId)
-        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit] (c) throws(StoreError) -> Result<Esaylov_V1_Decision, RPCError> in
+        return try await keys.mutate(key, fp, scope, context) { [store, requestStore, audit, events] (c) throws(StoreError) -> Result<Esaylov_V1_Decision, RPCError> in
             guard let req = try requestStore.lock(c, id: r.id), let draft = try store.lockDraft(c, id: d.id) else {
                 return .failure(RPCError(code: .notFound, message: "draft_id names no draft"))
             }
@@ -290,6 +299,9 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             let version = try store.setRequestStatus(c, requestId: r.id, to: status, decisionId: decisionId)
             try requestStore.appendHistory(c, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
                                            kind: "decided", from: req.status, to: status, version: version, note: "decision No. \(number)")
+            // The commission's inbox, and everyone the decision reaches (cl. 10).
+            events.append(c, requestId: r.id, kind: .decided, status: status, version: version, decisionId: decisionId,
+                          to: [.incoming(commissionId: r.receiverId)] + recipients.map { .outgoing($0) })
             _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_DECISION_APPROVED", subjectKind: "decision", subjectId: decisionId,
                                  facts: ["request": r.id, "number": number, "outcome": outcome.databaseName, "effects": String(applied.count),
                                          "envelope_sha256": Crypto.hex(Crypto.sha256(bytes))])

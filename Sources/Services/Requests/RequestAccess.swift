@@ -116,6 +116,7 @@ extension RequestService {
         case "decision_drafted": .decisionDrafted
         case "draft_returned": .draftReturned
         case "decided": .decided
+        case "decision_due_soon": .decisionDueSoon
         default: .unspecified
         }
     }

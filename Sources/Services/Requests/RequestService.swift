@@ -18,6 +18,10 @@ public struct RequestService: Esaylov_V1_RequestService {
     let catalogues: Catalogues
     let store = RequestStore()
     let audit = AuditLog()
+    let events: RequestEvents
+    /// How long a watch stream goes without a message before a heartbeat (and between checks
+    /// of the caller's role).
+    let watchHeartbeat: Duration
     /// The receipt clock (seconds since 1970); tests move it.
     let now: @Sendable () -> Double
 
@@ -34,9 +38,11 @@ public struct RequestService: Esaylov_V1_RequestService {
 
     public init(
         database: Database, verifier: SignatureVerifier?, tokens: PageTokens, catalogues: Catalogues = Catalogues(),
-        now: (@Sendable () -> Double)? = nil
+        events hub: EventHub? = nil, watchHeartbeat: Duration = .seconds(15), now: (@Sendable () -> Double)? = nil
     ) {
         self.database = database
+        self.events = RequestEvents(hub: hub)
+        self.watchHeartbeat = watchHeartbeat
         self.verifier = verifier
         self.tokens = tokens
         self.catalogues = catalogues
@@ -470,6 +476,8 @@ public struct RequestService: Esaylov_V1_RequestService {
                                           cms: cms, signature: sig, signerPersonId: signerId)
             try store.appendHistory(c2, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
                                     kind: "submitted", from: .draft, to: .submitted, version: version + 1, note: "incoming No. \(number)")
+            events.append(c2, requestId: r.id, kind: .submitted, status: .submitted, version: version + 1,
+                          to: [.incoming(commissionId: r.receiverId), .outgoing(r.sender)])
             _ = try audit.append(c2, actor: actor, action: "AUDIT_ACTION_REQUEST_SUBMITTED", subjectKind: "request", subjectId: r.id,
                                  facts: ["type": String(r.type.rawValue), "receiver": r.receiverId, "incoming_number": number,
                                          "envelope_sha256": Crypto.hex(Crypto.sha256(payload)), "signed": String(sig != nil)])
@@ -497,6 +505,8 @@ public struct RequestService: Esaylov_V1_RequestService {
             try store.withdraw(c2, id: r.id, reason: reason)
             try store.appendHistory(c2, requestId: r.id, actorOrganisationId: actor.organisationId, actorPersonId: actor.personId,
                                     kind: "withdrawn", from: locked.status, to: .withdrawn, version: locked.version + 1, note: reason)
+            events.append(c2, requestId: r.id, kind: .withdrawn, status: .withdrawn, version: locked.version + 1,
+                          to: [.incoming(commissionId: r.receiverId), .outgoing(r.sender)])
             _ = try audit.append(c2, actor: actor, action: "AUDIT_ACTION_REQUEST_WITHDRAWN", subjectKind: "request", subjectId: r.id,
                                  facts: ["from": locked.status.databaseName])
             guard let stored = try c2.run(store.request(id: r.id)) else { throw StoreError(.other, reason: "the request vanished") }
@@ -538,9 +548,10 @@ public struct RequestService: Esaylov_V1_RequestService {
         let filter = try listFilter(request.filter)
         let scope = ["outgoing", s.key.description] + filter.canonical
         let (size, after) = try tokens.page(request.page, filter: scope, fields: 2) { f in Double(f[0]).map { ($0, f[1]) } }
-        let rows = try await database.read(store.outgoing(sender: s.key, filter: filter, after: after, limit: size + 1), for: context)
+        let (rows, watched) = try await database.read(store.outgoing(sender: s.key, filter: filter, after: after, limit: size + 1), for: context)
         let (page, last) = pageOf(rows, size)
         var out = Esaylov_V1_ListRequestsResponse()
+        out.watchCursor = cursor(.outgoing(s.key), watched)
         out.requests = try page.map { (r) throws(RPCError) in try wire(r, .full, displayName: s.displayName) }
         out.page = pageInfo(last.map { tokens.encode(filter: scope, fields: [String($0.createdAt), $0.id]) } ?? "")
         return out
@@ -549,12 +560,7 @@ public struct RequestService: Esaylov_V1_RequestService {
     public func listIncoming(request: Esaylov_V1_ListIncomingRequest, context: ServerContext) async throws -> Esaylov_V1_ListRequestsResponse {
         let p = try context.principal()
         let commission = request.commissionId.isEmpty ? (p.organisationId ?? "") : request.commissionId
-        try checkId(commission, "commission_id")
-        guard let org = try await database.read(DirectoryStore().organisation(id: commission), for: context), org.kind.isElectionCommission else {
-            throw RPCError(code: .notFound, message: "commission_id names no election commission",
-                           details: [.fieldViolation(field: "commission_id", description: "must name an election commission", reason: "NOT_FOUND")])
-        }
-        let reading = try await inboxReading(p, commission, context)
+        let reading = try await inboxAccess(p, commission, context)
         if reading == .full, p.organisationId != commission {
             // An operator listing another commission's inbox reads the personal data in it (cl. 13).
             let actor = p.auditActor
@@ -566,9 +572,10 @@ public struct RequestService: Esaylov_V1_RequestService {
         let filter = try listFilter(request.filter)
         let scope = ["incoming", commission, reading == .full ? "full" : "aggregate"] + filter.canonical
         let (size, after) = try tokens.page(request.page, filter: scope, fields: 2) { f in Double(f[0]).map { ($0, f[1]) } }
-        let rows = try await database.read(store.incoming(receiverId: commission, filter: filter, after: after, limit: size + 1), for: context)
+        let (rows, watched) = try await database.read(store.incoming(receiverId: commission, filter: filter, after: after, limit: size + 1), for: context)
         let (page, last) = pageOf(rows, size)
         var out = Esaylov_V1_ListRequestsResponse()
+        out.watchCursor = cursor(.incoming(commissionId: commission), watched)
         out.requests = try page.map { (r) throws(RPCError) in try wire(r, reading) }
         out.page = pageInfo(last.map { tokens.encode(filter: scope, fields: [String($0.submittedAt ?? 0), $0.id]) } ?? "")
         return out

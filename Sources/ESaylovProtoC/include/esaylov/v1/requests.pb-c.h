@@ -56,6 +56,7 @@ typedef struct Esaylov__V1__ListOutgoingRequest Esaylov__V1__ListOutgoingRequest
 typedef struct Esaylov__V1__ListIncomingRequest Esaylov__V1__ListIncomingRequest;
 typedef struct Esaylov__V1__ListRequestsResponse Esaylov__V1__ListRequestsResponse;
 typedef struct Esaylov__V1__WithdrawRequestRequest Esaylov__V1__WithdrawRequestRequest;
+typedef struct Esaylov__V1__WatchRequestsRequest Esaylov__V1__WatchRequestsRequest;
 typedef struct Esaylov__V1__RequestEvent Esaylov__V1__RequestEvent;
 
 
@@ -318,9 +319,33 @@ typedef enum _Esaylov__V1__RequestEventKind {
   /*
    * The sender changed the draft.
    */
-  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_UPDATED = 9
+  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_DRAFT_UPDATED = 9,
+  /*
+   * Nothing happened for a while (`WatchRequests` only): the stream is alive; its cursor is
+   * the stream's position.
+   */
+  ESAYLOV__V1__REQUEST_EVENT_KIND__REQUEST_EVENT_KIND_HEARTBEAT = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__REQUEST_EVENT_KIND)
 } Esaylov__V1__RequestEventKind;
+/*
+ * Which requests a `WatchRequests` stream follows.
+ */
+typedef enum _Esaylov__V1__WatchScope {
+  /*
+   * Not set.
+   */
+  ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_UNSPECIFIED = 0,
+  /*
+   * A commission's incoming requests.
+   */
+  ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_INCOMING = 1,
+  /*
+   * The requests the caller sent (their organisation's, or the candidate's or proxy's own) and
+   * the decisions that concern the caller.
+   */
+  ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_OUTGOING = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(ESAYLOV__V1__WATCH_SCOPE)
+} Esaylov__V1__WatchScope;
 
 /* --- messages --- */
 
@@ -1415,10 +1440,16 @@ struct  Esaylov__V1__ListRequestsResponse
    * Where the page ended.
    */
   Esaylov__V1__PageInfo *page;
+  /*
+   * The `WatchRequests` cursor of the moment this page was read (scope INCOMING for
+   * `ListIncoming`, OUTGOING for `ListOutgoing`): watching from the first page's cursor misses
+   * nothing that happened after the list was read.
+   */
+  char *watch_cursor;
 };
 #define ESAYLOV__V1__LIST_REQUESTS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__list_requests_response__descriptor) \
-    , 0,NULL, NULL }
+    , 0,NULL, NULL, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -1446,6 +1477,36 @@ struct  Esaylov__V1__WithdrawRequestRequest
 
 
 /*
+ * Request of `RequestService.WatchRequests`.
+ */
+struct  Esaylov__V1__WatchRequestsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Which requests.
+   */
+  Esaylov__V1__WatchScope scope;
+  /*
+   * For INCOMING: the commission; empty for the caller's own.
+   */
+  char *commission_id;
+  /*
+   * Where to start: an event's cursor or a list's `watch_cursor`; empty for what happens from
+   * now on.
+   */
+  char *cursor;
+  /*
+   * Without a cursor: start with the oldest event kept (30 days) instead of from now (a
+   * candidate's first watch, after the decision that registered them).
+   */
+  protobuf_c_boolean from_oldest;
+};
+#define ESAYLOV__V1__WATCH_REQUESTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&esaylov__v1__watch_requests_request__descriptor) \
+    , ESAYLOV__V1__WATCH_SCOPE__WATCH_SCOPE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
  * One change, in order.
  */
 struct  Esaylov__V1__RequestEvent
@@ -1464,7 +1525,10 @@ struct  Esaylov__V1__RequestEvent
    */
   Google__Protobuf__Timestamp *at;
   /*
-   * The request after the change.
+   * The request as it was after the change (status, version and decision as then; what a
+   * sent request says never changes). Unset for a heartbeat. Personal data is cleared for a
+   * reader who reads the request in aggregate (a commission above the receiver; a candidate
+   * registered on another's request).
    */
   Esaylov__V1__Request *request;
   /*
@@ -2199,6 +2263,25 @@ Esaylov__V1__WithdrawRequestRequest *
 void   esaylov__v1__withdraw_request_request__free_unpacked
                      (Esaylov__V1__WithdrawRequestRequest *message,
                       ProtobufCAllocator *allocator);
+/* Esaylov__V1__WatchRequestsRequest methods */
+void   esaylov__v1__watch_requests_request__init
+                     (Esaylov__V1__WatchRequestsRequest         *message);
+size_t esaylov__v1__watch_requests_request__get_packed_size
+                     (const Esaylov__V1__WatchRequestsRequest   *message);
+size_t esaylov__v1__watch_requests_request__pack
+                     (const Esaylov__V1__WatchRequestsRequest   *message,
+                      uint8_t             *out);
+size_t esaylov__v1__watch_requests_request__pack_to_buffer
+                     (const Esaylov__V1__WatchRequestsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Esaylov__V1__WatchRequestsRequest *
+       esaylov__v1__watch_requests_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   esaylov__v1__watch_requests_request__free_unpacked
+                     (Esaylov__V1__WatchRequestsRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Esaylov__V1__RequestEvent methods */
 void   esaylov__v1__request_event__init
                      (Esaylov__V1__RequestEvent         *message);
@@ -2334,6 +2417,9 @@ typedef void (*Esaylov__V1__ListRequestsResponse_Closure)
 typedef void (*Esaylov__V1__WithdrawRequestRequest_Closure)
                  (const Esaylov__V1__WithdrawRequestRequest *message,
                   void *closure_data);
+typedef void (*Esaylov__V1__WatchRequestsRequest_Closure)
+                 (const Esaylov__V1__WatchRequestsRequest *message,
+                  void *closure_data);
 typedef void (*Esaylov__V1__RequestEvent_Closure)
                  (const Esaylov__V1__RequestEvent *message,
                   void *closure_data);
@@ -2408,6 +2494,10 @@ struct Esaylov__V1__RequestService_Service
                            const Esaylov__V1__WithdrawRequestRequest *input,
                            Esaylov__V1__Request_Closure closure,
                            void *closure_data);
+  void (*watch_requests)(Esaylov__V1__RequestService_Service *service,
+                         const Esaylov__V1__WatchRequestsRequest *input,
+                         Esaylov__V1__RequestEvent_Closure closure,
+                         void *closure_data);
 };
 typedef void (*Esaylov__V1__RequestService_ServiceDestroy)(Esaylov__V1__RequestService_Service *);
 void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *service,
@@ -2431,7 +2521,8 @@ void esaylov__v1__request_service__init (Esaylov__V1__RequestService_Service *se
       function_prefix__ ## get_request_history,\
       function_prefix__ ## list_outgoing,\
       function_prefix__ ## list_incoming,\
-      function_prefix__ ## withdraw_request  }
+      function_prefix__ ## withdraw_request,\
+      function_prefix__ ## watch_requests  }
 void esaylov__v1__request_service__list_campaigns(ProtobufCService *service,
                                                   const Esaylov__V1__ListCampaignsRequest *input,
                                                   Esaylov__V1__ListCampaignsResponse_Closure closure,
@@ -2496,6 +2587,10 @@ void esaylov__v1__request_service__withdraw_request(ProtobufCService *service,
                                                     const Esaylov__V1__WithdrawRequestRequest *input,
                                                     Esaylov__V1__Request_Closure closure,
                                                     void *closure_data);
+void esaylov__v1__request_service__watch_requests(ProtobufCService *service,
+                                                  const Esaylov__V1__WatchRequestsRequest *input,
+                                                  Esaylov__V1__RequestEvent_Closure closure,
+                                                  void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2505,6 +2600,7 @@ extern const ProtobufCEnumDescriptor    esaylov__v1__request_status__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__campaign_status__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__territorial_relation__descriptor;
 extern const ProtobufCEnumDescriptor    esaylov__v1__request_event_kind__descriptor;
+extern const ProtobufCEnumDescriptor    esaylov__v1__watch_scope__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__campaign__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__campaign_settings__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__day_offset__descriptor;
@@ -2544,6 +2640,7 @@ extern const ProtobufCMessageDescriptor esaylov__v1__list_outgoing_request__desc
 extern const ProtobufCMessageDescriptor esaylov__v1__list_incoming_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__list_requests_response__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__withdraw_request_request__descriptor;
+extern const ProtobufCMessageDescriptor esaylov__v1__watch_requests_request__descriptor;
 extern const ProtobufCMessageDescriptor esaylov__v1__request_event__descriptor;
 extern const ProtobufCServiceDescriptor esaylov__v1__request_service__descriptor;
 

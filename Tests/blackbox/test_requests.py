@@ -332,6 +332,9 @@ def test_a_district_hokimiyat_proposes_polling_stations_to_its_own_commissions_o
     assert dict(field_violations(e)) == {
         "form.polling_station_proposal.district_soato": "must be the sender's own district or city",
         "form.polling_station_proposal.stations[0].voter_count": "a polling station serves 20 to 3000 voters"}
+    # A district of a city has a 10-digit SOATO code (territories.csv: two in Namangan).
+    city_district = org(v1, stubs, pki, ("seed-hokimiyat-1714401365-0", "hokimiyat-1714401365"))
+    assert city_district.send("dec-1714401365", stations(v1, "1714401365")).sender_territory_soato == "1714401365"
 
 
 def test_senders_without_a_route_cannot_create_requests(v1, stubs, pki):

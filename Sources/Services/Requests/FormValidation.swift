@@ -152,6 +152,16 @@ struct FormValidator {
         return s
     }
 
+    /// A district's or city's SOATO code: 7 digits, or 10 for a district of a city (territories.csv
+    /// has two in Namangan).
+    mutating func districtSOATO(_ v: String, _ f: String) -> SOATO? {
+        guard v.utf8.count == 7 || v.utf8.count == 10, let s = try? SOATO(v, field: f) else {
+            fault(f, "must be a district's or city's SOATO code (7 digits, or 10 for a district of a city)")
+            return nil
+        }
+        return s
+    }
+
     var minAge: Int? { rule.limit("min_age") }
 
     // MARK: forms
@@ -307,7 +317,7 @@ struct FormValidator {
             }
         case .pollingStationProposal(let x):
             let f = "form.polling_station_proposal"
-            if let d = soato(x.districtSoato, "\(f).district_soato", digits: 7), !senderTerritory.contains(d) {
+            if let d = districtSOATO(x.districtSoato, "\(f).district_soato"), !senderTerritory.contains(d) {
                 fault("\(f).district_soato", "must be the sender's own district or city")
             }
             count(x.stations.count, "\(f).stations")
@@ -337,7 +347,7 @@ struct FormValidator {
                 if s.country == "UZ" { fault("\(g).country", "a station abroad is outside Uzbekistan") }
                 text(s.address, "\(g).address", max: Self.maxAddress)
                 if s.voterCount < 0 || s.voterCount > 100_000 { fault("\(g).voter_count", "must be 0 to 100000") }
-                if !s.attachedDistrictSoato.isEmpty { _ = soato(s.attachedDistrictSoato, "\(g).attached_district_soato", digits: 7) }
+                if !s.attachedDistrictSoato.isEmpty { _ = districtSOATO(s.attachedDistrictSoato, "\(g).attached_district_soato") }
             }
         case .constituencyProposal(let x):
             let f = "form.constituency_proposal"

@@ -1,5 +1,6 @@
 public import Domain
 import Foundation
+import Signatures
 
 /// A decision draft as stored; `body` is the encoding of its `DecisionDraft` (item outcomes,
 /// attachments).
@@ -164,12 +165,14 @@ public struct DecisionStore: Sendable {
     public func notifyBySms(_ c: Connection, recipients: [SenderKey], body: String) throws(StoreError) -> Int {
         let candidates = recipients.compactMap(\.candidateId), proxies = recipients.compactMap(\.proxyId)
         guard !candidates.isEmpty || !proxies.isEmpty else { return 0 }
+        // The people found through the records' keys (index lookups), never a scan of people.
         return try c.query(
             """
             INSERT INTO sms_outbox (phone, body)
-            SELECT DISTINCT p.phone, \(body) FROM people p
-            WHERE p.phone IS NOT NULL AND (p.id IN (SELECT person_id FROM candidates WHERE id = ANY(\(candidates)))
-                                           OR p.id IN (SELECT person_id FROM proxies WHERE id = ANY(\(proxies))))
+            SELECT DISTINCT p.phone, \(body)
+            FROM (SELECT person_id FROM candidates WHERE id = ANY(\(candidates)) UNION SELECT person_id FROM proxies WHERE id = ANY(\(proxies))) x
+            JOIN people p ON p.id = x.person_id
+            WHERE p.phone IS NOT NULL
             """
         ).affected
     }
@@ -233,30 +236,75 @@ public struct DecisionStore: Sendable {
     /// The person of `pinfl`, created as `newId` when the directory has none (ids carry no
     /// personal data); the phone is set when the person has none. Returns the id, or nil when
     /// the phone belongs to another person.
-    public func person(
-        _ c: Connection, newId id: String, pinfl: String, lastName: String, firstName: String, patronymic: String, phone: String?, birthDate: Day?
-    ) throws(StoreError) -> String? {
-        if let phone, try c.query("SELECT 1 FROM people WHERE phone = \(phone) AND pinfl <> \(pinfl)").count > 0 { return nil }
-        return try c.query(
-            """
-            INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone, birth_date)
-            VALUES (\(id), \(pinfl), \(lastName), \(firstName), \(patronymic), \(phone), \(birthDate?.description)::date)
-            ON CONFLICT (pinfl) DO UPDATE SET phone = COALESCE(people.phone, EXCLUDED.phone)
-            RETURNING id
-            """
-        ).string(0, "id")
+    /// The person of a list whose phone belongs to another.
+    public struct PhoneTaken: Error {
+        public let index: Int
     }
 
-    public func registerCandidate(
-        _ c: Connection, id: String, personId: String, election: ElectionKind, commissionId: String, constituency: Int, partyId: String?,
-        listPosition: Int, campaignId: String, decisionId: String
+    /// A person a form names, as the directory records them.
+    public struct NewPerson: Sendable {
+        public var pinfl: String
+        public var lastName: String
+        public var firstName: String
+        public var patronymic: String
+        public var phone: String?
+        public var birthDate: Day?
+
+        public init(pinfl: String, lastName: String, firstName: String, patronymic: String, phone: String?, birthDate: Day?) {
+            self.pinfl = pinfl
+            self.lastName = lastName
+            self.firstName = firstName
+            self.patronymic = patronymic
+            self.phone = phone
+            self.birthDate = birthDate
+        }
+    }
+
+    /// The directory's people for `people` (distinct PINFLs), created where the directory has
+    /// none, in one statement; an existing person without a phone gets the form's. `.failure`
+    /// names the first whose phone belongs to another person (or to an earlier one of the list).
+    public func people(_ c: Connection, _ people: [NewPerson]) throws(StoreError) -> Result<[String], PhoneTaken> {
+        guard !people.isEmpty else { return .success([]) }
+        var seen: Set<String> = []
+        for (i, p) in people.enumerated() { if let phone = p.phone, !seen.insert(phone).inserted { return .failure(PhoneTaken(index: i)) } }
+        let pinfls = people.map(\.pinfl), phones = people.map { $0.phone ?? "" }
+        let taken = try c.query(
+            """
+            SELECT min(x.ord) AS first FROM unnest(\(phones)::text[], \(pinfls)::text[]) WITH ORDINALITY AS x (phone, pinfl, ord)
+            JOIN people p ON p.phone = x.phone AND p.pinfl <> x.pinfl WHERE x.phone <> ''
+            """)
+        if let first = try taken.optionalInt(0, "first") { return .failure(PhoneTaken(index: first - 1)) }
+        let ids = people.map { _ in "p-" + Crypto.hex(Crypto.randomBytes(8)) }
+        let r = try c.query(
+            """
+            INSERT INTO people (id, pinfl, last_name, first_name, patronymic, phone, birth_date)
+            SELECT id, pinfl, last_name, first_name, patronymic, NULLIF(phone, ''), NULLIF(birth, '')::date
+            FROM unnest(\(ids)::text[], \(pinfls)::text[], \(people.map(\.lastName))::text[], \(people.map(\.firstName))::text[],
+                        \(people.map(\.patronymic))::text[], \(phones)::text[], \(people.map { $0.birthDate?.description ?? "" })::text[])
+                 AS x (id, pinfl, last_name, first_name, patronymic, phone, birth)
+            ON CONFLICT (pinfl) DO UPDATE SET phone = COALESCE(people.phone, EXCLUDED.phone)
+            RETURNING id, pinfl
+            """)
+        var byPINFL: [String: String] = [:]
+        for i in 0..<r.count { byPINFL[try r.string(i, "pinfl")] = try r.string(i, "id") }
+        return .success(try pinfls.map { (p) throws(StoreError) in
+            guard let id = byPINFL[p] else { throw StoreError(.other, reason: "a person was not recorded") }
+            return id
+        })
+    }
+
+    /// Registers candidates of one election, commission and party in one statement.
+    public func registerCandidates(
+        _ c: Connection, ids: [String], personIds: [String], election: ElectionKind, commissionId: String, constituencies: [Int], partyId: String?,
+        listPositions: [Int], campaignId: String, decisionId: String
     ) throws(StoreError) {
+        guard !ids.isEmpty else { return }
         try c.query(
             """
             INSERT INTO candidates (id, person_id, election_kind, registering_commission_id, constituency_number, party_id, list_position, status,
                                     campaign_id, decision_id)
-            VALUES (\(id), \(personId), \(election.databaseName), \(commissionId), \(Int32(clamping: constituency)), \(partyId),
-                    \(Int32(clamping: listPosition)), 'registered', \(campaignId), \(decisionId))
+            SELECT id, person, \(election.databaseName), \(commissionId), constituency::int, \(partyId), position::int, 'registered', \(campaignId), \(decisionId)
+            FROM unnest(\(ids)::text[], \(personIds)::text[], \(constituencies)::int8[], \(listPositions)::int8[]) AS x (id, person, constituency, position)
             """)
     }
 
@@ -284,14 +332,37 @@ public struct DecisionStore: Sendable {
     }
 
     /// Whether the person of `pinfl` sits on an election commission now.
-    public func issueMandate(
-        _ c: Connection, id: String, decisionId: String, kind: String, item: Int, number: String, holderName: String, pinfl: String?, passport: String?,
-        pollingStation: Int?
-    ) throws(StoreError) {
+    /// A mandate or accreditation to issue.
+    public struct NewMandate: Sendable {
+        public var id: String
+        public var item: Int
+        public var number: String
+        public var holderName: String
+        public var pinfl: String?
+        public var passport: String?
+        public var pollingStation: Int?
+
+        public init(id: String, item: Int, number: String, holderName: String, pinfl: String?, passport: String?, pollingStation: Int?) {
+            self.id = id
+            self.item = item
+            self.number = number
+            self.holderName = holderName
+            self.pinfl = pinfl
+            self.passport = passport
+            self.pollingStation = pollingStation
+        }
+    }
+
+    /// Issues the mandates of one decision and kind in one statement.
+    public func issueMandates(_ c: Connection, decisionId: String, kind: String, _ m: [NewMandate]) throws(StoreError) {
+        guard !m.isEmpty else { return }
         try c.query(
             """
             INSERT INTO mandates (id, decision_id, kind, item_index, number, holder_name, holder_pinfl, holder_passport, polling_station)
-            VALUES (\(id), \(decisionId), \(kind), \(Int32(item)), \(number), \(holderName), \(pinfl), \(passport), \(pollingStation.map { Int32(clamping: $0) }))
+            SELECT id, \(decisionId), \(kind), item::int, number, holder, NULLIF(pinfl, ''), NULLIF(passport, ''), NULLIF(station, 0)::int
+            FROM unnest(\(m.map(\.id))::text[], \(m.map(\.item))::int8[], \(m.map(\.number))::text[], \(m.map(\.holderName))::text[],
+                        \(m.map { $0.pinfl ?? "" })::text[], \(m.map { $0.passport ?? "" })::text[], \(m.map { $0.pollingStation ?? 0 })::int8[])
+                 AS x (id, item, number, holder, pinfl, passport, station)
             """)
     }
 

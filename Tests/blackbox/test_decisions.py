@@ -239,7 +239,7 @@ def test_the_mfas_foreign_observers_are_accredited_by_the_cec_item_by_item(v1, s
                                                                   idempotency_key=key()), metadata=cec["chair"][0], timeout=30)
     assert [(x.kind, x.item_index) for x in decision.effects] == [(d.DirectoryEffect.KIND_MANDATE_ISSUED, 0)]
     number = decision.number.split(" ")[1]
-    assert decision.effects[0].document_number == f"{number}-1"
+    assert decision.effects[0].document_number == f"cec:{number}-1"
     assert sql(f"SELECT holder_passport FROM mandates WHERE id = '{decision.effects[0].record_id}'") == "X1234567"
     assert "organisation:mfa" in {a.display_name for a in decision.delivered_to}
     got = mfa.call("GetRequest", r.GetRequestRequest(request_id=sent.id))

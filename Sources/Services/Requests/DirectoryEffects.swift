@@ -39,63 +39,91 @@ struct DirectoryEffects: Sendable {
         return e
     }
 
+    func newPerson(_ p: Esaylov_V1_PersonDetails) -> DecisionStore.NewPerson {
+        DecisionStore.NewPerson(
+            pinfl: p.pinfl, lastName: p.name?.lastName ?? "", firstName: p.name?.firstName ?? "", patronymic: p.name?.patronymic ?? "",
+            phone: p.phone.isEmpty ? nil : p.phone, birthDate: Day(p.birthDate))
+    }
+
     func person(_ c: Connection, _ p: Esaylov_V1_PersonDetails?, item: Int) throws(StoreError) -> Result<String, EffectRefusal> {
         guard let p else { return .failure(EffectRefusal("item \(item) names no person")) }
-        let id = "p-" + Crypto.hex(Crypto.randomBytes(8))
-        guard let found = try store.person(
-            c, newId: id, pinfl: p.pinfl, lastName: p.name?.lastName ?? "", firstName: p.name?.firstName ?? "", patronymic: p.name?.patronymic ?? "",
-            phone: p.phone.isEmpty ? nil : p.phone, birthDate: Day(p.birthDate))
-        else { return .failure(EffectRefusal("item \(item): the phone is registered to another person in the directory")) }
-        return .success(found)
-    }
-
-    func candidate(
-        _ c: Connection, _ p: Esaylov_V1_PersonDetails?, item: Int, election: ElectionKind, constituency: Int, position: Int
-    ) throws(StoreError) -> Result<Esaylov_V1_DirectoryEffect, EffectRefusal> {
-        let personId: String
-        switch try person(c, p, item: item) {
-        case .success(let id): personId = id
-        case .failure(let why): return .failure(why)
+        switch try store.people(c, [newPerson(p)]) {
+        case .success(let ids): return .success(ids[0])
+        case .failure: return .failure(EffectRefusal("item \(item): the phone is registered to another person in the directory"))
         }
-        let id = "cand-" + Crypto.hex(Crypto.randomBytes(8))
-        try store.registerCandidate(c, id: id, personId: personId, election: election, commissionId: request.receiverId, constituency: constituency,
-                                    partyId: request.sender.organisationId, listPosition: position, campaignId: request.campaignId, decisionId: decisionId)
-        return .success(effect(.candidateRegistered, id, person: personId, item: item))
     }
 
-    /// A mandate or accreditation numbered "<decision number>-<place in the form>".
-    func mandate(
-        _ c: Connection, kind: String, item: Int, number: String, name: Esaylov_V1_PersonName?, pinfl: String?, passport: String?, station: Int?
-    ) throws(StoreError) -> Esaylov_V1_DirectoryEffect {
-        let id = "mandate-" + Crypto.hex(Crypto.randomBytes(8))
-        let document = "\(number)-\(item + 1)"
-        let holder = [name?.lastName, name?.firstName, name?.patronymic].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
-        try store.issueMandate(c, id: id, decisionId: decisionId, kind: kind, item: item, number: document, holderName: holder.isEmpty ? "—" : holder,
-                               pinfl: pinfl.flatMap { $0.isEmpty ? nil : $0 }, passport: passport.flatMap { $0.isEmpty ? nil : $0 }, pollingStation: station)
-        var e = effect(.mandateIssued, id, person: "", item: item)
-        e.documentNumber = document
-        return e
+    /// A granted item that registers a candidate.
+    struct Nominee {
+        let item: Int
+        let person: Esaylov_V1_PersonDetails?
+        let constituency: Int
+        let position: Int
+    }
+
+    /// Registers `nominees` as candidates of `election` (their people first, created where
+    /// the directory has none), a few statements for the whole form.
+    func candidates(_ c: Connection, _ nominees: [Nominee], election: ElectionKind) throws(StoreError) -> Result<[Esaylov_V1_DirectoryEffect], EffectRefusal> {
+        var people: [DecisionStore.NewPerson] = []
+        for n in nominees {
+            guard let p = n.person else { return .failure(EffectRefusal("item \(n.item) names no person")) }
+            people.append(newPerson(p))
+        }
+        let personIds: [String]
+        switch try store.people(c, people) {
+        case .success(let ids): personIds = ids
+        case .failure(let taken): return .failure(EffectRefusal("item \(nominees[taken.index].item): the phone is registered to another person in the directory"))
+        }
+        let ids = nominees.map { _ in "cand-" + Crypto.hex(Crypto.randomBytes(8)) }
+        try store.registerCandidates(
+            c, ids: ids, personIds: personIds, election: election, commissionId: request.receiverId, constituencies: nominees.map(\.constituency),
+            partyId: request.sender.organisationId, listPositions: nominees.map(\.position), campaignId: request.campaignId, decisionId: decisionId)
+        return .success(nominees.indices.map { effect(.candidateRegistered, ids[$0], person: personIds[$0], item: nominees[$0].item) })
+    }
+
+    /// A granted item that issues a mandate or accreditation.
+    struct Holder {
+        let item: Int
+        let name: Esaylov_V1_PersonName?
+        let pinfl: String?
+        let passport: String?
+        let station: Int?
+    }
+
+    /// Mandates or accreditations of `kind` for `holders`, numbered "<commission>:<decision
+    /// number>-<place in the form>" (decision numbers run per commission: the commission makes
+    /// the number unique), in one statement.
+    func mandates(_ c: Connection, kind: String, number: String, _ holders: [Holder]) throws(StoreError) -> [Esaylov_V1_DirectoryEffect] {
+        let issued = holders.map { h in
+            let name = [h.name?.lastName, h.name?.firstName, h.name?.patronymic].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+            return DecisionStore.NewMandate(
+                id: "mandate-" + Crypto.hex(Crypto.randomBytes(8)), item: h.item, number: "\(request.receiverId):\(number)-\(h.item + 1)",
+                holderName: name.isEmpty ? "—" : name, pinfl: h.pinfl.flatMap { $0.isEmpty ? nil : $0 },
+                passport: h.passport.flatMap { $0.isEmpty ? nil : $0 }, pollingStation: h.station)
+        }
+        try store.issueMandates(c, decisionId: decisionId, kind: kind, issued)
+        return issued.map { m in
+            var e = effect(.mandateIssued, m.id, person: "", item: m.item)
+            e.documentNumber = m.number
+            return e
+        }
     }
 
     func apply(_ c: Connection, number: String) throws(StoreError) -> Result<[Esaylov_V1_DirectoryEffect], EffectRefusal> {
         var out: [Esaylov_V1_DirectoryEffect] = []
-        func add(_ r: Result<Esaylov_V1_DirectoryEffect, EffectRefusal>) -> EffectRefusal? {
-            switch r {
-            case .success(let e): out.append(e); return nil
-            case .failure(let why): return why
-            }
-        }
         switch form.form {
         case .candidateNomination(let x):
             guard let election = ElectionKind(x.electionKind) else { return .failure(EffectRefusal("the form names no election")) }
-            for i in granted(x.nominees.count) {
-                let n = x.nominees[i]
-                if let why = add(try candidate(c, n.person, item: i, election: election, constituency: Int(n.constituencyNumber), position: 0)) { return .failure(why) }
+            let nominees = granted(x.nominees.count).map { Nominee(item: $0, person: x.nominees[$0].person, constituency: Int(x.nominees[$0].constituencyNumber), position: 0) }
+            switch try candidates(c, nominees, election: election) {
+            case .success(let e): out += e
+            case .failure(let why): return .failure(why)
             }
         case .partyList(let x):
-            for i in granted(x.entries.count) {
-                let e = x.entries[i]
-                if let why = add(try candidate(c, e.person, item: i, election: ElectionKind.legislativeChamber, constituency: 0, position: Int(e.position))) { return .failure(why) }
+            let entries = granted(x.entries.count).map { Nominee(item: $0, person: x.entries[$0].person, constituency: 0, position: Int(x.entries[$0].position)) }
+            switch try candidates(c, entries, election: .legislativeChamber) {
+            case .success(let e): out += e
+            case .failure(let why): return .failure(why)
             }
         case .proxyRegistration(let x):
             guard let candidate = request.sender.candidateId else { return .failure(EffectRefusal("only a candidate registers proxies")) }
@@ -132,27 +160,24 @@ struct DirectoryEffects: Sendable {
                     out.append(effect(.candidateEnded, x.candidateId, person: person, item: 0))
                 }
                 if let r = x.replacement {
-                    if let why = add(try candidate(c, r.person, item: 0, election: facts.electionKind, constituency: Int(r.constituencyNumber), position: 0)) {
-                        return .failure(why)
+                    switch try candidates(c, [Nominee(item: 0, person: r.person, constituency: Int(r.constituencyNumber), position: 0)], election: facts.electionKind) {
+                    case .success(let e): out += e
+                    case .failure(let why): return .failure(why)
                     }
                 }
             }
         case .observerMandate(let x):
-            for i in granted(x.observers.count) {
-                let o = x.observers[i]
-                out.append(try mandate(c, kind: "observer", item: i, number: number, name: o.person?.name, pinfl: o.person?.pinfl, passport: nil,
-                                       station: Int(o.pollingStationNumber)))
-            }
+            out += try mandates(c, kind: "observer", number: number, granted(x.observers.count).map { i in
+                Holder(item: i, name: x.observers[i].person?.name, pinfl: x.observers[i].person?.pinfl, passport: nil, station: Int(x.observers[i].pollingStationNumber))
+            })
         case .foreignObserverAccreditation(let x):
-            for i in granted(x.observers.count) {
-                let o = x.observers[i]
-                out.append(try mandate(c, kind: "foreign_observer", item: i, number: number, name: o.name, pinfl: nil, passport: o.passportNumber, station: nil))
-            }
+            out += try mandates(c, kind: "foreign_observer", number: number, granted(x.observers.count).map { i in
+                Holder(item: i, name: x.observers[i].name, pinfl: nil, passport: x.observers[i].passportNumber, station: nil)
+            })
         case .mediaAccreditation(let x):
-            for i in granted(x.journalists.count) {
-                let j = x.journalists[i]
-                out.append(try mandate(c, kind: "journalist", item: i, number: number, name: j.name, pinfl: j.pinfl, passport: j.passportNumber, station: nil))
-            }
+            out += try mandates(c, kind: "journalist", number: number, granted(x.journalists.count).map { i in
+                Holder(item: i, name: x.journalists[i].name, pinfl: x.journalists[i].pinfl, passport: x.journalists[i].passportNumber, station: nil)
+            })
         default:
             // Stations, constituencies, members, admissions and reports are decided and delivered;
             // the directory holds no record of them.

@@ -42,3 +42,75 @@ CREATE TABLE request_due_notices (
   noted_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX requests_due ON requests (decision_due) WHERE status IN ('submitted', 'under_review', 'decision_drafted');
+
+-- Decision numbers run per commission, so a mandate's number names its commission too (two
+-- commissions' decisions No. 1/2024 would otherwise issue the same "1/2024-1").
+COMMENT ON COLUMN mandates.number IS '<commission id>:<decision number>-<place in the form>, e.g. cec:12/2024-3';
+
+-- The functions CHECK constraints and the audit chain call on every row, as PL/pgSQL: a SQL
+-- function with a subquery is not inlined and is parsed again on every call (a campaign's
+-- hundred thousand people, mandates and audit events made parsing the database's largest
+-- cost); PL/pgSQL keeps its plans for the session. Same expressions, same results: the hashes
+-- of the chain do not change.
+-- An expression PostgreSQL inlines into the CHECKs (no subquery, no call); CASE keeps the
+-- casts behind the pattern.
+CREATE OR REPLACE FUNCTION esaylov_pinfl_valid(p text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+  -- 14 digits, century/sex digit 1-6, DDMM a date, check digit: weights 7,3,1 over 13 digits, mod 10.
+  SELECT CASE WHEN p ~ '^[1-6][0-9]{13}$' THEN
+           substr(p, 2, 2)::int BETWEEN 1 AND 31 AND substr(p, 4, 2)::int BETWEEN 1 AND 12
+           AND (7 * substr(p, 1, 1)::int + 3 * substr(p, 2, 1)::int + substr(p, 3, 1)::int
+              + 7 * substr(p, 4, 1)::int + 3 * substr(p, 5, 1)::int + substr(p, 6, 1)::int
+              + 7 * substr(p, 7, 1)::int + 3 * substr(p, 8, 1)::int + substr(p, 9, 1)::int
+              + 7 * substr(p, 10, 1)::int + 3 * substr(p, 11, 1)::int + substr(p, 12, 1)::int
+              + 7 * substr(p, 13, 1)::int) % 10 = substr(p, 14, 1)::int
+         ELSE p IS NULL AND NULL END
+$$;
+
+-- The one way into the audit log, as PL/pgSQL (its INSERT planned once a session).
+CREATE OR REPLACE FUNCTION esaylov_audit_append(
+  actor_organisation_id text, actor_person_id text, action text, subject_kind text, subject_id text, facts jsonb
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+  id bigint;
+BEGIN
+  INSERT INTO audit_pending (actor_organisation_id, actor_person_id, action, subject_kind, subject_id, facts)
+  VALUES (esaylov_audit_append.actor_organisation_id, esaylov_audit_append.actor_person_id, esaylov_audit_append.action,
+          esaylov_audit_append.subject_kind, esaylov_audit_append.subject_id, esaylov_audit_append.facts)
+  RETURNING audit_pending.id INTO id;
+  RETURN id;
+END $$;
+
+CREATE OR REPLACE FUNCTION esaylov_netstring(t text) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  RETURN convert_to(octet_length(convert_to(t, 'UTF8'))::text || ':', 'UTF8') || convert_to(t, 'UTF8') || '\x2c'::bytea;
+END $$;
+
+CREATE OR REPLACE FUNCTION esaylov_facts_valid(facts jsonb) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  RETURN jsonb_typeof(facts) = 'object'
+     AND (SELECT count(*) FROM jsonb_object_keys(facts)) <= 16
+     AND NOT EXISTS (SELECT 1 FROM jsonb_each(facts) e
+                     WHERE e.key !~ '^[a-z][a-z0-9_]{0,31}$' OR jsonb_typeof(e.value) <> 'string'
+                        OR length(e.value #>> '{}') > 200);
+END $$;
+
+CREATE OR REPLACE FUNCTION esaylov_audit_hash(
+  previous_hash text, seq bigint, at timestamptz, actor_organisation_id text, actor_person_id text, action text,
+  subject_kind text, subject_id text, facts jsonb
+) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+BEGIN
+  RETURN encode(sha256(
+    esaylov_netstring('esaylov.audit.v1') || esaylov_netstring(previous_hash) || esaylov_netstring(seq::text)
+    || esaylov_netstring(((extract(epoch FROM at) * 1000000)::bigint)::text)
+    || esaylov_netstring(actor_organisation_id) || esaylov_netstring(actor_person_id) || esaylov_netstring(action)
+    || esaylov_netstring(subject_kind) || esaylov_netstring(subject_id)
+    || esaylov_netstring((SELECT count(*) FROM jsonb_object_keys(facts))::text)
+    || coalesce((SELECT string_agg(esaylov_netstring(e.key) || esaylov_netstring(e.value), '\x'::bytea ORDER BY e.key COLLATE "C")
+                 FROM jsonb_each_text(facts) e), '\x'::bytea)
+  ), 'hex');
+END $$;

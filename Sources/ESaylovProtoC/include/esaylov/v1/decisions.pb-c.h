@@ -249,7 +249,8 @@ struct  Esaylov__V1__DirectoryEffect
    */
   int32_t item_index;
   /*
-   * The certificate or mandate number, when one was issued.
+   * The certificate or mandate number, when one was issued: "<commission id>:<decision
+   * number>-<place in the form>" (decision numbers run per commission), e.g. "cec:12/2024-3".
    */
   char *document_number;
 };

@@ -212,29 +212,41 @@ public final class Rows {
         return v
     }
 
-    /// A `bytea` column (text output, hex form `\\x…`).
+    /// A `bytea` column (text output, hex form `\\x…`), decoded straight from libpq's buffer.
     public func bytes(_ row: Int, _ name: String) throws(StoreError) -> [UInt8] {
-        let text = Array(try string(row, name).utf8)
-        guard text.count >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), text.count % 2 == 0 else {
+        let c = try column(name)
+        guard PQgetisnull(res, Int32(row), c) == 0 else { throw StoreError(.decoding, reason: "column \(name) is NULL") }
+        let length = Int(PQgetlength(res, Int32(row), c))
+        guard let value = PQgetvalue(res, Int32(row), c) else { throw StoreError(.decoding, reason: "column \(name) has no value") }
+        let text = UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self)
+        guard length >= 2, text[0] == UInt8(ascii: "\\"), text[1] == UInt8(ascii: "x"), length % 2 == 0 else {
             throw StoreError(.decoding, reason: "column \(name) is not bytea in hex form")
         }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-            default: nil
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: (length - 2) / 2) { buffer, count in
+            var i = 2, j = 0
+            while i < length {
+                let hi = Self.nibble(text[i]), lo = Self.nibble(text[i + 1])
+                if hi > 15 || lo > 15 {
+                    valid = false
+                    break
+                }
+                buffer[j] = hi << 4 | lo
+                i += 2
+                j += 1
             }
+            count = j
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(text.count / 2 - 1)
-        var i = 2
-        while i < text.count {
-            guard let hi = nibble(text[i]), let lo = nibble(text[i + 1]) else {
-                throw StoreError(.decoding, reason: "column \(name) is not bytea in hex form")
-            }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
+        guard valid else { throw StoreError(.decoding, reason: "column \(name) is not bytea in hex form") }
         return out
+    }
+
+    /// A lower-case hex digit's value; 255 for anything else.
+    private static func nibble(_ c: UInt8) -> UInt8 {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        default: 255
+        }
     }
 }

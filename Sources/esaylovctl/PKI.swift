@@ -110,6 +110,12 @@ struct DevelopmentCA {
 
     /// Appends `entry` to the index, or marks `revoke` revoked in it.
     private func indexEntries(adding entry: [String]? = nil, revoke serial: String? = nil, at: Double = 0) throws(Failure) {
+        if let entry, serial == nil {
+            // A new certificate: one line at the end (issuing many stays linear).
+            try append(Array((entry.joined(separator: "\t") + "\n").utf8), to: index, mode: 0o600)
+            try write(Array("unique_subject = no\n".utf8), to: index + ".attr", mode: 0o600)
+            return
+        }
         var lines = ((try? String(contentsOfFile: index, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
         if let entry { lines.append(entry) }
         if let serial {
@@ -188,7 +194,16 @@ func makeDirectory(_ path: String) throws(Failure) {
 
 /// Writes a file with `mode` from the start (a key is never readable by others, not even briefly).
 func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws(Failure) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode)
+    try write(bytes, to: path, mode: mode, flags: O_WRONLY | O_CREAT | O_TRUNC)
+}
+
+/// Adds `bytes` at the end of the file at `path`.
+func append(_ bytes: [UInt8], to path: String, mode: mode_t) throws(Failure) {
+    try write(bytes, to: path, mode: mode, flags: O_WRONLY | O_CREAT | O_APPEND)
+}
+
+private func write(_ bytes: [UInt8], to path: String, mode: mode_t, flags: Int32) throws(Failure) {
+    let fd = open(path, flags, mode)
     guard fd >= 0 else { throw fail("cannot write \(path)", code: 4) }
     defer { close(fd) }
     fchmod(fd, mode)

@@ -29,6 +29,10 @@ extension RPCError {
             self.init(
                 code: .failedPrecondition, message: "a directory effect of the decision no longer holds: \(error.reason)",
                 details: [.preconditionViolation(type: "DIRECTORY_EFFECT", subject: "decision", description: error.reason)])
+        case .checkViolation where error.constraint == "decision_attachments":
+            self.init(
+                code: .failedPrecondition, message: error.reason,
+                details: [.preconditionViolation(type: "ATTACHMENT", subject: "draft", description: error.reason)])
         case .checkViolation:
             self.init(
                 code: .invalidArgument, message: "\(field ?? "a value") breaks a rule of the directory",

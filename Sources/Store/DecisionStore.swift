@@ -177,6 +177,40 @@ public struct DecisionStore: Sendable {
         ).affected
     }
 
+    /// Records the files a draft names (the commission's uploads, `uploader`), so that the purge
+    /// keeps them while the draft is pending.
+    public func setDraftAttachments(_ c: Connection, draftId: String, uploader: SenderKey, sha256s: [String]) throws(StoreError) {
+        guard !sha256s.isEmpty else { return }
+        try c.query(
+            """
+            INSERT INTO decision_draft_attachments (draft_id, sender_key, sha256)
+            SELECT \(draftId), \(uploader.description), sha FROM unnest(\(sha256s)::text[]) AS sha
+            """)
+    }
+
+    /// Keeps the draft's files with the decision; returns them as kept (fewer than asked when
+    /// an upload is gone).
+    public func attachToDecision(_ c: Connection, decisionId: String, uploader: SenderKey, sha256s: [String]) throws(StoreError) -> [AttachmentRecord] {
+        guard !sha256s.isEmpty else { return [] }
+        let r = try c.query(
+            """
+            INSERT INTO decision_attachments (decision_id, sha256, file_name, media_type, size_bytes)
+            SELECT \(decisionId), u.sha256, u.file_name, u.media_type, k.size_bytes
+            FROM attachment_uploads u JOIN attachment_contents k ON k.sha256 = u.sha256
+            WHERE u.sender_key = \(uploader.description) AND u.sha256 = ANY(\(sha256s))
+            RETURNING sha256, file_name, media_type, size_bytes, extract(epoch FROM now()) AS at
+            """)
+        return try (0..<r.count).map { (i) throws(StoreError) in
+            AttachmentRecord(sha256: try r.string(i, "sha256"), fileName: try r.string(i, "file_name"), mediaType: try r.string(i, "media_type"),
+                             sizeBytes: try r.int(i, "size_bytes"), uploadedAt: try r.epoch(i, "at") ?? 0)
+        }.sorted { $0.sha256 < $1.sha256 }
+    }
+
+    /// Whether `sha256` is a file of decision `decisionId`.
+    public func hasAttachment(decisionId: String, sha256: String) -> Query<Bool> {
+        Query("SELECT 1 FROM decision_attachments WHERE decision_id = \(decisionId) AND sha256 = \(sha256)") { (r) throws(StoreError) in r.count == 1 }
+    }
+
     public func setReceipt(_ c: Connection, decisionId: String, cms: [UInt8]) throws(StoreError) {
         try c.query("UPDATE decisions SET receipt_cms = \(SQLBytes(cms)) WHERE id = \(decisionId) AND receipt_cms IS NULL")
     }

@@ -213,12 +213,20 @@ public struct RequestStore: Sendable {
         Query(
             """
             SELECT COALESCE(sum(k.size_bytes), 0) AS n FROM attachment_uploads u JOIN attachment_contents k ON k.sha256 = u.sha256
-            WHERE u.sender_key = \(sender.description)
-              AND NOT EXISTS (SELECT 1 FROM request_attachments a JOIN requests r ON r.id = a.request_id
-                              WHERE a.sha256 = u.sha256 AND r.sender_key = u.sender_key)
+            WHERE u.sender_key = \(sender.description) AND NOT \(Self.uploadTaken)
             """
         ) { (r) throws(StoreError) in try r.int(0, "n") }
     }
+
+    /// Whether the upload `u` is taken: by a request of its sender, by a decision of its
+    /// commission, or by a pending draft of one.
+    static let uploadTaken: SQL = """
+        (EXISTS (SELECT 1 FROM request_attachments a JOIN requests r ON r.id = a.request_id WHERE a.sha256 = u.sha256 AND r.sender_key = u.sender_key)
+         OR EXISTS (SELECT 1 FROM decision_attachments a JOIN decisions x ON x.id = a.decision_id
+                    WHERE a.sha256 = u.sha256 AND u.sender_key = 'organisation:' || x.commission_id)
+         OR EXISTS (SELECT 1 FROM decision_draft_attachments a JOIN decision_drafts d ON d.id = a.draft_id
+                    WHERE a.sha256 = u.sha256 AND a.sender_key = u.sender_key AND d.status = 'pending'))
+        """
 
     public func updateDraft(_ c: Connection, id: String, form: [UInt8], kind: RequestKind, catalogueVersion: Int) throws(StoreError) {
         try c.query(
@@ -425,9 +433,7 @@ public struct RequestStore: Sendable {
     public func purge(_ c: Connection, uploadAge: Double = 24 * 3600) throws(StoreError) -> Int {
         var n = try c.query(
             """
-            DELETE FROM attachment_uploads u WHERE u.uploaded_at < now() - make_interval(secs => \(uploadAge))
-              AND NOT EXISTS (SELECT 1 FROM request_attachments a JOIN requests r ON r.id = a.request_id
-                              WHERE a.sha256 = u.sha256 AND r.sender_key = u.sender_key)
+            DELETE FROM attachment_uploads u WHERE u.uploaded_at < now() - make_interval(secs => \(uploadAge)) AND NOT \(Self.uploadTaken)
             """
         ).affected
         n += try c.query(
@@ -436,6 +442,8 @@ public struct RequestStore: Sendable {
               DELETE FROM attachment_contents k
               WHERE NOT EXISTS (SELECT 1 FROM attachment_uploads u WHERE u.sha256 = k.sha256)
                 AND NOT EXISTS (SELECT 1 FROM request_attachments a WHERE a.sha256 = k.sha256)
+                AND NOT EXISTS (SELECT 1 FROM decision_attachments a WHERE a.sha256 = k.sha256)
+                AND NOT EXISTS (SELECT 1 FROM decision_draft_attachments a WHERE a.sha256 = k.sha256)
               RETURNING upload_id)
             DELETE FROM attachment_chunks WHERE upload_id IN (SELECT upload_id FROM gone)
             """

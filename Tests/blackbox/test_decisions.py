@@ -9,13 +9,14 @@ import re
 import subprocess
 import tempfile
 import threading
+import types
 
 import grpc
 import pytest
 
 from conftest import wait_for
 from identity import PKI, bearer, ctl, identity_server, login, refused, sms_login, sql
-from test_requests import Sender, key, nomination, org, person, person_session
+from test_requests import Sender, key, nomination, org, person, person_session, upload
 
 PARTY = ("seed-party-xdp-0", "party-xdp")
 DISTRICT = "dec-1726264"
@@ -191,6 +192,29 @@ def test_a_returned_draft_goes_back_and_two_approvals_racing_get_consecutive_num
         t.join()
     numbers = sorted(int(x.number.split(" ")[1].split("/")[0]) for x in results)
     assert len(numbers) == 2 and numbers[1] == numbers[0] + 1
+
+
+def test_a_decision_carries_the_commissions_files_bound_by_the_approvers_signature(v1, stubs, party, commission):
+    d, r = v1.decisions_pb2, v1.requests_pb2
+    secretary = types.SimpleNamespace(rs=stubs[1], md=commission.people["secretary"][0])
+    protocol = b"%PDF-1.4 protocol of the session " + os.urandom(64)
+    sha = upload(secretary, v1, protocol, name="protocol.pdf").sha256
+    sent = party.send("dec-1726264", nomination(v1, 2, 3))
+    commission.review(sent.id)
+    # A file the commission did not upload (the party's own) is refused, naming the entry.
+    theirs = upload(party, v1, b"%PDF-1.4 the party's " + os.urandom(32)).sha256
+    refused(lambda: commission.draft(sent.id, attachment_sha256=[sha, theirs]), grpc.StatusCode.INVALID_ARGUMENT, "attachment_sha256[1]")
+    draft = commission.draft(sent.id, attachment_sha256=[sha])
+    assert list(draft.attachment_sha256) == [sha]
+    # The approver signs the files' SHA-256s with the rest of the decision.
+    p = commission.call("chair", "GetApprovalPayload", d.GetApprovalPayloadRequest(draft_id=draft.id))
+    envelope = v1.common_pb2.SignedEnvelope.FromString(p.payload)
+    assert list(d.DecisionEnvelope.FromString(envelope.body).attachment_sha256) == [sha]
+    decision = commission.approve(draft.id)
+    assert [(a.sha256, a.file_name, a.size_bytes) for a in decision.attachments] == [(sha, "protocol.pdf", len(protocol))]
+    # The party downloads it through its request.
+    chunks = party.rs.DownloadAttachment(r.DownloadAttachmentRequest(request_id=sent.id, sha256=sha), metadata=party.md, timeout=30)
+    assert b"".join(c.data for c in chunks) == protocol
 
 
 def test_an_exported_decision_verifies_with_openssl_alone(v1, pki, party, commission):

@@ -162,6 +162,8 @@ extension PermissionRules {
     static let readRequests = rule(
         "reading a request: its sender, the receiving commission, operators; commissions above it in aggregate", "cl. 10, 13", .session)
     static let inbox = rule("a commission's inbox: its members, operators; commissions above it in aggregate", "cl. 10, 13", .session)
+    static let uploading = rule(
+        "uploading files: senders for their requests, a commission's deputy chairperson or secretary for its decisions", "cl. 8, 12", .session)
     static let watching = rule(
         "watching requests: a commission's inbox as ListIncoming, a sender's own requests as ListOutgoing", "cl. 10, 13", .session)
     static let personalData = rule("personal data in requests: the sender, the receiving commission, operators", "cl. 13", .session)
@@ -185,11 +187,12 @@ extension PermissionRules {
     static let requestMethods: [String: PermissionRule] = {
         var t: [String: PermissionRule] = [:]
         for m in ["ListCampaigns", "GetCampaign", "ListRequestTypes"] { t[m] = campaigns }
-        for m in ["ListReceivers", "CreateDraft", "UpdateDraft", "DeleteDraft", "UploadAttachment", "GetSigningPayload", "SubmitRequest",
+        for m in ["ListReceivers", "CreateDraft", "UpdateDraft", "DeleteDraft", "GetSigningPayload", "SubmitRequest",
                   "WithdrawRequest", "ListOutgoing"] { t[m] = sending }
         for m in ["GetRequest", "GetRequestHistory", "DownloadAttachment"] { t[m] = readRequests }
         t["ListIncoming"] = inbox
         t["WatchRequests"] = watching
+        t["UploadAttachment"] = uploading
         return Dictionary(uniqueKeysWithValues: t.map { ("/esaylov.v1.RequestService/\($0.key)", $0.value) })
     }()
 }

@@ -111,9 +111,10 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             throw RPCError(code: .invalidArgument, message: faults.map(\.description).joined(separator: "; "),
                            details: faults.map { .fieldViolation(field: $0.field, description: $0.rule, reason: "DECISION_RULE") })
         }
-        if !request.attachmentSha256.isEmpty { throw invalid("attachment_sha256", "decision attachments are not accepted yet") }
+        let files = try Self.attachmentList(request.attachmentSha256)
         var body = Esaylov_V1_DecisionDraft()
         body.itemOutcomes = request.itemOutcomes
+        body.attachmentSha256 = files
         let actor = p.auditActor
         let id = Crypto.hex(Crypto.randomBytes(16))
         let expected = Int(request.expectedVersion)
@@ -125,8 +126,15 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             if (pending?.version ?? 0) != expected {
                 return .failure(RPCError(code: .aborted, message: "expected_version \(expected) is stale: the pending draft is at version \(pending?.version ?? 0)"))
             }
+            // The files are the commission's own uploads.
+            let uploaded = Set(try requestStore.uploads(c, sender: scope, sha256s: files).map(\.sha256))
+            if let missing = request.attachmentSha256.firstIndex(where: { !uploaded.contains($0) }) {
+                return .failure(RPCError(code: .invalidArgument, message: "attachment_sha256[\(missing)] is no file the commission uploaded (UploadAttachment)",
+                                         details: [.fieldViolation(field: "attachment_sha256[\(missing)]", description: "must be a file the commission uploaded", reason: "NOT_UPLOADED")]))
+            }
             try store.insertDraft(c, id: id, requestId: r.id, commissionId: r.receiverId, outcome: outcome.databaseName, body: bytes, text: request.text,
                                   correctionDays: Int(request.correctionDays), draftedBy: actor.personId, version: (pending?.version ?? 0) + 1)
+            try store.setDraftAttachments(c, draftId: id, uploader: scope, sha256s: files)
             var v = locked.version
             if locked.status == .underReview {
                 v = try store.setRequestStatus(c, requestId: r.id, to: .decisionDrafted)
@@ -171,6 +179,14 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         }
     }
 
+    /// A draft's files: at most 20 distinct SHA-256s, sorted (as the envelope binds them).
+    static func attachmentList(_ list: [String]) throws(RPCError) -> [String] {
+        if list.count > 20 { throw invalid("attachment_sha256", "must have at most 20 entries") }
+        for (i, sha) in list.enumerated() where !isSHA256Hex(sha) { throw invalid("attachment_sha256[\(i)]", "must be 64 lower-case hex digits") }
+        if Set(list).count != list.count { throw invalid("attachment_sha256", "names a file twice") }
+        return list.sorted()
+    }
+
     static func draftState(_ d: DraftRecord) -> RPCError {
         RPCError(code: .failedPrecondition, message: "the draft is \(d.status), not pending",
                  details: [.preconditionViolation(type: "STATE", subject: "draft \(d.id)", description: d.status)])
@@ -198,6 +214,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         e.addresseeProxyId = r.sender.proxyId ?? ""
         e.draftedByPersonId = d.draftedBy
         e.draftVersion = Int64(d.version)
+        e.attachmentSha256 = body.attachmentSha256
         return SignedPayloads.seal(.decision, body: e.serializedBytes())
     }
 
@@ -288,6 +305,11 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             }
             var list = Esaylov_V1_Decision()
             list.effects = applied
+            let files = try store.attachToDecision(c, decisionId: decisionId, uploader: .organisation(r.receiverId), sha256s: draftBody.attachmentSha256)
+            if files.count != draftBody.attachmentSha256.count {
+                throw StoreError(.checkViolation, constraint: "decision_attachments", reason: "a file the draft names is no longer uploaded: upload it again and redraft")
+            }
+            list.attachments = files.map(RequestService.wire)
             var recipients: [SenderKey] = [sender]
             for e in applied where e.kind == .candidateRegistered { recipients.append(.candidate(e.recordId)) }
             for e in applied where e.kind == .proxyRegistered { recipients.append(.proxy(e.recordId)) }

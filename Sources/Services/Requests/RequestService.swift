@@ -253,7 +253,15 @@ public struct RequestService: Esaylov_V1_RequestService {
     // MARK: attachments
 
     public func uploadAttachment(requests: RequestStream<Esaylov_V1_UploadAttachmentRequest>, context: ServerContext) async throws -> Esaylov_V1_Attachment {
-        let s = try await sender(try context.principal(), context)
+        let p = try context.principal()
+        // A commission's deputy chairperson or secretary uploads the files of its decisions, as
+        // the commission; everyone else the files of their requests, as their sender.
+        let uploader: SenderKey
+        if p.permissions.contains(.draftDecisions), let org = p.organisationId {
+            uploader = .organisation(org)
+        } else {
+            uploader = try await sender(p, context).key
+        }
         var header: Esaylov_V1_AttachmentHeader?
         let uploadId = Crypto.hex(Crypto.randomBytes(16))
         let hasher = SHA256Stream()
@@ -275,7 +283,7 @@ public struct RequestService: Esaylov_V1_RequestService {
                 case .header(let h):
                     guard header == nil else { throw invalid("header", "comes once, first") }
                     try checkHeader(h)
-                    let held = try await database.read(store.unattachedBytes(sender: s.key), for: context)
+                    let held = try await database.read(store.unattachedBytes(sender: uploader), for: context)
                     if held + Int(h.sizeBytes) > Self.maxUnattachedBytes {
                         throw RPCError(
                             code: .resourceExhausted,
@@ -319,7 +327,7 @@ public struct RequestService: Esaylov_V1_RequestService {
             }
             let size = received
             let at = try await database.transaction(for: context) { (c) throws(StoreError) in
-                try store.finishUpload(c, uploadId: uploadId, sha256: digest, size: size, sender: s.key, fileName: h.fileName, mediaType: h.mediaType)
+                try store.finishUpload(c, uploadId: uploadId, sha256: digest, size: size, sender: uploader, fileName: h.fileName, mediaType: h.mediaType)
             }
             var a = Esaylov_V1_Attachment()
             a.sha256 = digest
@@ -363,9 +371,13 @@ public struct RequestService: Esaylov_V1_RequestService {
         guard reading == .full else {
             throw PermissionRules.denied(PermissionRules.personalData, "a commission above the receiver sees requests in aggregate, without their files")
         }
-        guard r.attachments.contains(where: { $0.sha256 == request.sha256 }),
-            let content = try await database.read(store.content(sha256: request.sha256), for: context)
-        else { throw RPCError(code: .notFound, message: "the request has no attachment with that sha256") }
+        var attached = r.attachments.contains(where: { $0.sha256 == request.sha256 })
+        if !attached, let decision = r.decisionId {
+            // The files of its decision, for whoever reads the request in full.
+            attached = try await database.read(DecisionStore().hasAttachment(decisionId: decision, sha256: request.sha256), for: context)
+        }
+        guard attached, let content = try await database.read(store.content(sha256: request.sha256), for: context)
+        else { throw RPCError(code: .notFound, message: "neither the request nor its decision has an attachment with that sha256") }
         for seq in 0..<content.chunks {
             guard let data = try await database.read(store.chunk(uploadId: content.uploadId, seq: seq), for: context) else {
                 throw RPCError(code: .internal, message: "an attachment's content is incomplete")

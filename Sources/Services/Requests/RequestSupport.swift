@@ -256,6 +256,16 @@ extension RequestService {
     /// aggregate (commissions above the receiver: personal fields cleared, cl. 13).
     enum Reading { case full, aggregate }
 
+    static func wire(_ a: AttachmentRecord) -> Esaylov_V1_Attachment {
+        var x = Esaylov_V1_Attachment()
+        x.sha256 = a.sha256
+        x.fileName = a.fileName
+        x.mediaType = a.mediaType
+        x.sizeBytes = Int64(a.sizeBytes)
+        x.uploadedAt = timestamp(a.uploadedAt)
+        return x
+    }
+
     func wire(_ r: RequestRecord, _ reading: Reading, displayName: String = "") throws(RPCError) -> Esaylov_V1_Request {
         var w = Esaylov_V1_Request()
         w.id = r.id
@@ -271,15 +281,7 @@ extension RequestService {
         var form = try decodeForm(r.form)
         if reading == .aggregate { form = Redaction.clearPersonalData(form) }
         w.form = form
-        w.attachments = r.attachments.map { a in
-            var x = Esaylov_V1_Attachment()
-            x.sha256 = a.sha256
-            x.fileName = a.fileName
-            x.mediaType = a.mediaType
-            x.sizeBytes = Int64(a.sizeBytes)
-            x.uploadedAt = timestamp(a.uploadedAt)
-            return x
-        }
+        w.attachments = r.attachments.map(Self.wire)
         w.status = r.status.wire
         w.version = Int64(r.version)
         w.createdAt = timestamp(r.createdAt)

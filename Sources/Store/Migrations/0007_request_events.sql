@@ -114,3 +114,23 @@ BEGIN
                  FROM jsonb_each_text(facts) e), '\x'::bytea)
   ), 'hex');
 END $$;
+
+-- Files of decisions: the commission uploads them (UploadAttachment, as the commission), a
+-- draft names them, the approval keeps them with the decision, whose envelope binds their
+-- SHA-256s. A pending draft's files are kept by the purge; a decision's for good.
+CREATE TABLE decision_draft_attachments (
+  draft_id    text NOT NULL REFERENCES decision_drafts (id),
+  sender_key  text NOT NULL,
+  sha256      text NOT NULL REFERENCES attachment_contents (sha256),
+  PRIMARY KEY (draft_id, sha256)
+);
+CREATE INDEX decision_draft_attachments_content ON decision_draft_attachments (sha256);
+CREATE TABLE decision_attachments (
+  decision_id  text NOT NULL REFERENCES decisions (id) DEFERRABLE INITIALLY DEFERRED,
+  sha256       text NOT NULL REFERENCES attachment_contents (sha256),
+  file_name    text NOT NULL,
+  media_type   text NOT NULL,
+  size_bytes   bigint NOT NULL,
+  PRIMARY KEY (decision_id, sha256)
+);
+CREATE INDEX decision_attachments_content ON decision_attachments (sha256);

@@ -542,7 +542,9 @@ struct  Esaylov__V1__DraftDecisionRequest
    */
   int32_t correction_days;
   /*
-   * Attachments (SHA-256s of uploaded files).
+   * Attachments: SHA-256s of files the commission uploaded (`RequestService.UploadAttachment`
+   * by its deputy chairperson or secretary), at most 20, distinct; the decision envelope binds
+   * them, and the request's readers download them with `DownloadAttachment`.
    */
   size_t n_attachment_sha256;
   char **attachment_sha256;

@@ -55,6 +55,9 @@ public final class SigningIdentity: Sendable {
     public let key: PrivateKey
     let certBox: CertificateHandleBox
     public let certificate: CertificateInfo
+    /// The certificates after the signing one in its file (PEM), its issuers: the chain, with
+    /// `certificate`, that `GetSystemCertificates` returns, leaf first.
+    public let issuers: [CertificateInfo]
 
     public init(key: PrivateKey, certificatePEMOrDER: [UInt8]) throws(SigningError) {
         let handle: X509Handle
@@ -66,6 +69,21 @@ public final class SigningIdentity: Sendable {
         self.key = key
         self.certBox = CertificateHandleBox(handle)
         do { certificate = try CertificateInfo(handle) } catch { throw SigningError(reason: error.reason) }
+        var rest: [CertificateInfo] = []
+        let marker = Array("-----BEGIN CERTIFICATE-----".utf8)
+        var starts: [Int] = []
+        if certificatePEMOrDER.count >= marker.count {
+            for i in 0...(certificatePEMOrDER.count - marker.count) where certificatePEMOrDER[i] == marker[0] && Array(certificatePEMOrDER[i..<(i + marker.count)]) == marker {
+                starts.append(i)
+            }
+        }
+        for (n, start) in starts.enumerated().dropFirst() {
+            let end = n + 1 < starts.count ? starts[n + 1] : certificatePEMOrDER.count
+            do { rest.append(try CertificateInfo(Array(certificatePEMOrDER[start..<end]))) } catch {
+                throw SigningError(reason: "certificate \(n + 1) of the file: \(error.reason)")
+            }
+        }
+        issuers = rest
     }
 
     /// Reads a PEM key file and a PEM or DER certificate file.

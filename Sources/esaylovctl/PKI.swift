@@ -61,7 +61,8 @@ struct DevelopmentCA {
                 subject: .init(commonName: "E-saylov server", organisationName: "E-saylov"), key: serverKey, issuer: ca,
                 serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 825 * Self.day, authority: false)
             try write(serverKey.pem, to: self.serverKey, mode: 0o600)
-            try write(serverCert, to: self.serverCert, mode: 0o644)
+            // The chain, leaf first: GetSystemCertificates returns it as it is in the file.
+            try write(serverCert + cert, to: self.serverCert, mode: 0o644)
         }
         try timeStampingAuthority()
         return true

@@ -277,7 +277,13 @@ def test_the_mfas_foreign_observers_are_accredited_by_the_cec_item_by_item(v1, s
                                 capture_output=True, text=True).stdout
         inside = subprocess.run(f"openssl pkcs7 -inform DER -in {t}/r.der -print_certs | openssl x509 -noout -fingerprint -sha256",
                                 shell=True, capture_output=True, text=True).stdout
-    assert len(chain) == 1 and system.startswith("sha256 Fingerprint=") and inside == system
+        # The chain, leaf first: the leaf verifies against the CA that follows it, with openssl alone.
+        open(f"{t}/ca.der", "wb").write(chain[-1])
+        subprocess.run(["openssl", "x509", "-inform", "DER", "-in", f"{t}/ca.der", "-out", f"{t}/ca.pem"], check=True)
+        subprocess.run(["openssl", "x509", "-inform", "DER", "-in", f"{t}/system.der", "-out", f"{t}/system.pem"], check=True)
+        verified = subprocess.run(["openssl", "verify", "-CAfile", f"{t}/ca.pem", f"{t}/system.pem"], capture_output=True, text=True)
+    assert len(chain) == 2 and system.startswith("sha256 Fingerprint=") and inside == system
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_campaign_may_forbid_the_drafter_to_approve_and_a_withdrawal_ends_the_candidacy(v1, stubs, server, pki, party, commission):

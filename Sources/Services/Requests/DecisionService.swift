@@ -400,7 +400,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
     public func getSystemCertificates(request: Esaylov_V1_GetSystemCertificatesRequest, context: ServerContext) async throws -> Esaylov_V1_GetSystemCertificatesResponse {
         guard let signer else { throw RPCError(code: .unavailable, message: "the server has no signing key (--signing-key)") }
         var out = Esaylov_V1_GetSystemCertificatesResponse()
-        out.certificates = [signer.certificate.der]
+        out.certificates = [signer.certificate.der] + signer.issuers.map(\.der)
         return out
     }
 

@@ -254,7 +254,8 @@ public struct DecisionService: Esaylov_V1_DecisionService {
         if request.cms.isEmpty { throw invalid("cms", "is required: the approver signs the decision with the EDS (clause 11)") }
         if request.cms.count > 1 << 20 { throw invalid("cms", "must be at most 1 MiB") }
         let bytes = try payload(d, r)
-        guard request.payloadSha256 == Crypto.hex(Crypto.sha256(bytes)) else {
+        let envelopeSHA256 = Crypto.hex(Crypto.sha256(bytes))
+        guard request.payloadSha256 == envelopeSHA256 else {
             throw RPCError(code: .failedPrecondition, message: "the draft changed since its payload was fetched: fetch the approval payload again",
                            details: [.preconditionViolation(type: "PAYLOAD", subject: "payload_sha256", description: "must be the current payload's SHA-256")])
         }
@@ -326,7 +327,7 @@ public struct DecisionService: Esaylov_V1_DecisionService {
                           to: [.incoming(commissionId: r.receiverId)] + recipients.map { .outgoing($0) })
             _ = try audit.append(c, actor: actor, action: "AUDIT_ACTION_DECISION_APPROVED", subjectKind: "decision", subjectId: decisionId,
                                  facts: ["request": r.id, "number": number, "outcome": outcome.databaseName, "effects": String(applied.count),
-                                         "envelope_sha256": Crypto.hex(Crypto.sha256(bytes))])
+                                         "envelope_sha256": envelopeSHA256])
             let texted = try store.notifyBySms(
                 c, recipients: recipients,
                 body: "E-saylov: decision No. \(number) of \(r.receiverId) on your request is approved. Sign in to read it.")
@@ -358,30 +359,27 @@ public struct DecisionService: Esaylov_V1_DecisionService {
             let d = try await database.read(store.draft(id: x.draftId), for: context)
         else { throw RPCError(code: .notFound, message: "decision_id names no decision") }
         let mine = (try? await requests.sender(p, context)).map { x.deliveredTo.contains($0.key.description) } ?? false
-        if !mine, !p.roles.contains(.operator) {
-            guard let org = p.organisationId, p.permissions.contains(.reviewRequests) else {
-                throw PermissionRules.denied(PermissionRules.readDecisions, "the session neither received the decision nor holds a role in a commission")
-            }
-            if org != x.commissionId, try await !database.read(requestStore.isAbove(org, x.commissionId), for: context) {
-                throw PermissionRules.denied(PermissionRules.readDecisions, "the session's commission is neither the deciding one nor above it")
-            }
-        }
+        if !mine { try await mayReadDecisions(of: x.commissionId, p, context) }
         return try Self.wire(x, draft: d)
+    }
+
+    /// The rule of a commission's decisions for those they did not reach: its members, members
+    /// of a commission above it, operators (cl. 10, 13).
+    func mayReadDecisions(of commission: String, _ p: Principal, _ context: ServerContext) async throws(RPCError) {
+        if p.roles.contains(.operator) { return }
+        guard let org = p.organisationId, p.permissions.contains(.reviewRequests) else {
+            throw PermissionRules.denied(PermissionRules.readDecisions, "the session neither received the decision nor holds a role in a commission")
+        }
+        if org != commission, try await !database.read(requestStore.isAbove(org, commission), for: context) {
+            throw PermissionRules.denied(PermissionRules.readDecisions, "the session's commission is neither the deciding one nor above it")
+        }
     }
 
     public func listDecisions(request: Esaylov_V1_ListDecisionsRequest, context: ServerContext) async throws -> Esaylov_V1_ListDecisionsResponse {
         let p = try context.principal()
         let commission = request.commissionId.isEmpty ? (p.organisationId ?? "") : request.commissionId
         try checkId(commission, "commission_id")
-        if !p.roles.contains(.operator) {
-            guard let org = p.organisationId, p.permissions.contains(.reviewRequests) else {
-                throw PermissionRules.denied(PermissionRules.readDecisions, "the session holds no role in that commission or one above it")
-            }
-            let above = org == commission ? false : try await database.read(requestStore.isAbove(org, commission), for: context)
-            if org != commission, !above {
-                throw PermissionRules.denied(PermissionRules.readDecisions, "the session holds no role in that commission or one above it")
-            }
-        }
+        try await mayReadDecisions(of: commission, p, context)
         let year = request.year == 0 ? Day(tashkentDayOf: Date().timeIntervalSince1970).year : Int(request.year)
         guard (2000...2200).contains(year) else { throw invalid("year", "must be 0 (this year) or 2000 to 2200") }
         let scope = ["decisions", commission, String(year)]

@@ -40,6 +40,15 @@ start_server() {
   [ -n "$port" ] || { cat "$out" >&2; echo "bench: $* did not start" >&2; exit 1; }
 }
 
+# scratch_db NAME: a new database NAME, migrated and seeded with the demo; prints its URL.
+scratch_db() {
+  Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $1 OWNER esaylov"
+  local url="${DBURL%/*}/$1"
+  ESAYLOV_DATABASE_URL=$url .build/release/esaylovctl migrate >/dev/null
+  ESAYLOV_DATABASE_URL=$url .build/release/esaylovctl seed demo >/dev/null
+  echo "$url"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The request: an empty HealthCheckRequest in a gRPC frame; the reply nghttpd serves: the
@@ -362,10 +371,7 @@ SUBMIT_TARGET=0.50
 SUBMIT_STREAMS=64
 if [ "$mode" = smoke ]; then SUBMIT_COUNT=256; else SUBMIT_COUNT=6400; fi
 sdb="esaylov_submit_$$"
-Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $sdb OWNER esaylov"
-SUBMIT_URL="${DBURL%/*}/$sdb"
-ESAYLOV_DATABASE_URL=$SUBMIT_URL .build/release/esaylovctl migrate >/dev/null
-ESAYLOV_DATABASE_URL=$SUBMIT_URL .build/release/esaylovctl seed demo >/dev/null
+SUBMIT_URL=$(scratch_db "$sdb")
 ESAYLOV_DATABASE_URL=$SUBMIT_URL .build/release/esaylovctl pki issue --person seed-party-xdp-0 --organisation party-xdp --out "$work/pki/party" >/dev/null
 ESAYLOV_DATABASE_URL=$SUBMIT_URL start_server "$work/submit.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 \
   --trust-store "$work/pki/trust" --sign-in-per-minute 1000000
@@ -429,15 +435,13 @@ echo "signed submissions / pgbench ($submit_pg tps at $SUBMIT_STREAMS clients, t
 # chairperson beforehand, approved from 64 threads to the server on core 0 (each: the checks'
 # reads, the CMS verified off the event loop, then one transaction with the number, the
 # decision, the copy delivered, the request decided, its history, two audit events, the
-# system's receipt signed and the two events of the watch log). pgbench runs the approving transaction's statements at 64 clients
-# over as many drafts made the same way, in a scratch database.
+# system's receipt signed and the two events of the watch log). pgbench runs the approving
+# transaction's statements at 64 clients over as many drafts made the same way, in a scratch
+# database.
 APPROVE_TARGET=0.50
 if [ "$mode" = smoke ]; then APPROVE_COUNT=128; else APPROVE_COUNT=3200; fi
 adb="esaylov_approve_$$"
-Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $adb OWNER esaylov"
-APPROVE_URL="${DBURL%/*}/$adb"
-ESAYLOV_DATABASE_URL=$APPROVE_URL .build/release/esaylovctl migrate >/dev/null
-ESAYLOV_DATABASE_URL=$APPROVE_URL .build/release/esaylovctl seed demo >/dev/null
+APPROVE_URL=$(scratch_db "$adb")
 for who in seed-party-xdp-0:party-xdp $(for c in 1703202 1706204 1708201 1710207 1712211 1714204 1718203 1726264; do
   echo "seed-dec-$c-0:dec-$c seed-dec-$c-2:dec-$c"; done); do
   ESAYLOV_DATABASE_URL=$APPROVE_URL .build/release/esaylovctl pki issue --person "${who%%:*}" --organisation "${who##*:}" \
@@ -522,10 +526,7 @@ unset ESAYLOV_PKI_DIR
 REPLAY_TARGET=60
 if [ "$mode" = smoke ]; then REPLAY_SCALE=0.02; else REPLAY_SCALE=1; fi
 rdb="esaylov_replay_$$"
-Scripts/pg.sh admin-psql -d postgres -q -c "CREATE DATABASE $rdb OWNER esaylov"
-REPLAY_URL="${DBURL%/*}/$rdb"
-ESAYLOV_DATABASE_URL=$REPLAY_URL .build/release/esaylovctl migrate >/dev/null
-ESAYLOV_DATABASE_URL=$REPLAY_URL .build/release/esaylovctl seed demo >/dev/null
+REPLAY_URL=$(scratch_db "$rdb")
 ESAYLOV_PKI_DIR="$work/pki_replay" ESAYLOV_DATABASE_URL=$REPLAY_URL .build/release/esaylovctl pki issue-demo >/dev/null
 ESAYLOV_DATABASE_URL=$REPLAY_URL start_server "$work/replay.out" "$BIN" --port 0 --trust-store "$work/pki_replay/trust" \
   --sign-in-per-minute 1000000 --signing-key "$work/pki_replay/server/key.pem" --signing-cert "$work/pki_replay/server/cert.pem" \

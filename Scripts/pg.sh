@@ -11,14 +11,15 @@
 # .data (the password, the cluster's location) is private to its owner (0700); the password
 # file is made 0600 from the start and never appears in a command line or a logged statement.
 # The cluster is owned by the `postgres` user and listens on 127.0.0.1 only, on port
-# $ESAYLOV_PG_PORT (default 54329). It lives in .data/pg when the script runs as that user;
+# $ESAYLOV_PG_PORT when set, else the port it was made with (.data/pg-port), else 54329 when
+# free and otherwise the first free one above it (a second checkout on one machine), recorded
+# in .data/pg-port. It lives in .data/pg when the script runs as that user;
 # run as root, `postgres` cannot enter a private .data, so it lives in /var/lib/esaylov/<id>/pg
 # and .data/pg-location records where. fsync and synchronous_commit stay on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PGBIN=/usr/lib/postgresql/15/bin
-PORT=${ESAYLOV_PG_PORT:-54329}
 DATA=.data
 mkdir -p "$DATA"
 
@@ -62,6 +63,28 @@ cluster_dir() {
 
 PGDIR=$(cluster_dir)
 SOCK="$PGDIR/sock"
+
+# Whether something listens on 127.0.0.1:$1.
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The cluster's port (see the header), recorded once chosen.
+cluster_port() {
+  if [ -n "${ESAYLOV_PG_PORT:-}" ]; then echo "$ESAYLOV_PG_PORT"; return; fi
+  if [ -f "$DATA/pg-port" ]; then cat "$DATA/pg-port"; return; fi
+  local p
+  # A cluster made before the port was recorded keeps the one in its configuration.
+  p=$(sed -n 's/^port = \([0-9]*\)$/\1/p' "$PGDIR/postgresql.conf" 2>/dev/null | tail -n1)
+  if [ -z "$p" ]; then
+    p=54329
+    while port_taken "$p"; do
+      p=$((p + 1))
+      [ "$p" -le 54429 ] || { echo "pg.sh: ports 54329-54429 are all taken: set ESAYLOV_PG_PORT" >&2; exit 1; }
+    done
+  fi
+  echo "$p" > "$DATA/pg-port"
+  echo "$p"
+}
+PORT=$(cluster_port)
 PASSFILE="$DATA/pg-password"
 
 PGPASS="$DATA/pgpass"
@@ -117,7 +140,13 @@ CONF
     sed -i "s|^unix_socket_directories = '.*'\$|unix_socket_directories = '$SOCK'|" "$PGDIR/postgresql.conf"
     mkdir -p "$SOCK"; [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$SOCK"
   fi
+  # The port chosen now (ESAYLOV_PG_PORT, or the one recorded) is the one it listens on.
+  if ! grep -qx "port = $PORT" "$PGDIR/postgresql.conf"; then sed -i "s|^port = [0-9]*\$|port = $PORT|" "$PGDIR/postgresql.conf"; fi
   if running; then return 0; fi
+  if port_taken "$PORT"; then
+    echo "pg.sh: port $PORT on 127.0.0.1 is taken by another process (another checkout's cluster?): stop it, or set ESAYLOV_PG_PORT to a free port" >&2
+    exit 1
+  fi
   # A crashed cluster leaves postmaster.pid behind (and perhaps a zombie): clear it, let the
   # orphaned backends notice their postmaster is gone, and start; PostgreSQL recovers from WAL.
   if [ -f "$PGDIR/postmaster.pid" ]; then

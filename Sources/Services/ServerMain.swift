@@ -6,15 +6,15 @@ public import ServiceLifecycle
 import Glibc
 #endif
 
+/// A service whose graceful shutdown comes before the server's drain (it ends calls that would
+/// otherwise hold the drain for its whole grace).
+public protocol StopsBeforeServer: Service {}
+
 /// Runs a server until SIGTERM or SIGINT: prints `listening on HOST:PORT` once bound (the
 /// line scripts and tests wait for), then on a signal turns health NOT_SERVING, sends
 /// GOAWAY, lets calls finish, closes what the services hold, and prints the count of answered
 /// calls by status. The services (those `register` returns, the server, health) run in one
 /// `ServiceGroup`, which shuts them down in reverse order on the signal.
-/// A service whose graceful shutdown comes before the server's drain (it ends calls that would
-/// otherwise hold the drain for its whole grace).
-public protocol StopsBeforeServer: Service {}
-
 public enum ServerMain {
     /// Keeps glibc from handing memory back to the system on every large free. By default it
     /// adapts its thresholds as it goes, and an event loop that sends big responses can fall

@@ -72,7 +72,7 @@ done
 # Descriptor set of everything served, for reflection and for the black-box tests.
 mkdir -p Protos/descriptors
 protoc -I"$WKT" -I"$GRPC_PROTO" -IProtos --include_imports --include_source_info \
-  --descriptor_set_out=Protos/descriptors/served.pb "${GRPC_FILES[@]}" "${CONTRACT_FILES[@]}"
+  --descriptor_set_out=Protos/descriptors/served.pb "${GRPC_FILES[@]}" "${CONTRACT_FILES[@]}" esaylov/errors/google_rpc_details.proto
 # ... embedded in the binary as a C array, for server reflection.
 python3 - Protos/descriptors/served.pb Sources/ESaylovProtoC <<'PY'
 import sys

@@ -46,6 +46,18 @@ def test_grpcurl_calls_with_json(interop_server, esaylov_server):
     assert rc == 0 and json.loads(out) == {"status": "SERVING"}
 
 
+def test_grpcurl_decodes_every_error_detail_by_reflection(esaylov_server):
+    """The google.rpc details esaylov sends are served by reflection, so grpcurl prints them
+    decoded rather than as base64 of an unknown type."""
+    rc, out, err = grpcurl("-d", '{"page": {"page_size": 9999}}', esaylov_server.address, "esaylov.v1.DirectoryService/ListOrganisations")
+    assert rc != 0 and "InvalidArgument" in out + err, out + err
+    assert '"@type":"type.googleapis.com/google.rpc.BadRequest"' in out + err and '"field":"page.page_size"' in out + err, out + err
+    assert "not recognized" not in out + err
+    for name in ("google.rpc.BadRequest", "google.rpc.PreconditionFailure", "google.rpc.ErrorInfo"):
+        rc, out, err = grpcurl(esaylov_server.address, "describe", name)
+        assert rc == 0 and name in out, err
+
+
 def test_grpcurl_unknown_symbol(esaylov_server):
     rc, _, err = grpcurl(esaylov_server.address, "describe", "esaylov.v1.Nothing")
     assert rc != 0 and "esaylov.v1.Nothing" in err

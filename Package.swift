@@ -71,6 +71,7 @@ let package = Package(
             name: "Services",
             dependencies: [
                 "Domain", "Store", "Signatures", "ESaylovAPI", "ESaylovProtoC", "ProtoRuntime", "RPC", "CAllocator", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict

@@ -26,7 +26,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     router.register(health)
     guard let url = Storage.urlFromEnvironment else {
         ServerMain.printError("esaylov-server: ESAYLOV_DATABASE_URL is not set: serving health and reflection only")
-        return []
+        return [OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: nil)]
     }
     var logger = Logger(label: "esaylov-server")
     logger.logLevel = .info
@@ -77,6 +77,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
                                    watchHeartbeat: identity.watchHeartbeat))
     router.register(DecisionService(database: database, verifier: verifier, tokens: tokens, signer: systemSigner, catalogues: catalogues, events: hub))
     services.append(Maintenance(database: database, events: RequestEvents(hub: hub), logger: logger))
+    services.append(OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: database))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services
 }

@@ -22,8 +22,10 @@ class Server:
     """A server process started with --port 0; `port` is read from its first line."""
 
     def __init__(self, binary, *args):
+        # Servers run side by side in the tests: each one's operations port is a free one.
+        ops = ["--ops-port", "0"] if binary == "esaylov-server" and "--ops-port" not in args else []
         self.proc = subprocess.Popen(
-            [os.path.join(BIN_DIR, binary), "--port", "0", *args],
+            [os.path.join(BIN_DIR, binary), "--port", "0", *ops, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
@@ -32,6 +34,22 @@ class Server:
             raise RuntimeError(f"{binary} did not start: {line!r} {self.proc.stderr.read()!r}")
         self.port = int(m.group(1))
         self.address = f"127.0.0.1:{self.port}"
+        # The operations port's line follows the listening line.
+        self.ops_port = None
+        if ops:
+            m = re.search(r"operations on 127\.0\.0\.1:(\d+)", self.proc.stdout.readline())
+            self.ops_port = int(m.group(1)) if m else None
+
+    def ops(self, path, method="GET"):
+        """(status, body) of an HTTP request to the operations port."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.ops_port, timeout=5)
+        try:
+            c.request(method, path)
+            r = c.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            c.close()
 
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:

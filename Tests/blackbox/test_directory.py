@@ -299,6 +299,10 @@ def test_database_outage_is_reported_and_recovered(pb, esaylov_server):
             while status() != health_pb2.HealthCheckResponse.NOT_SERVING and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+            # The operations port says the same: alive, not ready.
+            assert server.ops("/healthz") == (200, "ok\n")
+            code, why = server.ops("/readyz")
+            assert code == 503 and "database" in why, (code, why)
             start = time.monotonic()
             err = error_of(stub.GetOrganisation, d.GetOrganisationRequest(organisation_id="cec"))
             assert err.code() == grpc.StatusCode.UNAVAILABLE
@@ -310,6 +314,7 @@ def test_database_outage_is_reported_and_recovered(pb, esaylov_server):
             time.sleep(0.1)
         assert status() == health_pb2.HealthCheckResponse.SERVING
         assert stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="cec"), timeout=5).id == "cec"
+        assert server.ops("/readyz") == (200, "ready\n")
         ch.close()
         # The session's server saw the same outage; later tests expect it SERVING again.
         with grpc.insecure_channel(esaylov_server.address) as shared:

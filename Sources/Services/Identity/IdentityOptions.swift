@@ -11,6 +11,8 @@
 ///   --sign-in-per-minute N     calls of each sign-in method one address may make per minute
 ///                              (and at once), default 30: challenges, code requests, code tries
 ///   --watch-heartbeat SECONDS  a watch stream's heartbeat and role check (default 15)
+///   --ops-host HOST --ops-port N  the operations port (/healthz, /readyz; default
+///                              127.0.0.1:9090; 0 picks a free port, printed at start)
 public struct IdentityOptions: Sendable {
     public var trustStore: String?
     public var ocspResponder: String?
@@ -20,11 +22,14 @@ public struct IdentityOptions: Sendable {
     public var checkpointEvery = 1000
     public var signInPerMinute = 30
     public var watchHeartbeat: Duration = .seconds(15)
+    public var opsHost = "127.0.0.1"
+    public var opsPort = 9090
 
     public static let usage = """
         identity: --trust-store DIR  --ocsp-responder URL  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
                   --audit-checkpoint-every N (default 1000; 0: none)  --sign-in-per-minute N (per address; default 30)
                   --watch-heartbeat SECONDS (default 15)
+        operations: --ops-host HOST (default 127.0.0.1)  --ops-port N (default 9090; 0: any free port)
         """
 
     /// The identity flags, and the arguments left for `ServerOptions`.
@@ -34,7 +39,7 @@ public struct IdentityOptions: Sendable {
         var i = 0
         while i < arguments.count {
             let flag = arguments[i]
-            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute", "--watch-heartbeat"]
+            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute", "--watch-heartbeat", "--ops-host", "--ops-port"]
             guard known.contains(flag) else {
                 rest.append(flag)
                 i += 1
@@ -48,6 +53,12 @@ public struct IdentityOptions: Sendable {
             case "--signing-key": options.signingKey = value
             case "--signing-cert": options.signingCertificate = value
             case "--sms-outbox": options.smsOutbox = value
+            case "--ops-host": options.opsHost = value
+            case "--ops-port":
+                guard let n = Int(value), (0...65535).contains(n) else {
+                    throw OptionError(message: "--ops-port must be a port number in 0...65535, got \(value)")
+                }
+                options.opsPort = n
             case "--watch-heartbeat":
                 guard let n = Int(value), (1...3600).contains(n) else {
                     throw OptionError(message: "--watch-heartbeat must be a whole number of seconds in 1...3600, got \(value)")

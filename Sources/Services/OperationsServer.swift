@@ -6,6 +6,7 @@ public import Store
 
 /// The operators' HTTP/1.1 port (default 127.0.0.1:9090), apart from the gRPC port:
 ///   GET /healthz  200 while the process serves (liveness)
+///   GET /metrics  Prometheus text (`ServerMetrics`)
 ///   GET /readyz   200 while the database answers and the server is not draining (it serves
 ///                 only once the database is migrated to this build); 503 with the reason
 ///                 otherwise (take it out of the load balancer, do not restart it)
@@ -16,12 +17,14 @@ public struct OperationsServer: Service {
     let port: Int
     let health: HealthService
     let database: Database?
+    let metrics: ServerMetrics
 
-    public init(host: String, port: Int, health: HealthService, database: Database?) {
+    public init(host: String, port: Int, health: HealthService, database: Database?, metrics: ServerMetrics) {
         self.host = host
         self.port = port
         self.health = health
         self.database = database
+        self.metrics = metrics
     }
 
     /// Why the server is not ready; nil when it is.
@@ -33,7 +36,7 @@ public struct OperationsServer: Service {
 
     public func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let health = self.health, database = self.database
+        let health = self.health, database = self.database, metrics = self.metrics
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -41,7 +44,7 @@ public struct OperationsServer: Service {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
-                        try channel.pipeline.syncOperations.addHandler(OperationsHandler(health: health, database: database))
+                        try channel.pipeline.syncOperations.addHandler(OperationsHandler(health: health, database: database, metrics: metrics))
                     }
                 }
                 .childChannelOption(.maxMessagesPerRead, value: 4)
@@ -65,11 +68,13 @@ final class OperationsHandler: ChannelInboundHandler {
 
     let health: HealthService
     let database: Database?
+    let metrics: ServerMetrics
     private var head: HTTPRequestHead?
 
-    init(health: HealthService, database: Database?) {
+    init(health: HealthService, database: Database?, metrics: ServerMetrics) {
         self.health = health
         self.database = database
+        self.metrics = metrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -79,16 +84,16 @@ final class OperationsHandler: ChannelInboundHandler {
         case .end:
             guard let h = head else { return }
             head = nil
-            let (status, text) = answer(h)
+            let (status, text, type) = answer(h)
             var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "text/plain; charset=utf-8")
-            headers.add(name: "content-length", value: String(text.utf8.count))
+            headers.add(name: "content-type", value: type)
+            headers.add(name: "content-length", value: String(text.count))
             headers.add(name: "cache-control", value: "no-store")
             if !h.isKeepAlive { headers.add(name: "connection", value: "close") }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: status, headers: headers))), promise: nil)
             if h.method != .HEAD {
-                var body = context.channel.allocator.buffer(capacity: text.utf8.count)
-                body.writeString(text)
+                var body = context.channel.allocator.buffer(capacity: text.count)
+                body.writeBytes(text)
                 context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
             }
             let keep = h.isKeepAlive
@@ -97,14 +102,16 @@ final class OperationsHandler: ChannelInboundHandler {
         }
     }
 
-    func answer(_ h: HTTPRequestHead) -> (HTTPResponseStatus, String) {
-        guard h.method == .GET || h.method == .HEAD else { return (.methodNotAllowed, "GET or HEAD\n") }
+    func answer(_ h: HTTPRequestHead) -> (HTTPResponseStatus, [UInt8], String) {
+        let plain = "text/plain; charset=utf-8"
+        guard h.method == .GET || h.method == .HEAD else { return (.methodNotAllowed, Array("GET or HEAD\n".utf8), plain) }
         switch h.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "" {
-        case "/healthz": return (.ok, "ok\n")
+        case "/healthz": return (.ok, Array("ok\n".utf8), plain)
         case "/readyz":
-            if let why = OperationsServer.unreadiness(health: health, database: database) { return (.serviceUnavailable, why + "\n") }
-            return (.ok, "ready\n")
-        default: return (.notFound, "paths: /healthz /readyz\n")
+            if let why = OperationsServer.unreadiness(health: health, database: database) { return (.serviceUnavailable, Array((why + "\n").utf8), plain) }
+            return (.ok, Array("ready\n".utf8), plain)
+        case "/metrics": return (.ok, metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8")
+        default: return (.notFound, Array("paths: /healthz /readyz /metrics\n".utf8), plain)
         }
     }
 }

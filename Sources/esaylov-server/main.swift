@@ -20,13 +20,16 @@ do {
     exit(2)
 }
 let poolSize = ServerOptions.poolSize(in: arguments)
+let metrics = ServerMetrics()
 // The closure runs on ServerMain's executor, not the main actor: a closure nested in it that
 // the compiler takes as main-actor isolated traps at run time, so it holds none (if-let, not map).
 let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, health: health) { (router, interceptors) throws(OptionError) in
     router.register(health)
+    // First, so that it counts every call, those the authentication refuses too.
+    interceptors.append(MetricsInterceptor(metrics))
     guard let url = Storage.urlFromEnvironment else {
         ServerMain.printError("esaylov-server: ESAYLOV_DATABASE_URL is not set: serving health and reflection only")
-        return [OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: nil)]
+        return [OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: nil, metrics: metrics)]
     }
     var logger = Logger(label: "esaylov-server")
     logger.logLevel = .info
@@ -77,7 +80,9 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
                                    watchHeartbeat: identity.watchHeartbeat))
     router.register(DecisionService(database: database, verifier: verifier, tokens: tokens, signer: systemSigner, catalogues: catalogues, events: hub))
     services.append(Maintenance(database: database, events: RequestEvents(hub: hub), logger: logger))
-    services.append(OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: database))
+    metrics.sample("esaylov_watch_streams") { Double(hub.watcherCount) }
+    metrics.sample("esaylov_database_ready") { database.isReady ? 1 : 0 }
+    services.append(OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: database, metrics: metrics))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services
 }

@@ -1,9 +1,10 @@
-"""The operations port (HTTP/1.1): liveness, readiness, and readiness while draining."""
+"""The operations port (HTTP/1.1): liveness, readiness (also while draining), Prometheus metrics."""
 import signal
 import threading
 import time
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import Server
@@ -54,3 +55,33 @@ def _drain(stream):
         return list(stream)
     except grpc.RpcError:
         return []
+
+
+def test_metrics_count_calls_by_method_and_status_with_no_ids_in_labels(v1):
+    import re
+    server = Server("esaylov-server")
+    try:
+        with grpc.insecure_channel(server.address) as ch:
+            for _ in range(3):
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            d = v1.directory_pb2
+            stub = v1.directory_pb2_grpc.DirectoryServiceStub(ch)
+            with pytest.raises(grpc.RpcError):
+                stub.ListOrganisations(d.ListOrganisationsRequest(page=v1.common_pb2.PageRequest(page_size=9999)), timeout=5)
+            stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="tec-1718"), timeout=5)
+        code, text = server.ops("/metrics")
+        assert code == 200
+        def value(line_start):
+            m = re.search("^" + re.escape(line_start) + r" ([0-9.e+]+)$", text, re.M)
+            return float(m.group(1)) if m else None
+        assert value('esaylov_rpc_calls_total{service="grpc.health.v1.Health",method="Check",code="OK"}') >= 3
+        assert value('esaylov_rpc_calls_total{service="esaylov.v1.DirectoryService",method="ListOrganisations",code="INVALID_ARGUMENT"}') == 1
+        assert value('esaylov_rpc_duration_seconds_count{service="esaylov.v1.DirectoryService",method="GetOrganisation"}') == 1
+        assert value('esaylov_rpc_in_flight{service="grpc.health.v1.Health"}') == 0
+        assert value("esaylov_database_ready") == 1 and value("esaylov_watch_streams") == 0
+        # Labels name services, methods, codes and buckets: never the ids a call carried.
+        assert "tec-1718" not in text
+        labels = set(re.findall(r'(\w+)="', text))
+        assert labels <= {"service", "method", "code", "le"}, labels
+    finally:
+        server.stop()

@@ -40,9 +40,22 @@ public enum ServerMain {
             return 2
         }
         tuneAllocator()
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let level = options.logLevel
+        if options.logJSON {
+            LoggingSystem.bootstrap { label in
+                var h = JSONLogHandler(label: label)
+                h.logLevel = level
+                return h
+            }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            }
+        }
         var logger = Logger(label: name)
-        logger.logLevel = .info
+        logger.logLevel = level
         var router = RPCRouter()
         let services: [any Service]
         var interceptors: [any ServerInterceptor] = []

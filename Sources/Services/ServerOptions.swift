@@ -1,9 +1,14 @@
+public import Logging
 public import RPC
 
 /// Command-line flags shared by the executables: `--host H`, `--port N` (0: any free port),
 /// `--threads N`, `--max-receive-bytes N`, `--max-streams N`.
 public struct ServerOptions: Sendable {
     public var configuration = RPCServer.Configuration()
+    /// `--log-level`: trace, debug (every call's end), info (default), notice, warning, error, critical.
+    public var logLevel: Logger.Level = .info
+    /// `--log-format`: text (default) or json (one object a line, for log shippers).
+    public var logJSON = false
 
     public init(arguments: [String]) throws(OptionError) {
         var i = 0
@@ -45,6 +50,18 @@ public struct ServerOptions: Sendable {
             case "--finish-linger-ms": configuration.finishLinger = .milliseconds(try number(flag, 1...3_600_000))
             case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
             case "--receive-budget-bytes": configuration.receiveBudget = try number(flag, (1 << 20)...(1 << 40))
+            case "--log-level":
+                let text = try value(flag)
+                guard let level = Logger.Level(rawValue: text) else {
+                    throw OptionError(message: "--log-level must be trace, debug, info, notice, warning, error or critical, got \(text)")
+                }
+                logLevel = level
+            case "--log-format":
+                switch try value(flag) {
+                case "text": logJSON = false
+                case "json": logJSON = true
+                case let other: throw OptionError(message: "--log-format must be text or json, got \(other)")
+                }
             case "--help", "-h": throw OptionError(message: Self.usage)
             default: throw OptionError(message: "unknown option \(flag)\n\(Self.usage)")
             }
@@ -75,6 +92,8 @@ public struct ServerOptions: Sendable {
                  --max-watches-per-connection N (default 16)  --max-watches-per-peer N (default 64)
                  --keepalive-ms N (PING after this long quiet with streams open; default 30000)
                  --keepalive-timeout-ms N (close when the PING is not answered; default 20000)
+                 --log-level LEVEL (default info; debug logs every call's end: method, request id,
+                 peer, status, duration)  --log-format text|json (default text; json: one object a line)
         """
 }
 

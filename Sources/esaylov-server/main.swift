@@ -31,8 +31,8 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
         ServerMain.printError("esaylov-server: ESAYLOV_DATABASE_URL is not set: serving health and reflection only")
         return [OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: nil, metrics: metrics)]
     }
-    var logger = Logger(label: "esaylov-server")
-    logger.logLevel = .info
+    // At --log-level (the logging system is bootstrapped with it before this runs).
+    let logger = Logger(label: "esaylov-server")
     let database = try Storage.open(url: url, poolSize: poolSize.total, connectionsPerEventLoop: poolSize.perEventLoop)
     let tokens: PageTokens
     let smsKey: [UInt8]

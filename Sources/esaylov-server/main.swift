@@ -82,6 +82,7 @@ let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, 
     services.append(Maintenance(database: database, events: RequestEvents(hub: hub), logger: logger))
     metrics.sample("esaylov_watch_streams") { Double(hub.watcherCount) }
     metrics.sample("esaylov_database_ready") { database.isReady ? 1 : 0 }
+    services.append(OperationsSampler(database: database, metrics: metrics, interval: .seconds(identity.metricsSampleSeconds)))
     services.append(OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: database, metrics: metrics))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])
     return services

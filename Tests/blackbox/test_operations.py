@@ -59,7 +59,8 @@ def _drain(stream):
 
 def test_metrics_count_calls_by_method_and_status_with_no_ids_in_labels(v1):
     import re
-    server = Server("esaylov-server")
+    from conftest import wait_for
+    server = Server("esaylov-server", "--metrics-sample-seconds", "1")
     try:
         with grpc.insecure_channel(server.address) as ch:
             for _ in range(3):
@@ -72,16 +73,25 @@ def test_metrics_count_calls_by_method_and_status_with_no_ids_in_labels(v1):
         code, text = server.ops("/metrics")
         assert code == 200
         def value(line_start):
-            m = re.search("^" + re.escape(line_start) + r" ([0-9.e+]+)$", text, re.M)
-            return float(m.group(1)) if m else None
+            return value_of(text, line_start)
         assert value('esaylov_rpc_calls_total{service="grpc.health.v1.Health",method="Check",code="OK"}') >= 3
         assert value('esaylov_rpc_calls_total{service="esaylov.v1.DirectoryService",method="ListOrganisations",code="INVALID_ARGUMENT"}') == 1
         assert value('esaylov_rpc_duration_seconds_count{service="esaylov.v1.DirectoryService",method="GetOrganisation"}') == 1
         assert value('esaylov_rpc_in_flight{service="grpc.health.v1.Health"}') == 0
         assert value("esaylov_database_ready") == 1 and value("esaylov_watch_streams") == 0
+        # What only the database knows, sampled every second.
+        assert wait_for(lambda: (value_of(server.ops("/metrics")[1], "esaylov_audit_chain_length") or 0) > 0, timeout=5)
+        assert value("esaylov_sms_outbox_pending") is not None and value("esaylov_audit_pending") is not None
         # Labels name services, methods, codes and buckets: never the ids a call carried.
         assert "tec-1718" not in text
         labels = set(re.findall(r'(\w+)="', text))
         assert labels <= {"service", "method", "code", "le"}, labels
     finally:
         server.stop()
+
+
+def value_of(text, line_start):
+    """The value of the exposition line that starts with `line_start`; None when absent."""
+    import re
+    m = re.search("^" + re.escape(line_start) + r" ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else None

@@ -13,6 +13,7 @@
 ///   --watch-heartbeat SECONDS  a watch stream's heartbeat and role check (default 15)
 ///   --ops-host HOST --ops-port N  the operations port (/healthz, /readyz; default
 ///                              127.0.0.1:9090; 0 picks a free port, printed at start)
+///   --metrics-sample-seconds N how often /metrics' database gauges are read (default 5)
 public struct IdentityOptions: Sendable {
     public var trustStore: String?
     public var ocspResponder: String?
@@ -24,12 +25,14 @@ public struct IdentityOptions: Sendable {
     public var watchHeartbeat: Duration = .seconds(15)
     public var opsHost = "127.0.0.1"
     public var opsPort = 9090
+    public var metricsSampleSeconds = 5
 
     public static let usage = """
         identity: --trust-store DIR  --ocsp-responder URL  --signing-key FILE --signing-cert FILE  --sms-outbox FILE
                   --audit-checkpoint-every N (default 1000; 0: none)  --sign-in-per-minute N (per address; default 30)
                   --watch-heartbeat SECONDS (default 15)
         operations: --ops-host HOST (default 127.0.0.1)  --ops-port N (default 9090; 0: any free port)
+                    --metrics-sample-seconds N (database gauges; default 5)
         """
 
     /// The identity flags, and the arguments left for `ServerOptions`.
@@ -39,7 +42,7 @@ public struct IdentityOptions: Sendable {
         var i = 0
         while i < arguments.count {
             let flag = arguments[i]
-            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute", "--watch-heartbeat", "--ops-host", "--ops-port"]
+            let known = ["--trust-store", "--ocsp-responder", "--signing-key", "--signing-cert", "--sms-outbox", "--audit-checkpoint-every", "--sign-in-per-minute", "--watch-heartbeat", "--ops-host", "--ops-port", "--metrics-sample-seconds"]
             guard known.contains(flag) else {
                 rest.append(flag)
                 i += 1
@@ -54,6 +57,11 @@ public struct IdentityOptions: Sendable {
             case "--signing-cert": options.signingCertificate = value
             case "--sms-outbox": options.smsOutbox = value
             case "--ops-host": options.opsHost = value
+            case "--metrics-sample-seconds":
+                guard let n = Int(value), (1...3600).contains(n) else {
+                    throw OptionError(message: "--metrics-sample-seconds must be a whole number of seconds in 1...3600, got \(value)")
+                }
+                options.metricsSampleSeconds = n
             case "--ops-port":
                 guard let n = Int(value), (0...65535).contains(n) else {
                     throw OptionError(message: "--ops-port must be a port number in 0...65535, got \(value)")

@@ -90,6 +90,8 @@ public final class RPCServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channel: Mutex<(any Channel)?> = Mutex(nil)
     private let connections = ConnectionRegistry()
+    /// Connections open now (for metrics).
+    public var openConnections: Int { connections.count }
     private let draining = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)

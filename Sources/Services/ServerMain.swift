@@ -29,7 +29,7 @@ public enum ServerMain {
     }
 
     public static func run(
-        name: String, arguments: [String], health: HealthService,
+        name: String, arguments: [String], health: HealthService, observe: ((RPCServer) -> Void)? = nil,
         register: (inout RPCRouter, inout [any ServerInterceptor]) throws(OptionError) -> [any Service]
     ) async -> Int32 {
         let options: ServerOptions
@@ -77,6 +77,7 @@ public enum ServerMain {
         }
         for service in router.registeredServices { health.setStatus(.serving, for: service) }
         let server = RPCServer(configuration: options.configuration, router: router, interceptors: interceptors, logger: logger)
+        observe?(server)
         let port: Int
         do {
             port = try await server.start()

@@ -8,6 +8,7 @@ import Synchronization
 ///   esaylov_rpc_calls_total{service,method,code}     calls answered, by status
 ///   esaylov_rpc_duration_seconds{service,method}     call durations (histogram)
 ///   esaylov_rpc_in_flight{service}                    calls running now
+///   esaylov_connections                               HTTP/2 connections open
 ///   esaylov_watch_streams                             WatchRequests streams open on this replica
 ///   esaylov_database_ready                            1 while the database answers
 /// Labels are method names and status codes only (bounded): never ids.

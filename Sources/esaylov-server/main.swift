@@ -23,7 +23,10 @@ let poolSize = ServerOptions.poolSize(in: arguments)
 let metrics = ServerMetrics()
 // The closure runs on ServerMain's executor, not the main actor: a closure nested in it that
 // the compiler takes as main-actor isolated traps at run time, so it holds none (if-let, not map).
-let status = await ServerMain.run(name: "esaylov-server", arguments: arguments, health: health) { (router, interceptors) throws(OptionError) in
+let status = await ServerMain.run(
+    name: "esaylov-server", arguments: arguments, health: health,
+    observe: { server in metrics.sample("esaylov_connections") { Double(server.openConnections) } }
+) { (router, interceptors) throws(OptionError) in
     router.register(health)
     // First, so that it counts every call, those the authentication refuses too.
     interceptors.append(MetricsInterceptor(metrics))

@@ -79,6 +79,7 @@ def test_metrics_count_calls_by_method_and_status_with_no_ids_in_labels(v1):
         assert value('esaylov_rpc_duration_seconds_count{service="esaylov.v1.DirectoryService",method="GetOrganisation"}') == 1
         assert value('esaylov_rpc_in_flight{service="grpc.health.v1.Health"}') == 0
         assert value("esaylov_database_ready") == 1 and value("esaylov_watch_streams") == 0
+        assert value("esaylov_connections") is not None
         # What only the database knows, sampled every second.
         assert wait_for(lambda: (value_of(server.ops("/metrics")[1], "esaylov_audit_chain_length") or 0) > 0, timeout=5)
         assert value("esaylov_sms_outbox_pending") is not None and value("esaylov_audit_pending") is not None

@@ -93,20 +93,32 @@ public struct AuthenticationInterceptor: ServerInterceptor {
 
     public func acceptAsync(_ context: ServerContext) async throws(RPCError) {
         guard let (rule, hash) = context[PendingCheck.self] else { return }
-        guard let found = try await database.read(AuthStore().session(tokenSHA256: hash), for: context) else {
-            throw RPCError(code: .unauthenticated, message: "the session is unknown, expired or ended: sign in again")
-        }
+        let found = try await Self.session(hash, database, context, ended: "the session is unknown, expired or ended: sign in again")
         let principal = Principal(session: found)
         if case .permission(let needed) = rule.requirement, !principal.permissions.contains(needed) {
             throw PermissionRules.denied(rule, "the session lacks the permission \(needed.rawValue)")
         }
         context[PrincipalKey.self] = principal
-        if sessions.shouldTouch(idleExpiresAt: found.idleExpiresAt) {
-            let id = found.id
-            let idle = sessions.idle
-            try? await database.transaction(timeout: context.timeRemaining) { (c) throws(StoreError) in
-                try AuthStore().touch(c, id: id, idle: idle)
-            }
+        await Self.touchIfDue(found, sessions, database, context)
+    }
+
+    /// The live session whose token hashes to `hash`, with the person's current roles;
+    /// UNAUTHENTICATED saying `ended` when there is none.
+    static func session(_ hash: [UInt8], _ database: Database, _ context: ServerContext, ended: String) async throws(RPCError) -> SessionRecord {
+        guard let found = try await database.read(AuthStore().session(tokenSHA256: hash), for: context) else {
+            throw RPCError(code: .unauthenticated, message: ended)
+        }
+        return found
+    }
+
+    /// Moves a session's idle expiry on when `policy` says it is due (a failure only means the
+    /// next call tries again).
+    static func touchIfDue(_ session: SessionRecord, _ policy: SessionPolicy, _ database: Database, _ context: ServerContext) async {
+        guard policy.shouldTouch(idleExpiresAt: session.idleExpiresAt) else { return }
+        let id = session.id
+        let idle = policy.idle
+        try? await database.transaction(timeout: context.timeRemaining) { (c) throws(StoreError) in
+            try AuthStore().touch(c, id: id, idle: idle)
         }
     }
 

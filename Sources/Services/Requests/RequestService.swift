@@ -15,6 +15,10 @@ public struct RequestService: Esaylov_V1_RequestService {
     let database: Database
     let verifier: SignatureVerifier?
     let tokens: PageTokens
+    /// `WatchRequests` cursors name a recipient and a position, MAC'd with the deployment's key.
+    /// They do not expire (retention, not age, ends them) and carry no time of issue: one
+    /// position has one cursor, whichever replica and call gave it.
+    let cursors: PageTokens
     let catalogues: Catalogues
     let store = RequestStore()
     let audit = AuditLog()
@@ -45,6 +49,7 @@ public struct RequestService: Esaylov_V1_RequestService {
         self.watchHeartbeat = watchHeartbeat
         self.verifier = verifier
         self.tokens = tokens
+        self.cursors = tokens.withMaxAge(.seconds(100 * 365 * 24 * 3600))
         self.catalogues = catalogues
         self.now = now ?? { Date().timeIntervalSince1970 }
     }

@@ -125,11 +125,6 @@ enum WatchAccess: Equatable {
 }
 
 extension RequestService {
-    /// Cursors name a recipient and a position, MAC'd with the deployment's key. They do not
-    /// expire (retention, not age, ends them) and carry no time of issue: one position has one
-    /// cursor, whichever replica and call gave it.
-    var cursors: PageTokens { tokens.withMaxAge(.seconds(100 * 365 * 24 * 3600)) }
-
     func cursor(_ recipient: EventRecipient, _ position: Int) -> String {
         cursors.encode(filter: ["watch", recipient.key], fields: [String(position)], now: Date(timeIntervalSince1970: 0))
     }
@@ -173,20 +168,12 @@ extension RequestService {
     /// PERMISSION_DENIED once the role that opened the stream is gone; keeps the session alive.
     func recheck(_ original: WatchAccess, _ request: Esaylov_V1_WatchRequestsRequest, _ context: ServerContext) async throws(RPCError) {
         let hash = Crypto.sha256(Array(try AuthenticationInterceptor.token(context).utf8))
-        guard let session = try await database.read(AuthStore().session(tokenSHA256: hash), for: context) else {
-            throw RPCError(code: .unauthenticated, message: "the session ended while watching: sign in again")
-        }
-        let p = Principal(session: session)
-        let current = try await watchAccess(p, request, context).1
+        let session = try await AuthenticationInterceptor.session(hash, database, context, ended: "the session ended while watching: sign in again")
+        let current = try await watchAccess(Principal(session: session), request, context).1
         guard current == original else {
             throw PermissionRules.denied(PermissionRules.watching, "the caller's role changed while watching: watch again")
         }
-        let policy = SessionPolicy()
-        if policy.shouldTouch(idleExpiresAt: session.idleExpiresAt) {
-            try? await database.transaction(timeout: context.timeRemaining) { (c) throws(StoreError) in
-                try AuthStore().touch(c, id: session.id, idle: policy.idle)
-            }
-        }
+        await AuthenticationInterceptor.touchIfDue(session, SessionPolicy(), database, context)
     }
 
     func wire(_ e: RequestEventRecord, _ access: WatchAccess, _ recipient: EventRecipient) throws(RPCError) -> Esaylov_V1_RequestEvent {

@@ -29,8 +29,8 @@ public struct OperationsServer: Service {
 
     /// Why the server is not ready; nil when it is.
     static func unreadiness(health: HealthService, database: Database?) -> String? {
-        if health.status(of: "") != .serving { return "not serving: draining or the database is unreachable" }
         if let database, !database.isReady { return "the database is unreachable" }
+        if health.status(of: "") != .serving { return "not serving: draining" }
         return nil
     }
 

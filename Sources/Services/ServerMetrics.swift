@@ -16,13 +16,19 @@ public final class ServerMetrics: CallMetrics {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
-    private struct Handles {
+    private final class Handles: Sendable {
         let duration: CoreMetrics.Timer
         let inFlight: CoreMetrics.Meter
+        /// By status code, made on its first use (no series for codes never answered).
+        let calls = Mutex<[CoreMetrics.Counter?]>(Array(repeating: nil, count: 17))
+
+        init(duration: CoreMetrics.Timer, inFlight: CoreMetrics.Meter) {
+            self.duration = duration
+            self.inFlight = inFlight
+        }
     }
+    /// By method path.
     private let handles = Mutex<[String: Handles]>([:])
-    /// By method path and status code, made on first use (no series for codes never answered).
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
     /// Read at each scrape.
     private let sampled = Mutex<[(CoreMetrics.Gauge, @Sendable () -> Double)]>([])
 
@@ -49,15 +55,15 @@ public final class ServerMetrics: CallMetrics {
         }
     }
 
-    private func counter(_ method: MethodDescriptor, _ code: RPCError.Code) -> CoreMetrics.Counter {
-        let key = "\(method.path) \(code.rawValue)"
-        if let c = counters.withLock({ $0[key] }) { return c }
+    private func counter(_ h: Handles, _ method: MethodDescriptor, _ code: RPCError.Code) -> CoreMetrics.Counter {
+        let slot = min(max(code.rawValue, 0), 16)
+        if let c = h.calls.withLock({ $0[slot] }) { return c }
         let made = CoreMetrics.Counter(
             label: "esaylov_rpc_calls_total", dimensions: [("service", method.service), ("method", method.method), ("code", code.description)],
             factory: factory)
-        return counters.withLock { all in
-            if let c = all[key] { return c }
-            all[key] = made
+        return h.calls.withLock { calls in
+            if let c = calls[slot] { return c }
+            calls[slot] = made
             return made
         }
     }
@@ -69,7 +75,7 @@ public final class ServerMetrics: CallMetrics {
     public func callEnded(_ method: MethodDescriptor, code: RPCError.Code, duration: Duration) {
         let h = handles(method)
         h.inFlight.decrement()
-        counter(method, code).increment()
+        counter(h, method, code).increment()
         let (s, a) = duration.components
         h.duration.recordNanoseconds(s * 1_000_000_000 + a / 1_000_000_000)
     }

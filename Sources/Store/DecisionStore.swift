@@ -200,10 +200,7 @@ public struct DecisionStore: Sendable {
             WHERE u.sender_key = \(uploader.description) AND u.sha256 = ANY(\(sha256s))
             RETURNING sha256, file_name, media_type, size_bytes, extract(epoch FROM now()) AS at
             """)
-        return try (0..<r.count).map { (i) throws(StoreError) in
-            AttachmentRecord(sha256: try r.string(i, "sha256"), fileName: try r.string(i, "file_name"), mediaType: try r.string(i, "media_type"),
-                             sizeBytes: try r.int(i, "size_bytes"), uploadedAt: try r.epoch(i, "at") ?? 0)
-        }.sorted { $0.sha256 < $1.sha256 }
+        return try RequestStore.attachments(r).sorted { $0.sha256 < $1.sha256 }
     }
 
     /// Whether `sha256` is a file of decision `decisionId`.

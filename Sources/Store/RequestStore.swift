@@ -397,7 +397,12 @@ public struct RequestStore: Sendable {
             FROM attachment_uploads u JOIN attachment_contents k ON k.sha256 = u.sha256
             WHERE u.sender_key = \(sender.description) AND u.sha256 = ANY(\(sha256s)) ORDER BY u.sha256
             """)
-        return try (0..<r.count).map { (i) throws(StoreError) in
+        return try Self.attachments(r)
+    }
+
+    /// Rows of `sha256, file_name, media_type, size_bytes, at` (seconds since 1970).
+    static func attachments(_ r: Rows) throws(StoreError) -> [AttachmentRecord] {
+        try (0..<r.count).map { (i) throws(StoreError) in
             AttachmentRecord(sha256: try r.string(i, "sha256"), fileName: try r.string(i, "file_name"), mediaType: try r.string(i, "media_type"),
                              sizeBytes: try r.int(i, "size_bytes"), uploadedAt: try r.epoch(i, "at") ?? 0)
         }

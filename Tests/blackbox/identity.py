@@ -91,6 +91,13 @@ def identity_server(pki, *extra):
     return s
 
 
+def deciding_server(pki, *extra, sign_ins="10000"):
+    """A server trusting `pki` that signs decision receipts with its server key (no audit
+    checkpoints, as `identity_server`), with room for many sign-ins."""
+    return identity_server(pki, "--sign-in-per-minute", sign_ins, "--signing-key", os.path.join(pki.root, "server/key.pem"),
+                           "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0", *extra)
+
+
 def outbox_lines(server):
     return len(open(server.outbox).read().splitlines()) if os.path.exists(server.outbox) else 0
 

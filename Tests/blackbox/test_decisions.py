@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-from identity import PKI, bearer, ctl, identity_server, login, refused, sms_login, sql
+from identity import PKI, bearer, ctl, deciding_server, login, refused, sms_login, sql
 from test_requests import Sender, key, nomination, org, person, person_session, upload
 
 PARTY = ("seed-party-xdp-0", "party-xdp")
@@ -29,8 +29,7 @@ def pki():
 
 @pytest.fixture(scope="module")
 def server(pki):
-    s = identity_server(pki, "--sign-in-per-minute", "10000", "--signing-key", os.path.join(pki.root, "server/key.pem"),
-                        "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0")
+    s = deciding_server(pki)
     yield s
     s.stop()
 

@@ -10,7 +10,7 @@ import time
 import grpc
 import pytest
 
-from identity import PKI, bearer, ctl, identity_server, login, sql
+from identity import PKI, bearer, ctl, deciding_server, login, sql
 from test_requests import key, nomination, org
 
 PARTY = ("seed-party-xdp-0", "party-xdp")
@@ -18,8 +18,7 @@ COMMISSION = "dec-1718203"     # a commission of this test's own use (other test
 
 
 def serve(pki):
-    return identity_server(pki, "--sign-in-per-minute", "100000", "--signing-key", os.path.join(pki.root, "server/key.pem"),
-                           "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0")
+    return deciding_server(pki, sign_ins="100000")
 
 
 def test_sigkill_during_submits_and_approvals_loses_and_doubles_nothing(v1):

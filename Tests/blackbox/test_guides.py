@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from identity import PKI, identity_server
+from identity import PKI, deciding_server
 
 GUIDES = os.path.join(os.path.dirname(__file__), "../../docs/guides")
 
@@ -18,8 +18,7 @@ def pki():
 
 @pytest.fixture(scope="module")
 def server(pki):
-    s = identity_server(pki, "--sign-in-per-minute", "10000", "--signing-key", os.path.join(pki.root, "server/key.pem"),
-                        "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0")
+    s = deciding_server(pki)
     yield s
     s.stop()
 

@@ -1,7 +1,6 @@
 """WatchRequests from outside: two server replicas on one database, a party and a commission
 watching on one while everything is written through the other, resumption from a cursor while
 writes go on, replays that show each request as it was, heartbeats, retention and refusals."""
-import os
 import random
 import threading
 import time
@@ -10,7 +9,7 @@ import grpc
 import pytest
 
 from conftest import wait_for
-from identity import PKI, bearer, identity_server, login, refused, sql
+from identity import PKI, bearer, deciding_server, login, refused, sql
 from test_decisions import Commission
 from test_requests import Sender, nomination, org, person_session
 
@@ -24,14 +23,9 @@ def pki():
     return PKI()
 
 
-def replica(pki, *extra):
-    return identity_server(pki, "--sign-in-per-minute", "10000", "--signing-key", os.path.join(pki.root, "server/key.pem"),
-                           "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0", *extra)
-
-
 @pytest.fixture(scope="module")
 def replicas(pki):
-    a, b = replica(pki), replica(pki, "--watch-heartbeat", "2")
+    a, b = deciding_server(pki), deciding_server(pki, "--watch-heartbeat", "2")
     yield a, b
     a.stop()
     b.stop()

@@ -23,8 +23,10 @@ PGBIN=/usr/lib/postgresql/15/bin
 DATA=.data
 mkdir -p "$DATA"
 
+# Run as root, `postgres` may not be able to enter the checkout: its commands start in / (every
+# path they are given is absolute), so that none of them depends on a directory it cannot read.
 as_postgres() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # An older checkout kept its cluster in .data/pg with .data open to `postgres`: move it out
@@ -153,7 +155,11 @@ CONF
     rm -f "$PGDIR/postmaster.pid" "$SOCK/.s.PGSQL.$PORT.lock" "$SOCK/.s.PGSQL.$PORT"
     for _ in $(seq 50); do pgrep -u postgres -f -- "-D $PGDIR" >/dev/null || break; sleep 0.1; done
   fi
-  as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -l "$PGDIR/server.log" -w -t 60 start >/dev/null
+  if ! as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -l "$PGDIR/server.log" -w -t 60 start >/dev/null; then
+    echo "pg.sh: PostgreSQL did not start; the end of $PGDIR/server.log:" >&2
+    tail -n 20 "$PGDIR/server.log" >&2 || true
+    exit 1
+  fi
   local pw; pw=$(password)
   # The password reaches psql on its standard input, and this session logs no statement, even
   # one that fails.
@@ -176,6 +182,6 @@ case "${1:-}" in
   # The cluster's superuser over its local socket (peer authentication): for tests that must
   # get past the schema's own guards (tampering with the audit log) and make scratch databases.
   admin-psql) shift; unset PGUSER PGHOST PGPORT PGDATABASE PGPASSFILE
-    if [ "$(id -u)" -eq 0 ]; then exec runuser -u postgres -- "$PGBIN/psql" -U postgres -h "$SOCK" -p "$PORT" "$@"; else exec "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; fi ;;
+    if [ "$(id -u)" -eq 0 ]; then cd / && exec runuser -u postgres -- "$PGBIN/psql" -U postgres -h "$SOCK" -p "$PORT" "$@"; else exec "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; fi ;;
   *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql|admin-psql" >&2; exit 2 ;;
 esac

@@ -43,7 +43,9 @@ def test_a_second_checkout_on_the_machine_gets_a_port_of_its_own(tmp_path):
     subprocess.run(["git", "clone", "-q", ROOT, str(other)], check=True)
     pg = str(other / "Scripts/pg.sh")
     try:
-        out = subprocess.run([pg, "start"], check=True, capture_output=True, text=True).stdout
+        started = subprocess.run([pg, "start"], capture_output=True, text=True)
+        assert started.returncode == 0, started.stderr
+        out = started.stdout
         port = open(other / ".data/pg-port").read().strip()
         assert port != my_port and f"127.0.0.1:{port}" in out
         assert subprocess.run([pg, "psql", "-Atc", "SELECT 1"], check=True, capture_output=True, text=True).stdout.strip() == "1"

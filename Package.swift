@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "RPC",
             dependencies: [
-                "CNghttp2", "CZlib", "ProtoRuntime", "RPCStatus",
+                "CNghttp2", "CZlib", "ProtoRuntime", "RPCStatus", "Signatures",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -59,7 +59,8 @@ let package = Package(
             swiftSettings: strict),
         // The law, in pure Swift: participants, identifiers, request vocabulary (no C, no NIO).
         .target(name: "Domain", swiftSettings: strict),
-        // X.509 and CMS through OpenSSL: verification, signing, the development CA, digests.
+        // X.509, CMS and TLS through OpenSSL: verification, signing, the development CA, digests,
+        // TLS sessions on memory BIOs (the RPC layer puts them under HTTP/2).
         .target(name: "Signatures", dependencies: ["COpenSSL"], swiftSettings: strict),
         // PostgreSQL through libpq: blocking pool and transactions, non-blocking reads on the event
         // loops, migrations, directory queries.
@@ -76,6 +77,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

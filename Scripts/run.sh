@@ -2,7 +2,8 @@
 # Sets up, builds (release), starts the embedded PostgreSQL cluster (unless
 # ESAYLOV_DATABASE_URL names another database), migrates, loads the demo directory and the
 # development CA's certificates, and serves
-# esaylov on 127.0.0.1:50051 (h2c) until Ctrl-C. Extra arguments go to the server.
+# esaylov on 127.0.0.1:50051 (h2c) and 127.0.0.1:50443 (TLS, with the development CA's
+# certificate for localhost and 127.0.0.1) until Ctrl-C. Extra arguments go to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh run
@@ -23,5 +24,6 @@ PKI=${ESAYLOV_PKI_DIR:-.data/pki}
 IDENTITY=()
 [ -d "$PKI/trust" ] && IDENTITY+=(--trust-store "$PKI/trust")
 [ -f "$PKI/server/key.pem" ] && IDENTITY+=(--signing-key "$PKI/server/key.pem" --signing-cert "$PKI/server/cert.pem")
+[ -f "$PKI/tls/key.pem" ] && IDENTITY+=(--tls-cert "$PKI/tls/cert.pem" --tls-key "$PKI/tls/key.pem")
 mkdir -p -m 0700 .data/sms
 exec .build/release/esaylov-server "${IDENTITY[@]}" --sms-outbox .data/sms/outbox.jsonl "$@"

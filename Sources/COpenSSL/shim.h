@@ -11,6 +11,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/ts.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -56,4 +57,57 @@ static inline const unsigned char *esaylov_attribute_sequence(X509_ATTRIBUTE *at
 }
 
 static inline int esaylov_x509_crl_set_version(X509_CRL *crl, long version) { return X509_CRL_set_version(crl, version); }
+
+// TLS: the server's protocol floor, and ALPN that takes "h2" or refuses the handshake.
+
+static inline int esaylov_ssl_ctx_set_min_proto(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
+static inline long esaylov_ssl_ctx_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+static inline long esaylov_ssl_ctx_set_session_cache_size(SSL_CTX *ctx, long n) { return SSL_CTX_sess_set_cache_size(ctx, n); }
+/// No TLS compression (CRIME), no renegotiation (RFC 9113 §9.2.1 forbids it), the server's
+/// cipher order.
+static inline void esaylov_ssl_ctx_set_server_options(SSL_CTX *ctx) {
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+}
+/// An empty memory BIO reads as "retry" rather than end of file.
+static inline long esaylov_bio_set_mem_eof_return(BIO *bio, int v) { return BIO_set_mem_eof_return(bio, v); }
+
+/// Selects "h2" from the client's ALPN list; any other list ends the handshake with the
+/// no_application_protocol alert.
+static int esaylov_alpn_select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                                  unsigned int inlen, void *arg) {
+    (void)ssl; (void)arg;
+    for (unsigned int i = 0; i < inlen;) {
+        unsigned int n = in[i];
+        if (i + 1 + n > inlen) break;
+        if (n == 2 && in[i + 1] == 'h' && in[i + 2] == '2') {
+            *out = in + i + 1;
+            *outlen = 2;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        i += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/// A ClientHello without the ALPN extension is refused with no_application_protocol too (the
+/// ALPN callback is not called for it).
+static int esaylov_client_hello_needs_alpn(SSL *ssl, int *alert, void *arg) {
+    (void)arg;
+    const unsigned char *ext;
+    size_t len;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1) return SSL_CLIENT_HELLO_SUCCESS;
+    *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
+    return SSL_CLIENT_HELLO_ERROR;
+}
+
+static inline void esaylov_ssl_ctx_require_h2(SSL_CTX *ctx) {
+    SSL_CTX_set_alpn_select_cb(ctx, esaylov_alpn_select_h2, NULL);
+    SSL_CTX_set_client_hello_cb(ctx, esaylov_client_hello_needs_alpn, NULL);
+}
+
+/// A client side that offers "h2" (tests and benchmarks of the server).
+static inline int esaylov_ssl_ctx_offer_h2(SSL_CTX *ctx) {
+    static const unsigned char h2[] = {2, 'h', '2'};
+    return SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2);
+}
 #endif

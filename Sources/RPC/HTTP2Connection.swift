@@ -57,6 +57,8 @@ final class HTTP2Connection {
     private var lingerTimer: Scheduled<Void>?
     /// The address part of `peer`, which per-address limits count by.
     let peerAddress: String
+    /// What the TLS handshake established (nil on h2c), set before the connection is active.
+    var tlsPeer: TLSPeer?
     /// The keepalive timer, and whether a PING is out waiting for its ACK.
     private var keepalive: Scheduled<Void>?
     private var keepaliveState = KeepaliveState.idle
@@ -117,6 +119,7 @@ final class HTTP2Connection {
         switch keepaliveState {
         case .awaitingAck:
             core.logger.debug("closing a connection whose peer does not answer PING", metadata: ["peer": "\(peer)"])
+            core.bounds.hit(.keepalive)
             close()
         case .idle:
             let quietFor = Duration.nanoseconds((NIODeadline.now() - lastActivity).nanoseconds)
@@ -227,6 +230,7 @@ final class HTTP2Connection {
         switch machine.timerFired(streamsOpen: streams.count, idleFor: idleFor, idleTimeout: core.configuration.idleTimeout) {
         case .close:
             core.logger.debug("client did not complete the HTTP/2 handshake in time", metadata: ["peer": "\(peer)"])
+            core.bounds.hit(.http2HandshakeTimeout)
             close()
         case .goAway:
             submitGoAway()
@@ -333,6 +337,7 @@ final class HTTP2Connection {
             let connection = bound.value
             guard connection.output == .overBudget, !connection.machine.isClosed else { return }
             connection.core.logger.debug("closing a connection that reads none of its responses", metadata: ["peer": "\(connection.peer)"])
+            connection.core.bounds.hit(.finishLinger)
             connection.close()
         }
     }
@@ -378,6 +383,7 @@ final class HTTP2Connection {
                 lingering[id] = nil
             } else if due <= now {
                 lingering[id] = nil
+                core.bounds.hit(.finishLinger)
                 perform { try session.submitReset(stream: id, code: .cancel) }
             } else {
                 next = min(next ?? due, due)
@@ -404,6 +410,7 @@ final class HTTP2Connection {
                     return
                 }
             }
+            s.connection?.core.bounds.hit(.receiveTimeout)
             s.abort(RPCError(code: .deadlineExceeded, message: "the request did not arrive within \(s.connection?.core.configuration.receiveTimeout ?? .zero)"))
         }
     }
@@ -440,7 +447,10 @@ final class HTTP2Connection {
     /// Ends the connection at once with GOAWAY(ENHANCE_YOUR_CALM): the peer is abusive.
     private func calmDown(_ reason: String) throws {
         core.logger.info("closing abusive connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
-        if machine.abusive() { try session.terminate(code: .enhanceYourCalm) }
+        if machine.abusive() {
+            core.bounds.hit(.frameFlood)
+            try session.terminate(code: .enhanceYourCalm)
+        }
     }
 
     // MARK: calls
@@ -448,6 +458,7 @@ final class HTTP2Connection {
     private func dispatch(_ stream: ServerStream) {
         let head = stream.head
         guard stream.machine.headersReceived(limit: core.configuration.maxHeaderListSize) else {
+            core.bounds.hit(.headerListSize)
             stream.finish(RPCError(
                 code: .resourceExhausted, message: "request headers exceed the limit of \(core.configuration.maxHeaderListSize) bytes"))
             return
@@ -459,6 +470,7 @@ final class HTTP2Connection {
             return answerWhenReceived(stream, status: 415)
         }
         if core.receiveBudget.isExhausted {
+            core.bounds.hit(.receiveBudget)
             stream.finish(RPCError(code: .resourceExhausted, message: "the server holds as many request bytes as it may; retry later"))
             return
         }
@@ -501,7 +513,7 @@ final class HTTP2Connection {
         let compressedRequest = stream.requestEncoding != .identity
         let responseEncoding = MessageEncoding.preferred(fromAccept: head.acceptEncoding) ?? (compressedRequest ? stream.requestEncoding : nil)
         let context = ServerContext(
-            method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer,
+            method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer, tls: tlsPeer,
             responseEncoding: responseEncoding, compressResponses: compressedRequest, loop: eventLoop, core: core)
         stream.context = context
         if let bad = head.badHeader {
@@ -535,6 +547,7 @@ final class HTTP2Connection {
         let c = core.configuration
         let address = peerAddress
         guard watches < c.maxWatchesPerConnection else {
+            core.bounds.hit(.watchesPerConnection)
             stream.finish(RPCError(code: .resourceExhausted, message: "this connection has \(c.maxWatchesPerConnection) watch streams open already"))
             return false
         }
@@ -545,6 +558,7 @@ final class HTTP2Connection {
             return true
         }
         guard admitted else {
+            core.bounds.hit(.watchesPerPeer)
             stream.finish(RPCError(code: .resourceExhausted, message: "this address has \(c.maxWatchesPerPeer) watch streams open already"))
             return false
         }
@@ -586,6 +600,7 @@ final class HTTP2Connection {
         while !stream.isFinished {
             if let source = stream.requestSource, !source.wantsMore { return }
             if stream.requestEncoding != .identity, stream.deframer.hasCompleteMessage, !inflateBudget.canSpend() {
+                core.bounds.hit(.inflateRate)
                 return throttle(stream)
             }
             let message: [UInt8]
@@ -602,12 +617,15 @@ final class HTTP2Connection {
                     message = try stream.requestEncoding.decompress(frame.bytes, limit: core.configuration.maxReceiveMessageSize)
                     inflateBudget.spend(message.count)
                     guard core.receiveBudget.canHold(message.count) else {
+                        core.bounds.hit(.receiveBudget)
                         throw RPCError(code: .resourceExhausted, message: "the server holds as many request bytes as it may; retry later")
                     }
                 } else {
                     message = frame.bytes
                 }
             } catch {
+                // Too large on the wire (length prefix) or once inflated.
+                if error.code == .resourceExhausted, error.message.contains("request message") { core.bounds.hit(.messageSize) }
                 stream.abort(error)
                 return
             }

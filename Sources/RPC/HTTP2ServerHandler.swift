@@ -34,7 +34,9 @@ final class HTTP2ServerHandler: ChannelInboundHandler, HTTP2ConnectionIO {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection?.received(unwrapInboundIn(data))
+        let bytes = unwrapInboundIn(data)
+        core.traffic.read(bytes.readableBytes)
+        connection?.received(bytes)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -56,6 +58,8 @@ final class HTTP2ServerHandler: ChannelInboundHandler, HTTP2ConnectionIO {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdownEvent {
             connection?.goAway()
+        } else if let peer = event as? TLSPeer {
+            connection?.tlsPeer = peer
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -70,6 +74,7 @@ final class HTTP2ServerHandler: ChannelInboundHandler, HTTP2ConnectionIO {
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func write(_ bytes: ByteBuffer) {
+        core.traffic.wrote(bytes.readableBytes)
         context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
     }
 

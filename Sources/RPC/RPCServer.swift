@@ -1,10 +1,13 @@
 public import Logging
 import NIOCore
+public import Signatures
 import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 
-/// A gRPC server over HTTP/2 cleartext (h2c): nghttp2 for HTTP/2, SwiftNIO for sockets.
+/// A gRPC server over HTTP/2: nghttp2 for HTTP/2, OpenSSL for TLS, SwiftNIO for sockets.
+/// It listens for cleartext HTTP/2 (h2c, loopback development) on `port` unless `plaintext`
+/// is off, and with `tls` set for HTTP/2 over TLS on `tlsPort`.
 public final class RPCServer: Sendable {
     public struct Configuration: Sendable {
         public var host = "127.0.0.1"
@@ -82,6 +85,18 @@ public final class RPCServer: Sendable {
         public var keepaliveTimeout: Duration = .seconds(20)
         /// How long calls in flight may take to finish once a graceful shutdown began.
         public var shutdownGrace: Duration = .seconds(5)
+        /// Whether to listen for h2c on `port`.
+        public var plaintext = true
+        /// The TLS listener's certificate, key and (mutual TLS) client CA; nil: no TLS listener.
+        public var tls: TLSServerFiles?
+        /// 0 binds any free port.
+        public var tlsPort = 50443
+        /// A TLS handshake must finish within this time (then `handshakeTimeout` bounds the
+        /// HTTP/2 preface).
+        public var tlsHandshakeTimeout: Duration = .seconds(10)
+        /// TLS handshakes in progress at once (each costs a signature of the server); more
+        /// connections are closed on accept until some finish.
+        public var maxTLSHandshakes = 256
 
         public init() {}
     }
@@ -89,6 +104,8 @@ public final class RPCServer: Sendable {
     let core: ServerCore
     private let group: MultiThreadedEventLoopGroup
     private let channel: Mutex<(any Channel)?> = Mutex(nil)
+    private let tlsChannel: Mutex<(any Channel)?> = Mutex(nil)
+    private let tlsContexts: Mutex<TLSContextStore?> = Mutex(nil)
     private let connections = ConnectionRegistry()
     /// Connections open now (for metrics).
     public var openConnections: Int { connections.count }
@@ -106,13 +123,48 @@ public final class RPCServer: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
     }
 
-    /// Binds and starts accepting; returns the port actually bound.
+    /// Binds and starts accepting; returns the port actually bound (the h2c one, or the TLS
+    /// one when there is no h2c listener). `boundPorts` has both.
     @discardableResult
     public func start() async throws -> Int {
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else {
-            return channel.withLock { $0?.localAddress?.port } ?? core.configuration.port
+            let ports = boundPorts
+            return ports.plaintext ?? ports.tls ?? core.configuration.port
         }
+        let c = core.configuration
+        guard c.plaintext || c.tls != nil else { throw TLSError(reason: "no listener: plaintext is off and no TLS certificate is configured") }
+        let store = try c.tls.map { files throws(TLSError) in try TLSContextStore(files: files) }
+        tlsContexts.withLock { $0 = store }
         core.pool.start()
+        if c.plaintext {
+            let ch = try await bind(port: c.port, tls: nil)
+            channel.withLock { $0 = ch }
+        }
+        if let store {
+            let ch = try await bind(port: c.tlsPort, tls: store)
+            tlsChannel.withLock { $0 = ch }
+        }
+        let ports = boundPorts
+        return ports.plaintext ?? ports.tls ?? c.port
+    }
+
+    /// The ports bound: h2c and TLS (nil where there is no such listener).
+    public var boundPorts: (plaintext: Int?, tls: Int?) {
+        (channel.withLock { $0?.localAddress?.port }, tlsChannel.withLock { $0?.localAddress?.port })
+    }
+
+    /// The certificate the TLS listener serves now.
+    public var tlsCertificate: CertificateInfo? { tlsContexts.withLock { $0 }?.context.certificate }
+
+    /// Reads the TLS certificate, key and client CA files again (SIGHUP): new connections get
+    /// them, open ones keep theirs. On failure the ones in use stay and the error says why.
+    @discardableResult
+    public func reloadTLS() throws(TLSError) -> CertificateInfo? {
+        guard let store = tlsContexts.withLock({ $0 }) else { return nil }
+        return try store.reload().certificate
+    }
+
+    private func bind(port: Int, tls: TLSContextStore?) async throws -> any Channel {
         let core = self.core
         let connections = self.connections
         let bootstrap = ServerBootstrap(group: group)
@@ -128,32 +180,38 @@ public final class RPCServer: Sendable {
                 let c = core.configuration
                 let peer = channel.remoteAddress?.ipAddress ?? "unknown"
                 let exempt = c.peerLimitExemptsLoopback && (peer.hasPrefix("127.") || peer == "::1")
-                let refusal: String?
+                // A TLS connection takes its place among the handshakes in progress on accept.
+                let slot = tls == nil ? nil : HandshakeCount(core.tlsHandshakes)
+                let refusal: (reason: String, bound: ResourceBound)?
                 if connections.count >= c.maxConnections {
-                    refusal = "the server's connection limit (\(c.maxConnections)) is reached"
+                    refusal = ("the server's connection limit (\(c.maxConnections)) is reached", .connections)
+                } else if tls != nil, slot == nil {
+                    refusal = ("\(c.maxTLSHandshakes) TLS handshakes are in progress", .tlsHandshakes)
                 } else if !connections.add(channel, peer: peer, limit: exempt ? .max : c.maxConnectionsPerPeer) {
-                    refusal = "the address holds \(c.maxConnectionsPerPeer) connections already"
+                    refusal = ("the address holds \(c.maxConnectionsPerPeer) connections already", .connectionsPerPeer)
                 } else {
                     refusal = nil
                 }
                 if let refusal {
+                    core.bounds.hit(refusal.bound)
                     if connections.shouldLogRefusal(of: peer, interval: c.refusalLogInterval) {
-                        core.logger.warning("refusing connections", metadata: ["peer": "\(peer)", "reason": "\(refusal)"])
+                        core.logger.warning("refusing connections", metadata: ["peer": "\(peer)", "reason": "\(refusal.reason)"])
                     }
                     return channel.close()
                 }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls, let slot {
+                        try channel.pipeline.syncOperations.addHandler(TLSHandler(core: core, context: tls.context, slot: slot))
+                    }
                     try channel.pipeline.syncOperations.addHandler(HTTP2ServerHandler(core: core))
                 }
             }
-        let ch = try await bootstrap.bind(host: core.configuration.host, port: core.configuration.port).get()
-        channel.withLock { $0 = ch }
-        return ch.localAddress?.port ?? core.configuration.port
+        return try await bootstrap.bind(host: core.configuration.host, port: port).get()
     }
 
     /// Completes when the listening socket closes.
     public func waitUntilClosed() async throws {
-        guard let ch = channel.withLock({ $0 }) else { return }
+        guard let ch = channel.withLock({ $0 }) ?? tlsChannel.withLock({ $0 }) else { return }
         try await ch.closeFuture.get()
     }
 
@@ -164,6 +222,7 @@ public final class RPCServer: Sendable {
     public func drain(grace: Duration) async {
         guard !draining.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let ch = channel.withLock({ $0 }) { try? await ch.close() }
+        if let ch = tlsChannel.withLock({ $0 }) { try? await ch.close() }
         for c in connections.all { c.pipeline.fireUserInboundEventTriggered(GracefulShutdownEvent()) }
         await connections.waitUntilEmpty(timeout: grace)
         for c in connections.all { try? await c.close() }
@@ -176,6 +235,15 @@ public final class RPCServer: Sendable {
         try? await core.pool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }
+
+    /// How often each resource bound was hit since the start.
+    public var boundsHit: [ResourceBound: Int] { core.bounds.snapshot }
+
+    /// Bytes read from and written to client connections (HTTP/2 frames; TLS adds its records' overhead).
+    public var traffic: TrafficCounters { core.traffic }
+
+    /// TLS handshakes in progress now.
+    public var tlsHandshakesInProgress: Int { core.tlsHandshakes.inProgress }
 
     /// Calls answered so far, by status code.
     public var statusCounts: [RPCError.Code: Int] { core.statusCounts }
@@ -201,6 +269,12 @@ final class ServerCore: Sendable {
     let pool: NIOThreadPool
     let executor: CallExecutor
     let receiveBudget: ReceiveBudget
+    /// TLS handshakes in progress.
+    let tlsHandshakes: TLSHandshakeCounter
+    /// How often each resource bound was hit.
+    let bounds = BoundCounters()
+    /// Bytes read from and written to connections (TLS records included).
+    let traffic = TrafficCounters()
     /// Watch streams open per remote address.
     let watchesPerPeer = Mutex<[String: Int]>([:])
     private let blockingInFlight = Atomic<Int>(0)
@@ -210,6 +284,7 @@ final class ServerCore: Sendable {
         self.configuration = configuration
         self.executor = CallExecutor(interceptors: interceptors, logger: logger)
         self.receiveBudget = ReceiveBudget(limit: configuration.receiveBudget)
+        self.tlsHandshakes = TLSHandshakeCounter(limit: configuration.maxTLSHandshakes)
         self.router = router
         self.logger = logger
         self.nghttp2Options = NGHTTP2Options(configuration)
@@ -235,6 +310,7 @@ final class ServerCore: Sendable {
         let queued = blockingInFlight.add(1, ordering: .relaxed).newValue
         if queued > configuration.blockingQueueLimit {
             blockingInFlight.subtract(1, ordering: .relaxed)
+            bounds.hit(.blockingQueue)
             return nil
         }
         let future = pool.runIfActive(eventLoop: loop) { try work() }

@@ -17,6 +17,9 @@ public final class ServerContext: Sendable {
     public let requestMetadata: Metadata
     /// The client's address, e.g. `127.0.0.1:53012`.
     public let peer: String
+    /// The call's TLS connection (protocol, cipher, the verified client certificate under
+    /// mutual TLS); nil on h2c.
+    public let tls: TLSPeer?
     /// When the call's headers arrived.
     public let startedAt: ContinuousClock.Instant
     /// The encoding response messages are compressed with when `compressResponses` is on;
@@ -41,12 +44,13 @@ public final class ServerContext: Sendable {
     private let state: Mutex<State>
 
     init(
-        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String,
+        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, tls: TLSPeer? = nil,
         responseEncoding: MessageEncoding?, compressResponses: Bool, loop: any EventLoop, core: ServerCore
     ) {
         self.method = method
         self.requestMetadata = requestMetadata
         self.peer = peer
+        self.tls = tls
         self.responseEncoding = responseEncoding
         self.loop = loop
         self.core = core

@@ -2,6 +2,8 @@ internal import CAllocator
 import Logging
 public import RPC
 public import ServiceLifecycle
+import Signatures
+import UnixSignals
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,14 +80,22 @@ public enum ServerMain {
         for service in router.registeredServices { health.setStatus(.serving, for: service) }
         let server = RPCServer(configuration: options.configuration, router: router, interceptors: interceptors, logger: logger)
         observe?(server)
-        let port: Int
         do {
-            port = try await server.start()
+            try await server.start()
+        } catch let error as TLSError {
+            printError("\(name): TLS: \(error.reason)")
+            return 1
         } catch {
-            printError("\(name): cannot listen on \(options.configuration.host):\(options.configuration.port): \(error)")
+            let c = options.configuration
+            printError("\(name): cannot listen on \(c.host):\(c.plaintext ? c.port : c.tlsPort)\(c.plaintext && c.tls != nil ? " and \(c.tlsPort)" : ""): \(error)")
             return 1
         }
-        writeLine("\(name): listening on \(options.configuration.host):\(port)", to: 1)
+        let ports = server.boundPorts
+        if let port = ports.plaintext { writeLine("\(name): listening on \(options.configuration.host):\(port)", to: 1) }
+        if let port = ports.tls, let cert = server.tlsCertificate {
+            writeLine("\(name): listening with TLS on \(options.configuration.host):\(port)", to: 1)
+            logger.info("TLS certificate", metadata: TLSReloader.describe(cert, clientCA: options.configuration.tls?.clientCA))
+        }
 
         // Shut down in reverse: health turns NOT_SERVING, the server drains, then the services
         // it used (the database) close, while the event loops still run; then they stop.
@@ -93,8 +103,9 @@ public enum ServerMain {
         // drain does not wait its whole grace for them.
         let beforeServer = services.filter { $0 is any StopsBeforeServer }
         let afterServer = services.filter { !($0 is any StopsBeforeServer) }
+        let reloader: [any Service] = ports.tls == nil ? [] : [TLSReloader(server: server, logger: logger)]
         let group = ServiceGroup(configuration: .init(
-            services: afterServer + [server] + beforeServer + [health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: afterServer + [server] + reloader + beforeServer + [health], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
@@ -123,3 +134,34 @@ public enum ServerMain {
     }
 }
 
+
+/// Reads the TLS certificate, key and client CA again on SIGHUP: connections made afterwards
+/// get the new ones, open connections and their streams go on with theirs. A file that does not
+/// load is logged and the certificate in use stays.
+struct TLSReloader: Service {
+    let server: RPCServer
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            do {
+                if let cert = try server.reloadTLS() {
+                    logger.notice("TLS certificate reloaded", metadata: Self.describe(cert, clientCA: nil))
+                }
+            } catch {
+                logger.error("TLS reload failed; the certificate in use stays", metadata: ["reason": "\(error.reason)"])
+            }
+        }
+    }
+
+    /// The certificate's public facts for the log (no key material).
+    static func describe(_ cert: CertificateInfo, clientCA: String?) -> Logger.Metadata {
+        var m: Logger.Metadata = [
+            "subject": "\(cert.subject)", "serial": "\(cert.serial)",
+            "not_after": "\(Int(cert.notAfter))", "sha256": "\(cert.sha256)",
+        ]
+        if let clientCA { m["client_ca"] = "\(clientCA)" }
+        return m
+    }
+}

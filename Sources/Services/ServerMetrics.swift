@@ -1,6 +1,7 @@
 import CoreMetrics
 public import Prometheus
 public import RPC
+public import Store
 import Synchronization
 
 /// The server's metrics through swift-metrics into a swift-prometheus registry, served as
@@ -9,6 +10,11 @@ import Synchronization
 ///   esaylov_rpc_duration_seconds{service,method}     call durations (histogram)
 ///   esaylov_rpc_in_flight{service}                    calls running now
 ///   esaylov_connections                               HTTP/2 connections open
+///   esaylov_tls_handshakes_in_progress                TLS handshakes under way
+///   esaylov_received_bytes_total, esaylov_sent_bytes_total   HTTP/2 bytes in and out
+///   esaylov_bounds_hit_total{bound}                   resource bounds hit (RPC.ResourceBound)
+///   esaylov_db_pool_waits_total                       database calls that waited for a connection
+///   esaylov_db_errors_total{kind}                     database failures: unavailable, timeout, conflict, pool_exhausted, other
 ///   esaylov_watch_streams                             WatchRequests streams open on this replica
 ///   esaylov_database_ready                            1 while the database answers
 /// Labels are method names and status codes only (bounded): never ids.
@@ -31,6 +37,9 @@ public final class ServerMetrics: CallMetrics {
     private let handles = Mutex<[String: Handles]>([:])
     /// Read at each scrape.
     private let sampled = Mutex<[(CoreMetrics.Gauge, @Sendable () -> Double)]>([])
+    /// Counters kept elsewhere (the server's, the database's), brought up to date at each
+    /// scrape: the counter, its source, and the value it had at the last scrape.
+    private let mirrored = Mutex<[(counter: CoreMetrics.Counter, value: @Sendable () -> Int, last: Int)]>([])
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -86,9 +95,44 @@ public final class ServerMetrics: CallMetrics {
         sampled.withLock { $0.append((gauge, value)) }
     }
 
+    /// A counter that follows `value` (a count kept elsewhere, never going down).
+    public func mirror(_ label: String, _ dimensions: [(String, String)] = [], _ value: @escaping @Sendable () -> Int) {
+        let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+        mirrored.withLock { $0.append((counter, value, 0)) }
+    }
+
+    /// The transport's metrics: connections, TLS handshakes in progress, bytes in and out, and
+    /// how often each resource bound was hit (every bound has its series, hit or not).
+    public func observe(_ server: RPCServer) {
+        sample("esaylov_connections") { Double(server.openConnections) }
+        sample("esaylov_tls_handshakes_in_progress") { Double(server.tlsHandshakesInProgress) }
+        let traffic = server.traffic
+        mirror("esaylov_received_bytes_total") { traffic.bytesReceived }
+        mirror("esaylov_sent_bytes_total") { traffic.bytesSent }
+        for bound in ResourceBound.allCases {
+            mirror("esaylov_bounds_hit_total", [("bound", bound.rawValue)]) { server.boundsHit[bound] ?? 0 }
+        }
+    }
+
+    /// The database's waits for a connection and its failures by kind.
+    public func observe(_ database: Database) {
+        let statistics = database.statistics
+        mirror("esaylov_db_pool_waits_total") { statistics.waitsTotal }
+        for kind in DatabaseStatistics.failureKinds {
+            mirror("esaylov_db_errors_total", [("kind", kind)]) { statistics.failuresByKind[kind] ?? 0 }
+        }
+    }
+
     /// The Prometheus text exposition of everything, sampled gauges read now.
     public func exposition() -> [UInt8] {
         for (gauge, value) in sampled.withLock({ $0 }) { gauge.record(value()) }
+        mirrored.withLock { all in
+            for i in all.indices {
+                let now = all[i].value()
+                if now > all[i].last { all[i].counter.increment(by: Int64(now - all[i].last)) }
+                all[i].last = max(all[i].last, now)
+            }
+        }
         var out: [UInt8] = []
         registry.emit(into: &out)
         return out

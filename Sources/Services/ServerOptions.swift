@@ -1,5 +1,6 @@
 public import Logging
 public import RPC
+import Signatures
 
 /// Command-line flags shared by the executables: `--host H`, `--port N` (0: any free port),
 /// `--threads N`, `--max-receive-bytes N`, `--max-streams N`.
@@ -24,10 +25,13 @@ public struct ServerOptions: Sendable {
             }
             return n
         }
+        var tlsCert: String?
+        var tlsKey: String?
+        var tlsClientCA: String?
         while i < arguments.count {
             let flag = arguments[i]
-            if flag == "--peer-limit-exempts-loopback" {
-                configuration.peerLimitExemptsLoopback = true
+            if flag == "--peer-limit-exempts-loopback" || flag == "--no-plaintext" {
+                if flag == "--no-plaintext" { configuration.plaintext = false } else { configuration.peerLimitExemptsLoopback = true }
                 i += 1
                 continue
             }
@@ -50,6 +54,12 @@ public struct ServerOptions: Sendable {
             case "--finish-linger-ms": configuration.finishLinger = .milliseconds(try number(flag, 1...3_600_000))
             case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
             case "--receive-budget-bytes": configuration.receiveBudget = try number(flag, (1 << 20)...(1 << 40))
+            case "--tls-cert": tlsCert = try value(flag)
+            case "--tls-key": tlsKey = try value(flag)
+            case "--tls-client-ca": tlsClientCA = try value(flag)
+            case "--tls-port": configuration.tlsPort = try number(flag, 0...65535)
+            case "--tls-handshake-timeout-ms": configuration.tlsHandshakeTimeout = .milliseconds(try number(flag, 1...600_000))
+            case "--max-tls-handshakes": configuration.maxTLSHandshakes = try number(flag, 1...1_000_000)
             case "--log-level":
                 let text = try value(flag)
                 guard let level = Logger.Level(rawValue: text) else {
@@ -66,6 +76,13 @@ public struct ServerOptions: Sendable {
             default: throw OptionError(message: "unknown option \(flag)\n\(Self.usage)")
             }
             i += 1
+        }
+        switch (tlsCert, tlsKey) {
+        case (let cert?, let key?): configuration.tls = TLSServerFiles(certificateChain: cert, privateKey: key, clientCA: tlsClientCA)
+        case (nil, nil):
+            if tlsClientCA != nil { throw OptionError(message: "--tls-client-ca needs --tls-cert and --tls-key") }
+            if !configuration.plaintext { throw OptionError(message: "--no-plaintext needs --tls-cert and --tls-key (the server would have no listener)") }
+        default: throw OptionError(message: "--tls-cert and --tls-key go together")
         }
     }
 
@@ -92,6 +109,11 @@ public struct ServerOptions: Sendable {
                  --max-watches-per-connection N (default 16)  --max-watches-per-peer N (default 64)
                  --keepalive-ms N (PING after this long quiet with streams open; default 30000)
                  --keepalive-timeout-ms N (close when the PING is not answered; default 20000)
+                 --tls-cert FILE --tls-key FILE (PEM chain, leaf first, and key: HTTP/2 over TLS 1.2/1.3
+                 with ALPN h2 on --tls-port N, default 50443; SIGHUP reads them again)
+                 --tls-client-ca FILE (mutual TLS: clients must present a certificate from it)
+                 --no-plaintext (no h2c listener)  --tls-handshake-timeout-ms N (default 10000)
+                 --max-tls-handshakes N (in progress at once; default 256)
                  --log-level LEVEL (default info; debug logs every call's end: method, request id,
                  peer, status, duration)  --log-format text|json (default text; json: one object a line)
         """

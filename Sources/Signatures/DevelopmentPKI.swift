@@ -30,12 +30,20 @@ public enum DevelopmentPKI {
         return Crypto.hex(bytes)
     }
 
+    /// What a TLS certificate is for: a server, named by DNS names and IP addresses (its
+    /// subjectAltName), or a client of mutual TLS.
+    public enum TLSUsage: Sendable, Hashable {
+        case server(names: [String])
+        case client
+    }
+
     /// A PEM certificate for `key`'s public key, signed by `issuer` (or self-signed when nil).
     /// `timeStamping`: a time-stamping authority's certificate (the critical timeStamping key
-    /// purpose that RFC 3161 requires).
+    /// purpose that RFC 3161 requires). `tls`: a TLS server's or client's certificate (the
+    /// serverAuth or clientAuth purpose; a server's names).
     public static func issue(
         subject: Subject, key: PrivateKey, issuer: SigningIdentity?, serial: String, notBefore: Double, notAfter: Double,
-        authority: Bool, timeStamping: Bool = false
+        authority: Bool, timeStamping: Bool = false, tls: TLSUsage? = nil
     ) throws(SigningError) -> [UInt8] {
         guard let x = X509_new() else { throw SigningError(reason: "out of memory") }
         defer { X509_free(x) }
@@ -69,6 +77,17 @@ public enum DevelopmentPKI {
             : [(NID_basic_constraints, "critical,CA:FALSE"), (NID_key_usage, "critical,digitalSignature,nonRepudiation"),
                (NID_subject_key_identifier, "hash"), (NID_authority_key_identifier, "keyid:always")]
         if timeStamping { extensions.append((NID_ext_key_usage, "critical,timeStamping")) }
+        switch tls {
+        case .server(let names):
+            extensions[1] = (NID_key_usage, "critical,digitalSignature,keyEncipherment")
+            extensions.append((NID_ext_key_usage, "serverAuth"))
+            let alt = names.map { name in name.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) ? "IP:\(name)" : "DNS:\(name)" }
+            if !alt.isEmpty { extensions.append((NID_subject_alt_name, alt.joined(separator: ","))) }
+        case .client:
+            extensions[1] = (NID_key_usage, "critical,digitalSignature")
+            extensions.append((NID_ext_key_usage, "clientAuth"))
+        case nil: break
+        }
         for (nid, value) in extensions {
             guard let ext = X509V3_EXT_conf_nid(nil, &ctx, nid, value) else { throw SigningError(reason: "extension \(value): \(openSSLReason())") }
             X509_add_ext(x, ext, -1)

@@ -17,6 +17,10 @@ public struct SessionRecord: Sendable, Hashable {
     /// Seconds since 1970.
     public var idleExpiresAt: Double
     public var absoluteExpiresAt: Double
+    /// The person's PINFL and the organisation's TIN: compared with a mutual-TLS client
+    /// certificate's, never shown or logged.
+    public var pinfl: String = ""
+    public var organisationTIN: String? = nil
 }
 
 /// A certificate as the directory registered it.
@@ -246,7 +250,7 @@ public struct AuthStore: Sendable {
     public func session(tokenSHA256: [UInt8]) -> Query<SessionRecord?> {
         Query(
             """
-            SELECT s.id, s.person_id, p.last_name, p.first_name, p.patronymic, s.organisation_id, o.kind, s.candidate_id, s.proxy_id,
+            SELECT s.id, s.person_id, p.last_name, p.first_name, p.patronymic, p.pinfl, s.organisation_id, o.kind, o.tin, s.candidate_id, s.proxy_id,
                    s.method, extract(epoch FROM s.idle_expires_at) AS idle, extract(epoch FROM s.absolute_expires_at) AS absolute,
                    array_to_string(ARRAY(SELECT m.role FROM current_memberships m
                                          WHERE m.person_id = s.person_id AND m.organisation_id = s.organisation_id ORDER BY m.role), ',') AS roles
@@ -263,7 +267,8 @@ public struct AuthStore: Sendable {
                 organisationId: try r.optionalString(0, "organisation_id"),
                 organisationKind: try r.optionalString(0, "kind").flatMap(OrganisationKind.init(databaseName:)), roles: roles,
                 candidateId: try r.optionalString(0, "candidate_id"), proxyId: try r.optionalString(0, "proxy_id"),
-                method: try r.string(0, "method"), idleExpiresAt: try r.epoch(0, "idle") ?? 0, absoluteExpiresAt: try r.epoch(0, "absolute") ?? 0)
+                method: try r.string(0, "method"), idleExpiresAt: try r.epoch(0, "idle") ?? 0, absoluteExpiresAt: try r.epoch(0, "absolute") ?? 0,
+                pinfl: try r.string(0, "pinfl"), organisationTIN: try r.optionalString(0, "tin"))
         }
     }
 

@@ -30,6 +30,8 @@ public final class Database: Sendable {
     }
 
     public let configuration: Configuration
+    /// Waits and failures, for the metrics.
+    public let statistics = DatabaseStatistics()
     /// A connection is used by one thread at a time: it moves between threads only through
     /// this lock.
     private let idle = Mutex<[ConnectionBox]>([])
@@ -167,8 +169,12 @@ public final class Database: Sendable {
         }
         let acquire = configuration.acquireTimeout
         let waitMs = milliseconds(acquire)
-        guard slots.wait(timeout: .now() + .milliseconds(waitMs)) == .success else {
-            throw StoreError(.poolExhausted, reason: "no database connection free within \(waitMs) ms")
+        if slots.wait(timeout: .now()) != .success {
+            statistics.waited()
+            guard slots.wait(timeout: .now() + .milliseconds(waitMs)) == .success else {
+                statistics.failed(.poolExhausted)
+                throw StoreError(.poolExhausted, reason: "no database connection free within \(waitMs) ms")
+            }
         }
         defer { slots.signal() }
         let connection: Connection
@@ -200,6 +206,7 @@ public final class Database: Sendable {
                 healthy = false
                 setReady(false)
             }
+            statistics.failed(error.kind)
             throw error
         }
     }
@@ -220,6 +227,7 @@ public final class Database: Sendable {
         let waiting = transactionsInFlight.add(1, ordering: .relaxed).newValue
         defer { transactionsInFlight.subtract(1, ordering: .relaxed) }
         guard waiting <= configuration.maxWaitingTransactions else {
+            statistics.failed(.poolExhausted)
             throw StoreError(.poolExhausted, reason: "\(waiting - 1) transactions already wait for the database")
         }
         let deadline = timeout.map { ContinuousClock.now + $0 }

@@ -53,6 +53,7 @@ extension Database {
             case .success(let rows):
                 do throws(StoreError) { promise.succeed(try query.decode(rows)) } catch { promise.fail(error) }
             case .failure(let error):
+                self.statistics.failed(error.kind)
                 promise.fail(error)
             }
         }
@@ -188,6 +189,7 @@ final class Lane {
                 call.complete(.failure(StoreError(.poolExhausted, reason: "no database connection had room within \(waitMs) ms")))
             }
         }
+        database?.statistics.waited()
         waiting.append(call)
     }
 

@@ -25,7 +25,7 @@ let metrics = ServerMetrics()
 // the compiler takes as main-actor isolated traps at run time, so it holds none (if-let, not map).
 let status = await ServerMain.run(
     name: "esaylov-server", arguments: arguments, health: health,
-    observe: { server in metrics.sample("esaylov_connections") { Double(server.openConnections) } }
+    observe: { server in metrics.observe(server) }
 ) { (router, interceptors) throws(OptionError) in
     router.register(health)
     // First, so that it counts every call, those the authentication refuses too.
@@ -85,6 +85,7 @@ let status = await ServerMain.run(
     services.append(Maintenance(database: database, events: RequestEvents(hub: hub), logger: logger))
     metrics.sample("esaylov_watch_streams") { Double(hub.watcherCount) }
     metrics.sample("esaylov_database_ready") { database.isReady ? 1 : 0 }
+    metrics.observe(database)
     services.append(OperationsSampler(database: database, metrics: metrics, interval: .seconds(identity.metricsSampleSeconds)))
     services.append(OperationsServer(host: identity.opsHost, port: identity.opsPort, health: health, database: database, metrics: metrics))
     Storage.reportReadiness(of: database, to: health, services: [Esaylov_V1_DirectoryServiceMethod.getOrganisation.service])

@@ -15,6 +15,8 @@ import Store
 ///   trust/crl.pem          its CRL, rewritten by `pki revoke`
 ///   server/{key,cert}.pem  the server's own signing identity (receipts, audit checkpoints)
 ///   tsa/{key,cert}.pem     a development time-stamping authority (`esaylovctl sign --timestamp`)
+///   tls/{key,cert}.pem     the server's TLS certificate (localhost, 127.0.0.1; chain leaf first)
+///   clients/<name>/{key,cert}.pem  mutual-TLS client certificates (`pki issue-tls-client`)
 ///   people/<person_id>/{key,cert}.pem  certificates issued with `pki issue`
 struct DevelopmentCA {
     let root: String
@@ -32,6 +34,9 @@ struct DevelopmentCA {
     var serverCert: String { root + "/server/cert.pem" }
     var tsaKey: String { root + "/tsa/key.pem" }
     var tsaCert: String { root + "/tsa/cert.pem" }
+    var tlsKey: String { root + "/tls/key.pem" }
+    var tlsCert: String { root + "/tls/cert.pem" }
+    func clientDirectory(_ name: String) -> String { root + "/clients/" + name }
     func personDirectory(_ id: String) -> String { root + "/people/" + id }
 
     static let day = 86_400.0
@@ -41,6 +46,7 @@ struct DevelopmentCA {
     func initialise() throws(Failure) -> Bool {
         if FileManager.default.fileExists(atPath: caKey), FileManager.default.fileExists(atPath: caCert) {
             try timeStampingAuthority()
+            try tlsServer()
             return false
         }
         for dir in ["ca", "trust", "server", "people"] { try makeDirectory(root + "/" + dir) }
@@ -65,7 +71,45 @@ struct DevelopmentCA {
             try write(serverCert + cert, to: self.serverCert, mode: 0o644)
         }
         try timeStampingAuthority()
+        try tlsServer()
         return true
+    }
+
+    /// Makes the server's TLS key and certificate (for localhost and 127.0.0.1) unless they
+    /// exist (a CA made before it had them gets them now).
+    func tlsServer() throws(Failure) {
+        guard !FileManager.default.fileExists(atPath: tlsCert) else { return }
+        let ca = try authority()
+        try makeDirectory(root + "/tls")
+        let now = Date().timeIntervalSince1970
+        try step("pki init") {
+            let key = try PrivateKey.generate(.p256)
+            let cert = try DevelopmentPKI.issue(
+                subject: .init(commonName: "localhost", organisationName: "E-saylov (development)"), key: key, issuer: ca,
+                serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 397 * Self.day, authority: false,
+                tls: .server(names: ["localhost", "127.0.0.1", "::1"]))
+            try write(key.pem, to: tlsKey, mode: 0o600)
+            try write(cert + [UInt8](FileManager.default.contents(atPath: caCert) ?? Data()), to: tlsCert, mode: 0o644)
+        }
+    }
+
+    /// A mutual-TLS client key and certificate under clients/<name>/ (an agency system's
+    /// machine identity: its organisation's TIN, or a person's PINFL).
+    func issueTLSClient(name: String, subject: DevelopmentPKI.Subject, days: Double, into dir: String) throws(Failure) -> CertificateInfo {
+        let ca = try authority()
+        let now = Date().timeIntervalSince1970
+        return try step("pki issue-tls-client") {
+            let key = try PrivateKey.generate(.p256)
+            let pem = try DevelopmentPKI.issue(
+                subject: subject, key: key, issuer: ca, serial: DevelopmentPKI.randomSerial(), notBefore: now - 60, notAfter: now + days * Self.day,
+                authority: false, tls: .client)
+            try makeDirectory(dir)
+            try write(key.pem, to: dir + "/key.pem", mode: 0o600)
+            try write(pem, to: dir + "/cert.pem", mode: 0o644)
+            let info = try CertificateInfo(pem)
+            try indexEntries(adding: ["V", Self.utcTime(info.notAfter), "", info.serial.uppercased(), "unknown", info.subject])
+            return info
+        }
     }
 
     /// Makes the development TSA (a key and a certificate with the timeStamping purpose) unless

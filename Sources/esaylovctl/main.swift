@@ -16,6 +16,8 @@ let usage = """
            esaylovctl pki issue --person ID [--organisation ID] [--key-type ecdsa-p256|rsa-2048|ed25519]
                                 [--days N] [--starts-in-days N] [--out DIR]
            esaylovctl pki issue-demo                      (a key and certificate for every demo head and officer)
+           esaylovctl pki issue-tls-client --name NAME [--tin T] [--pinfl P] [--organisation-name N] [--days N] [--out DIR]
+                                                          (a mutual-TLS client: an agency system's machine identity)
            esaylovctl pki revoke --serial HEX [--ocsp-only]   (--ocsp-only: the OCSP index only, not the CRL)
            esaylovctl sign --key KEY.pem --cert CERT.pem --in FILE [--attached] [--timestamp [--timestamp-at EPOCH]]
                                                   (base64 CMS on stdout; --timestamp: with an RFC 3161 token of the
@@ -97,6 +99,26 @@ func runOffline(_ args: [String]) throws(Failure) -> Bool {
         let ca = DevelopmentCA.fromEnvironment
         print(try ca.initialise() ? "esaylovctl: development CA created under \(ca.root)" : "esaylovctl: development CA already exists under \(ca.root)")
         print("  trust store: \(ca.root)/trust   server identity: \(ca.serverKey) \(ca.serverCert)")
+        print("  TLS: --tls-cert \(ca.tlsCert) --tls-key \(ca.tlsKey)   clients trust \(ca.caCert)")
+        return true
+    case ("pki"?, "issue-tls-client"?):
+        let f = try flags(args.dropFirst(2))
+        let name = try required(f, "name")
+        guard !name.isEmpty, name.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }) else {
+            throw fail("--name: lower-case letters, digits and hyphens")
+        }
+        do {
+            if let tin = f["tin"] { _ = try TIN(tin, field: "--tin") }
+            if let pinfl = f["pinfl"] { _ = try PINFL(pinfl, field: "--pinfl") }
+        } catch { throw fail("\(error)") }
+        guard let days = Double(f["days"] ?? "365"), days > 0 else { throw fail("--days must be positive") }
+        let ca = DevelopmentCA.fromEnvironment
+        let dir = f["out"] ?? ca.clientDirectory(name)
+        let cert = try ca.issueTLSClient(
+            name: name, subject: .init(commonName: name, organisationName: f["organisation-name"], pinfl: f["pinfl"], tin: f["tin"]), days: days, into: dir)
+        print("esaylovctl: TLS client certificate \(cert.serial) issued for \(name)")
+        print("  key:  \(dir)/key.pem")
+        print("  cert: \(dir)/cert.pem")
         return true
     case ("sign"?, _):
         var rest = Array(args.dropFirst())

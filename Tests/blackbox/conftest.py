@@ -22,21 +22,34 @@ class Server:
     """A server process started with --port 0; `port` is read from its first line."""
 
     def __init__(self, binary, *args):
-        # Servers run side by side in the tests: each one's operations port is a free one.
+        # Servers run side by side in the tests: each one's operations port is a free one, and
+        # so is its TLS port when it serves TLS.
         ops = ["--ops-port", "0"] if binary == "esaylov-server" and "--ops-port" not in args else []
+        tls = "--tls-cert" in args
+        if tls and "--tls-port" not in args:
+            ops += ["--tls-port", "0"]
         self.proc = subprocess.Popen(
             [os.path.join(BIN_DIR, binary), "--port", "0", *ops, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if not m:
+        self.port = int(m.group(1)) if m else None
+        self.tls_port = None
+        if tls and (m or "--no-plaintext" in args):
+            if m:
+                line = self.proc.stdout.readline()
+            t = re.search(r"listening with TLS on 127\.0\.0\.1:(\d+)", line)
+            self.tls_port = int(t.group(1)) if t else None
+            if not t:
+                m = None
+        if not m and not self.tls_port:
             self.proc.kill()
             raise RuntimeError(f"{binary} did not start: {line!r} {self.proc.stderr.read()!r}")
-        self.port = int(m.group(1))
         self.address = f"127.0.0.1:{self.port}"
-        # The operations port's line follows the listening line.
+        self.tls_address = f"127.0.0.1:{self.tls_port}" if self.tls_port else None
+        # The operations port's line follows the listening lines.
         self.ops_port = None
-        if ops:
+        if "--ops-port" in ops:
             m = re.search(r"operations on 127\.0\.0\.1:(\d+)", self.proc.stdout.readline())
             self.ops_port = int(m.group(1)) if m else None
 

@@ -1,5 +1,6 @@
 """Raw HTTP/2 frames, for the malformed and abusive input that well-behaved clients cannot send."""
 import socket
+import ssl
 import struct
 import time
 
@@ -26,8 +27,11 @@ def grpc_headers(path="/grpc.health.v1.Health/Check", extra=()):
 
 
 class Conn:
-    def __init__(self, port, preface=True):
+    def __init__(self, port, preface=True, tls=None):
+        """`tls`: an ssl.SSLContext to speak TLS (ALPN h2) to the server's TLS port."""
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.enc = hpack.Encoder()
         self.dec = hpack.Decoder()
         self.buf = b""
@@ -40,7 +44,7 @@ class Conn:
     def send(self, data):
         try:
             self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.write_failed = True
 
     def headers(self, stream, headers, end_stream=True, end_headers=True):
@@ -77,7 +81,7 @@ class Conn:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
                 break
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 self.closed = True
                 break
             if not chunk:

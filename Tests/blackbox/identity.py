@@ -156,3 +156,41 @@ def sms_login(v1, auth, server, phone):
     code = code_for(server, phone, after=seen)
     return attempt, code, lambda c=code: auth.VerifySmsCode(
         v1.auth_pb2.VerifySmsCodeRequest(attempt_id=attempt.attempt_id, code=c, phone=phone), timeout=10)
+
+
+def tls_flags(pki, client_ca=False):
+    """Server flags for TLS with `pki`'s server certificate (and its CA as the client CA)."""
+    flags = ["--tls-cert", os.path.join(pki.root, "tls/cert.pem"), "--tls-key", os.path.join(pki.root, "tls/key.pem")]
+    return flags + (["--tls-client-ca", os.path.join(pki.root, "trust/ca.pem")] if client_ca else [])
+
+
+def tls_client(pki, name=None, tin=None, pinfl=None):
+    """A mutual-TLS client key and certificate issued by `pki` (an agency system's identity)."""
+    args = ["pki", "issue-tls-client", "--name", name or f"client-{os.urandom(3).hex()}"]
+    if tin:
+        args += ["--tin", tin]
+    if pinfl:
+        args += ["--pinfl", pinfl]
+    out = os.path.join(pki.root, "clients", args[3])
+    ctl(*args, "--out", out, pki=pki.root)
+    return Credential(os.path.join(out, "key.pem"), os.path.join(out, "cert.pem"), None)
+
+
+def tls_context(pki, client=None, alpn=("h2",)):
+    """An ssl context trusting `pki`'s CA, offering `alpn`, presenting `client` when given."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=os.path.join(pki.root, "trust/ca.pem"))
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if client:
+        ctx.load_cert_chain(client.cert, client.key)
+    return ctx
+
+
+def tls_channel(pki, address, client=None):
+    """A grpcio channel over TLS to `address`, checking the server's certificate for localhost."""
+    root = open(os.path.join(pki.root, "trust/ca.pem"), "rb").read()
+    key = open(client.key, "rb").read() if client else None
+    chain = open(client.cert, "rb").read() if client else None
+    creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
+    return grpc.secure_channel(address, creds, options=(("grpc.ssl_target_name_override", "localhost"),))

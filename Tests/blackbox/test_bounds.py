@@ -14,10 +14,29 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from attack import attack
 from conftest import Server
+from identity import PKI, tls_context, tls_flags
 from frames import (ACK, CANCEL, DATA, END_STREAM, HEADERS, NO_ERROR, PING, PREFACE, WINDOW_UPDATE, Conn, frame, grpc_headers,
                     settings)
 
 MIB = 1024
+
+_pki = []
+
+
+def transport_server(transport, *args):
+    """A server for `transport` ("h2c" or "tls"); `conn()` opens a raw connection over it."""
+    if transport == "tls":
+        if not _pki:
+            _pki.append(PKI())
+        s = Server("esaylov-server", *args, *tls_flags(_pki[0]))
+        s.conn = lambda **kw: Conn(s.tls_port, tls=tls_context(_pki[0]), **kw)
+    else:
+        s = Server("esaylov-server", *args)
+        s.conn = lambda **kw: Conn(s.port, **kw)
+    return s
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["h2c", "tls"])
 
 
 def health_within(server, seconds=1.0):
@@ -147,15 +166,15 @@ def test_compressed_stream_inflates_only_as_fast_as_it_is_read(server):
     settle(server, baseline, 96 * MIB)
 
 
-@pytest.fixture
-def quick():
-    s = Server("esaylov-server", "--receive-timeout-ms", "500", "--finish-linger-ms", "500")
+@pytest.fixture(params=["h2c", "tls"])
+def quick(request):
+    s = transport_server(request.param, "--receive-timeout-ms", "500", "--finish-linger-ms", "500")
     yield s
     s.stop()
 
 
 def test_a_request_that_never_arrives_ends_at_the_receive_timeout(quick):
-    c = Conn(quick.port)
+    c = quick.conn()
     c.headers(1, grpc_headers(), end_stream=False)
     c.send(frame(DATA, 0, 1, b"\0\0\0\0\x05\x08"))  # a prefix for 5 bytes, then 1 of them
     start = time.monotonic()
@@ -169,7 +188,7 @@ def test_a_request_that_never_arrives_ends_at_the_receive_timeout(quick):
 
 
 def test_an_early_refusal_tells_the_client_to_stop_sending(quick):
-    c = Conn(quick.port)
+    c = quick.conn()
     c.headers(1, grpc_headers("/esaylov.v1.Nothing/Nothing"), end_stream=False)
     h = c.response_headers(1)
     assert h.get("grpc-status") == "12"
@@ -179,7 +198,7 @@ def test_an_early_refusal_tells_the_client_to_stop_sending(quick):
 
 def test_a_response_the_client_never_reads_does_not_hold_the_stream(quick):
     """The client's window is 0: the status can never leave behind the response message."""
-    c = Conn(quick.port, preface=False)
+    c = quick.conn(preface=False)
     c.send(PREFACE + settings((0x4, 0)))  # SETTINGS_INITIAL_WINDOW_SIZE = 0
     c.read(0.2)
     c.headers(1, grpc_headers("/grpc.health.v1.Health/Check"), end_stream=False)
@@ -216,15 +235,19 @@ def test_reflection_refuses_long_names(server):
         assert ok[0].list_services_response.service
 
 
-def test_connections_per_address_are_limited_and_refusals_logged_once():
-    s = Server("esaylov-server", "--max-connections-per-peer", "4")
+@TRANSPORTS
+def test_connections_per_address_are_limited_and_refusals_logged_once(transport):
+    s = transport_server(transport, "--max-connections-per-peer", "4")
     try:
-        held = [Conn(s.port) for _ in range(4)]
+        held = [s.conn() for _ in range(4)]
         for c in held:
             c.read(0.1)
         refused = []
         for _ in range(3):
-            c = Conn(s.port)
+            try:
+                c = s.conn()
+            except (ConnectionResetError, OSError):
+                continue    # refused before the TLS handshake could finish
             assert c.wait_closed(2.0), "a connection beyond the address's limit was kept"
             refused.append(c)
         for c in refused + held[:1]:
@@ -241,10 +264,11 @@ def test_connections_per_address_are_limited_and_refusals_logged_once():
 WATCH = "/grpc.health.v1.Health/Watch"
 
 
-def test_watch_streams_are_limited_per_connection():
-    s = Server("esaylov-server", "--max-watches-per-connection", "2")
+@TRANSPORTS
+def test_watch_streams_are_limited_per_connection(transport):
+    s = transport_server(transport, "--max-watches-per-connection", "2")
     try:
-        c = Conn(s.port)
+        c = s.conn()
         for sid in (1, 3, 5):
             c.headers(sid, grpc_headers(WATCH), end_stream=False)
             c.send(frame(DATA, END_STREAM, sid, b"\0\0\0\0\0"))
@@ -253,7 +277,7 @@ def test_watch_streams_are_limited_per_connection():
         c.close()
         # Closed watches make room again.
         time.sleep(0.2)
-        c = Conn(s.port)
+        c = s.conn()
         c.headers(1, grpc_headers(WATCH), end_stream=False)
         c.send(frame(DATA, END_STREAM, 1, b"\0\0\0\0\0"))
         h = c.response_headers(1)
@@ -263,10 +287,11 @@ def test_watch_streams_are_limited_per_connection():
         s.stop()
 
 
-def test_a_peer_that_does_not_answer_ping_is_dropped():
-    s = Server("esaylov-server", "--keepalive-ms", "300", "--keepalive-timeout-ms", "300")
+@TRANSPORTS
+def test_a_peer_that_does_not_answer_ping_is_dropped(transport):
+    s = transport_server(transport, "--keepalive-ms", "300", "--keepalive-timeout-ms", "300")
     try:
-        c = Conn(s.port)  # answers SETTINGS, never PING
+        c = s.conn()  # answers SETTINGS, never PING
         c.headers(1, grpc_headers(WATCH), end_stream=False)
         c.send(frame(DATA, END_STREAM, 1, b"\0\0\0\0\0"))
         start = time.monotonic()

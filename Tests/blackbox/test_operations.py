@@ -70,6 +70,10 @@ def test_metrics_count_calls_by_method_and_status_with_no_ids_in_labels(v1):
             with pytest.raises(grpc.RpcError):
                 stub.ListOrganisations(d.ListOrganisationsRequest(page=v1.common_pb2.PageRequest(page_size=9999)), timeout=5)
             stub.GetOrganisation(d.GetOrganisationRequest(organisation_id="tec-1718"), timeout=5)
+            # A bound hit: a request message over the 4 MiB limit.
+            with pytest.raises(grpc.RpcError) as e:
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="x" * (5 << 20)), timeout=10)
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         code, text = server.ops("/metrics")
         assert code == 200
         def value(line_start):
@@ -80,13 +84,28 @@ def test_metrics_count_calls_by_method_and_status_with_no_ids_in_labels(v1):
         assert value('esaylov_rpc_in_flight{service="grpc.health.v1.Health"}') == 0
         assert value("esaylov_database_ready") == 1 and value("esaylov_watch_streams") == 0
         assert value("esaylov_connections") is not None
+        # Transport: bytes both ways, every bound with its series, the one hit counted.
+        assert value("esaylov_received_bytes_total") > 1000 and value("esaylov_sent_bytes_total") > 0
+        assert value('esaylov_bounds_hit_total{bound="message_size"}') == 1
+        assert value('esaylov_bounds_hit_total{bound="receive_budget"}') == 0
+        assert value("esaylov_tls_handshakes_in_progress") == 0
+        # The database's waits and failures (none on an idle replica; the series exist).
+        assert value("esaylov_db_pool_waits_total") is not None
+        assert value('esaylov_db_errors_total{kind="unavailable"}') == 0
         # What only the database knows, sampled every second.
         assert wait_for(lambda: (value_of(server.ops("/metrics")[1], "esaylov_audit_chain_length") or 0) > 0, timeout=5)
         assert value("esaylov_sms_outbox_pending") is not None and value("esaylov_audit_pending") is not None
         # Labels name services, methods, codes and buckets: never the ids a call carried.
         assert "tec-1718" not in text
         labels = set(re.findall(r'(\w+)="', text))
-        assert labels <= {"service", "method", "code", "le"}, labels
+        assert labels <= {"service", "method", "code", "le", "bound", "kind"}, labels
+        # The dashboard charts only metrics the server exports.
+        import json, os
+        dashboard = json.load(open(os.path.join(os.path.dirname(__file__), "../../docs/grafana-dashboard.json")))
+        charted = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"esaylov_[a-z_]+", t["expr"])}
+        exported = set(re.findall(r"^# TYPE (esaylov_[a-z_]+)", text, re.M))
+        suffixed = {m for m in charted if m.endswith("_bucket")}
+        assert charted - suffixed <= exported and {m[:-len("_bucket")] for m in suffixed} <= exported, charted - exported
     finally:
         server.stop()
 

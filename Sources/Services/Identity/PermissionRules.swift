@@ -55,6 +55,25 @@ public enum PermissionRules {
         return t
     }()
 
+    static let machineIdentity = rule(
+        "over mutual TLS, a session acts for the client certificate's holder: its organisation's TIN, or its person's PINFL", "cl. 13 (security)",
+        .session)
+
+    /// Under mutual TLS the verified client certificate is the calling system's identity: a
+    /// session used on its connection must be of the organisation whose TIN it names (an
+    /// agency system calling for its agency), or of the person whose PINFL it names.
+    static func actsForCertificate(_ certificate: CertificateInfo, _ principal: Principal) throws(RPCError) {
+        if let tin = certificate.subjectTIN {
+            guard principal.session.organisationTIN == tin else {
+                throw denied(machineIdentity, "the session is not of the organisation the client certificate names (TIN)")
+            }
+        } else if let pinfl = certificate.subjectPINFL {
+            guard principal.session.pinfl == pinfl else { throw denied(machineIdentity, "the session is not of the person the client certificate names (PINFL)") }
+        } else {
+            throw denied(machineIdentity, "the client certificate names neither a TIN nor a PINFL")
+        }
+    }
+
     /// PERMISSION_DENIED naming the rule.
     public static func denied(_ rule: PermissionRule, _ why: String) -> RPCError {
         RPCError(
@@ -95,6 +114,7 @@ public struct AuthenticationInterceptor: ServerInterceptor {
         guard let (rule, hash) = context[PendingCheck.self] else { return }
         let found = try await Self.session(hash, database, context, ended: "the session is unknown, expired or ended: sign in again")
         let principal = Principal(session: found)
+        if let certificate = context.tls?.clientCertificate { try PermissionRules.actsForCertificate(certificate, principal) }
         if case .permission(let needed) = rule.requirement, !principal.permissions.contains(needed) {
             throw PermissionRules.denied(rule, "the session lacks the permission \(needed.rawValue)")
         }

@@ -8,6 +8,11 @@
 #                          tools that should not carry the password in their arguments
 #   Scripts/pg.sh psql     open psql on it (extra arguments go to psql)
 #   Scripts/pg.sh admin-psql  psql as the cluster's superuser over the local socket (tests, repairs)
+#   Scripts/pg.sh standby start|stop|status|url|drop
+#                          a hot standby streaming from the cluster (pg_basebackup, then WAL
+#                          streaming as role esaylov_replication), on the next free port
+#                          (.data/pg-standby-port); `url` is ESAYLOV_DATABASE_READ_URL; `drop`
+#                          stops it and deletes its data
 # .data (the password, the cluster's location) is private to its owner (0700); the password
 # file is made 0600 from the start and never appears in a command line or a logged statement.
 # The cluster is owned by the `postgres` user and listens on 127.0.0.1 only, on port
@@ -120,6 +125,29 @@ running() {
   ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
 }
 
+# Makes role $1 (attributes $2) unless it exists and gives it the password, then runs the
+# statement $3 if any. The password reaches psql on its standard input, and this session logs
+# no statement, even one that fails.
+role() {
+  local pw; pw=$(password)
+  as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -q <<SQL
+SET log_statement = 'none';
+SET log_min_error_statement = 'panic';
+SELECT 'CREATE ROLE $1 $2' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$1')\gexec
+ALTER ROLE $1 PASSWORD '$pw';
+${3:-}
+SQL
+}
+
+# Starts the cluster in $1 (named $2 in a failure, which shows the end of its log).
+pg_start() {
+  if ! as_postgres "$PGBIN/pg_ctl" -D "$1" -l "$1/server.log" -w -t 60 start >/dev/null; then
+    echo "pg.sh: $2 did not start; the end of $1/server.log:" >&2
+    tail -n 20 "$1/server.log" >&2 || true
+    exit 1
+  fi
+}
+
 start() {
   [ -x "$PGBIN/initdb" ] || { echo "pg.sh: PostgreSQL 15 is not installed (run Scripts/setup.sh)" >&2; exit 1; }
   if [ ! -f "$PGDIR/PG_VERSION" ]; then
@@ -155,26 +183,73 @@ CONF
     rm -f "$PGDIR/postmaster.pid" "$SOCK/.s.PGSQL.$PORT.lock" "$SOCK/.s.PGSQL.$PORT"
     for _ in $(seq 50); do pgrep -u postgres -f -- "-D $PGDIR" >/dev/null || break; sleep 0.1; done
   fi
-  if ! as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -l "$PGDIR/server.log" -w -t 60 start >/dev/null; then
-    echo "pg.sh: PostgreSQL did not start; the end of $PGDIR/server.log:" >&2
-    tail -n 20 "$PGDIR/server.log" >&2 || true
+  pg_start "$PGDIR" PostgreSQL
+  role esaylov LOGIN "SELECT 'CREATE DATABASE esaylov OWNER esaylov' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'esaylov')\\gexec"
+}
+
+# The standby lives beside the cluster.
+SDIR="$(dirname "$PGDIR")/standby"
+SSOCK="$SDIR/sock"
+SPORTFILE="$DATA/pg-standby-port"
+
+standby_running() {
+  [ -f "$SDIR/postmaster.pid" ] || return 1
+  local pid; pid=$(head -n1 "$SDIR/postmaster.pid")
+  [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
+
+standby_port() {
+  if [ -f "$SPORTFILE" ]; then cat "$SPORTFILE"; return; fi
+  local p=$((PORT + 1))
+  while port_taken "$p"; do p=$((p + 1)); done
+  echo "$p" > "$SPORTFILE"
+  echo "$p"
+}
+
+standby_start() {
+  start
+  local sport; sport=$(standby_port)
+  if standby_running; then return 0; fi
+  if [ ! -f "$SDIR/PG_VERSION" ]; then
+    local pw; pw=$(password)
+    role esaylov_replication "REPLICATION LOGIN"
+    # The replication password, readable by postgres only, for pg_basebackup and for streaming.
+    local pass="$(dirname "$PGDIR")/replication.pgpass"
+    (umask 077; echo "127.0.0.1:$PORT:replication:esaylov_replication:$pw" > "$pass")
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$pass"
+    rm -rf "$SDIR"
+    as_postgres env PGPASSFILE="$pass" "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U esaylov_replication -D "$SDIR" -X stream -c fast -R
+    # Its own port and socket; streaming with the password file, not a password in the conf.
+    sed -i "s|^port = [0-9]*\$|port = $sport|; s|^unix_socket_directories = '.*'\$|unix_socket_directories = '$SSOCK'|" "$SDIR/postgresql.conf"
+    echo "primary_conninfo = 'host=127.0.0.1 port=$PORT user=esaylov_replication passfile=$pass application_name=esaylov_standby'" >> "$SDIR/postgresql.auto.conf"
+    mkdir -p "$SSOCK"; [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$SDIR"
+    chmod 700 "$SDIR"
+  fi
+  if port_taken "$sport"; then
+    echo "pg.sh: port $sport for the standby is taken: remove $SPORTFILE to pick another" >&2
     exit 1
   fi
-  local pw; pw=$(password)
-  # The password reaches psql on its standard input, and this session logs no statement, even
-  # one that fails.
-  as_postgres "$PGBIN/psql" -h "$SOCK" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -q <<SQL
-SET log_statement = 'none';
-SET log_min_error_statement = 'panic';
-SELECT 'CREATE ROLE esaylov LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'esaylov')\gexec
-ALTER ROLE esaylov PASSWORD '$pw';
-SELECT 'CREATE DATABASE esaylov OWNER esaylov' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'esaylov')\gexec
-SQL
+  rm -f "$SDIR/postmaster.pid"
+  pg_start "$SDIR" "the standby"
+}
+
+standby() {
+  case "${1:-}" in
+    start) standby_start; echo "pg.sh: standby running on 127.0.0.1:$(standby_port) ($SDIR), streaming from 127.0.0.1:$PORT" ;;
+    stop) if standby_running; then as_postgres "$PGBIN/pg_ctl" -D "$SDIR" -m fast -w stop >/dev/null; fi; echo "pg.sh: standby stopped" ;;
+    status) if standby_running; then echo "pg.sh: standby running on 127.0.0.1:$(standby_port)"; else echo "pg.sh: standby stopped"; exit 3; fi ;;
+    url) echo "postgresql://esaylov:$(password)@127.0.0.1:$(standby_port)/esaylov" ;;
+    drop) if standby_running; then as_postgres "$PGBIN/pg_ctl" -D "$SDIR" -m fast -w stop >/dev/null; fi
+      rm -rf "$SDIR" "$SPORTFILE"; echo "pg.sh: standby dropped" ;;
+    *) echo "usage: Scripts/pg.sh standby start|stop|status|url|drop" >&2; exit 2 ;;
+  esac
 }
 
 case "${1:-}" in
+  standby) shift; standby "$@" ;;
   start) start; echo "pg.sh: running on 127.0.0.1:$PORT ($PGDIR)" ;;
-  stop) if running; then as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -m fast -w stop >/dev/null; fi; echo "pg.sh: stopped" ;;
+  stop) if standby_running; then as_postgres "$PGBIN/pg_ctl" -D "$SDIR" -m fast -w stop >/dev/null; fi
+    if running; then as_postgres "$PGBIN/pg_ctl" -D "$PGDIR" -m fast -w stop >/dev/null; fi; echo "pg.sh: stopped" ;;
   status) if running; then echo "pg.sh: running on 127.0.0.1:$PORT"; else echo "pg.sh: stopped"; exit 3; fi ;;
   url) url ;;
   env) env_vars ;;
@@ -183,5 +258,5 @@ case "${1:-}" in
   # get past the schema's own guards (tampering with the audit log) and make scratch databases.
   admin-psql) shift; unset PGUSER PGHOST PGPORT PGDATABASE PGPASSFILE
     if [ "$(id -u)" -eq 0 ]; then cd / && exec runuser -u postgres -- "$PGBIN/psql" -U postgres -h "$SOCK" -p "$PORT" "$@"; else exec "$PGBIN/psql" -h "$SOCK" -p "$PORT" "$@"; fi ;;
-  *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql|admin-psql" >&2; exit 2 ;;
+  *) echo "usage: Scripts/pg.sh start|stop|status|url|env|psql|admin-psql|standby" >&2; exit 2 ;;
 esac

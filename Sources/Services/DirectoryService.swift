@@ -21,14 +21,18 @@ enum FieldLimits {
 /// data (cl. 13), and `ListCertificates`, behind their permission rule.
 public struct DirectoryService: Esaylov_V1_DirectoryService {
     let database: Database
+    /// The public part reads from the hot standby when there is one (it may lag a second);
+    /// personal records, like everything else, from the primary.
+    let reads: ReadReplicas
     let tokens: PageTokens
     let store = DirectoryStore()
 
     /// The deepest commission tree served (the law's is 3: CEC, territorial, district).
     static let maxTreeDepth = 16
 
-    public init(database: Database, tokens: PageTokens) {
+    public init(database: Database, tokens: PageTokens, reads: ReadReplicas? = nil) {
         self.database = database
+        self.reads = reads ?? ReadReplicas(primary: database)
         self.tokens = tokens
     }
 
@@ -38,7 +42,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     ) async throws(RPCError) -> Record {
         try requireField(id, field)
         try limit(id, field, FieldLimits.id)
-        guard let record = try await database.read(query(id), for: context) else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
+        guard let record = try await reads.readMayLag(query(id), for: context) else { throw RPCError(code: .notFound, message: "no \(noun) has id \(id)") }
         return record
     }
 
@@ -72,7 +76,7 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         filter.nameContains = request.nameContains
         filter.includeInactive = request.includeInactive
         let (limit, after) = try tokens.page(request.page, filter: filter.canonical, fields: 4, OrganisationCursor.init(fields:))
-        let rows = try await database.read(store.organisations(filter: filter, after: after, limit: limit + 1), for: context)
+        let rows = try await reads.readMayLag(store.organisations(filter: filter, after: after, limit: limit + 1), for: context)
         var response = Esaylov_V1_ListOrganisationsResponse()
         let (shown, last) = pageOf(rows, limit)
         if let last {
@@ -88,9 +92,9 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         guard request.depth >= 0 else { throw invalid("depth", "must not be negative") }
         try limit(request.rootCommissionId, "root_commission_id", FieldLimits.id)
         let rootId = request.rootCommissionId.isEmpty ? "cec" : request.rootCommissionId
-        async let rootRead = database.read(store.organisation(id: rootId), for: context)
-        async let commissionsRead = database.read(store.commissions(), for: context)
-        async let officersRead = database.read(store.officers(), for: context)
+        async let rootRead = reads.readMayLag(store.organisation(id: rootId), for: context)
+        async let commissionsRead = reads.readMayLag(store.commissions(), for: context)
+        async let officersRead = reads.readMayLag(store.officers(), for: context)
         let (root, commissions, officers) = try await (rootRead, commissionsRead, officersRead)
         guard let root else { throw RPCError(code: .notFound, message: "no organisation has id \(rootId)") }
         guard root.kind.isElectionCommission else {
@@ -128,8 +132,8 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         let (limit, after) = try tokens.page(request.page, filter: filter, fields: 3) { f -> (Int, String, String)? in
             Int(f[0]).map { ($0, f[1], f[2]) }
         }
-        async let existsRead = database.read(store.organisation(id: request.organisationId).map { $0 != nil }, for: context)
-        async let membersRead = database.read(
+        async let existsRead = reads.readMayLag(store.organisation(id: request.organisationId).map { $0 != nil }, for: context)
+        async let membersRead = reads.readMayLag(
             store.members(organisationId: request.organisationId, roles: roles, includePast: request.includePast, after: after, limit: limit + 1),
             for: context)
         let (exists, rows) = try await (existsRead, membersRead)
@@ -161,11 +165,11 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         }
         let filter = ["candidates", request.commissionId, request.partyId, statuses.sorted().joined(separator: ",")]
         let (limit, after) = try tokens.page(request.page, filter: filter, fields: 1) { $0.first }
-        async let rowsRead = database.read(
+        async let rowsRead = reads.readMayLag(
             store.candidates(commissionId: request.commissionId, partyId: request.partyId, statuses: statuses, after: after, limit: limit + 1),
             for: context)
         for id in [request.commissionId, request.partyId] where !id.isEmpty {
-            try found(try await database.read(store.organisation(id: id), for: context) != nil, "the commission or party given does not exist")
+            try found(try await reads.readMayLag(store.organisation(id: id), for: context) != nil, "the commission or party given does not exist")
         }
         let rows = try await rowsRead
         var response = Esaylov_V1_ListCandidatesResponse()
@@ -182,8 +186,8 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
     public func listProxies(request: Esaylov_V1_ListProxiesRequest, context: ServerContext) async throws -> Esaylov_V1_ListProxiesResponse {
         try requireField(request.candidateId, "candidate_id")
         try limit(request.candidateId, "candidate_id", FieldLimits.id)
-        async let existsRead = database.read(store.candidate(id: request.candidateId).map { $0 != nil }, for: context)
-        async let proxiesRead = database.read(store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive), for: context)
+        async let existsRead = reads.readMayLag(store.candidate(id: request.candidateId).map { $0 != nil }, for: context)
+        async let proxiesRead = reads.readMayLag(store.proxies(candidateId: request.candidateId, includeInactive: request.includeInactive), for: context)
         let (exists, proxies) = try await (existsRead, proxiesRead)
         try found(exists, "no candidate has id \(request.candidateId)")
         var response = Esaylov_V1_ListProxiesResponse()
@@ -199,9 +203,9 @@ public struct DirectoryService: Esaylov_V1_DirectoryService {
         if !request.parentSoato.isEmpty {
             do throws(DomainViolation) { parent = try SOATO(request.parentSoato, field: "parent_soato").value } catch { throw invalid(error) }
         }
-        async let rowsRead = database.read(store.territories(parent: parent), for: context)
+        async let rowsRead = reads.readMayLag(store.territories(parent: parent), for: context)
         if let parent {
-            try found(try await database.read(store.territory(soato: parent), for: context) != nil, "no territory has SOATO \(request.parentSoato)")
+            try found(try await reads.readMayLag(store.territory(soato: parent), for: context) != nil, "no territory has SOATO \(request.parentSoato)")
         }
         var response = Esaylov_V1_ListTerritoriesResponse()
         response.territories = try await rowsRead.map(\.wire)

@@ -30,17 +30,13 @@ public enum ServerMain {
         _ = esaylov_fix_malloc_thresholds(1 << 20, 32 << 20)
     }
 
+    /// `configuration`: the effective flags (`ServerConfiguration.parse`), logged at start with
+    /// `secrets` (such as database URLs, their passwords masked) beside them.
     public static func run(
-        name: String, arguments: [String], health: HealthService, observe: ((RPCServer) -> Void)? = nil,
+        name: String, options: ServerOptions, configuration: [ServerConfiguration.Entry] = [], secrets: [String: String] = [:],
+        health: HealthService, observe: ((RPCServer) -> Void)? = nil,
         register: (inout RPCRouter, inout [any ServerInterceptor]) throws(OptionError) -> [any Service]
     ) async -> Int32 {
-        let options: ServerOptions
-        do {
-            options = try ServerOptions(arguments: arguments)
-        } catch {
-            printError("\(name): \(error.message)")
-            return 2
-        }
         tuneAllocator()
         let level = options.logLevel
         if options.logJSON {
@@ -58,6 +54,14 @@ public enum ServerMain {
         }
         var logger = Logger(label: name)
         logger.logLevel = level
+        var effective: Logger.Metadata = [:]
+        for entry in configuration {
+            // A URL may carry credentials.
+            let value = entry.value.contains("://") ? ServerConfiguration.masked(url: entry.value) : entry.value
+            effective[entry.name] = entry.source == .defaultValue ? "\(value)" : "\(value) (\(entry.source.rawValue))"
+        }
+        for (key, url) in secrets { effective[key] = "\(ServerConfiguration.masked(url: url))" }
+        logger.info("configuration", metadata: effective)
         var router = RPCRouter()
         let services: [any Service]
         var interceptors: [any ServerInterceptor] = []

@@ -1,125 +1,146 @@
+public import ArgumentParser
 public import Logging
 public import RPC
 import Signatures
 
-/// Command-line flags shared by the executables: `--host H`, `--port N` (0: any free port),
-/// `--threads N`, `--max-receive-bytes N`, `--max-streams N`.
-public struct ServerOptions: Sendable {
-    public var configuration = RPCServer.Configuration()
-    /// `--log-level`: trace, debug (every call's end), info (default), notice, warning, error, critical.
-    public var logLevel: Logger.Level = .info
-    /// `--log-format`: text (default) or json (one object a line, for log shippers).
-    public var logJSON = false
+/// The transport's flags, shared by the servers (swift-argument-parser). Every flag can also
+/// come from the environment: `--max-connections` from `ESAYLOV_MAX_CONNECTIONS`, and so on
+/// (`ServerConfiguration`); the command line wins.
+public struct TransportFlags: ParsableArguments {
+    public init() {}
 
-    public init(arguments: [String]) throws(OptionError) {
-        var i = 0
-        func value(_ flag: String) throws(OptionError) -> String {
-            i += 1
-            guard i < arguments.count else { throw OptionError(message: "\(flag) needs a value") }
-            return arguments[i]
-        }
-        func number(_ flag: String, _ range: ClosedRange<Int>) throws(OptionError) -> Int {
-            let text = try value(flag)
-            guard let n = Int(text), range.contains(n) else {
-                throw OptionError(message: "\(flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), got \(text)")
-            }
-            return n
-        }
-        var tlsCert: String?
-        var tlsKey: String?
-        var tlsClientCA: String?
-        while i < arguments.count {
-            let flag = arguments[i]
-            if flag == "--peer-limit-exempts-loopback" || flag == "--no-plaintext" {
-                if flag == "--no-plaintext" { configuration.plaintext = false } else { configuration.peerLimitExemptsLoopback = true }
-                i += 1
-                continue
-            }
-            switch flag {
-            case "--host": configuration.host = try value(flag)
-            case "--port": configuration.port = try number(flag, 0...65535)
-            case "--threads": configuration.eventLoopThreads = try number(flag, 1...256)
-            case "--max-receive-bytes": configuration.maxReceiveMessageSize = try number(flag, 1...(64 << 20))
-            case "--max-streams": configuration.maxConcurrentStreams = UInt32(try number(flag, 1...10_000))
-            case "--db-pool": configuration.blockingPoolThreads = try number(flag, 1...256)
-            case "--max-connections": configuration.maxConnections = try number(flag, 1...1_000_000)
-            case "--handshake-timeout-ms": configuration.handshakeTimeout = .milliseconds(try number(flag, 1...600_000))
-            case "--idle-timeout-s": configuration.idleTimeout = .seconds(try number(flag, 1...86_400))
-            case "--max-connections-per-peer": configuration.maxConnectionsPerPeer = try number(flag, 1...1_000_000)
-            case "--keepalive-ms": configuration.keepaliveInterval = .milliseconds(try number(flag, 1...3_600_000))
-            case "--keepalive-timeout-ms": configuration.keepaliveTimeout = .milliseconds(try number(flag, 1...3_600_000))
-            case "--max-watches-per-connection": configuration.maxWatchesPerConnection = try number(flag, 1...10_000)
-            case "--max-watches-per-peer": configuration.maxWatchesPerPeer = try number(flag, 1...1_000_000)
-            case "--receive-timeout-ms": configuration.receiveTimeout = .milliseconds(try number(flag, 1...3_600_000))
-            case "--finish-linger-ms": configuration.finishLinger = .milliseconds(try number(flag, 1...3_600_000))
-            case "--connection-window-bytes": configuration.connectionWindowSize = Int32(try number(flag, 65_535...(1 << 30)))
-            case "--receive-budget-bytes": configuration.receiveBudget = try number(flag, (1 << 20)...(1 << 40))
-            case "--tls-cert": tlsCert = try value(flag)
-            case "--tls-key": tlsKey = try value(flag)
-            case "--tls-client-ca": tlsClientCA = try value(flag)
-            case "--tls-port": configuration.tlsPort = try number(flag, 0...65535)
-            case "--tls-handshake-timeout-ms": configuration.tlsHandshakeTimeout = .milliseconds(try number(flag, 1...600_000))
-            case "--max-tls-handshakes": configuration.maxTLSHandshakes = try number(flag, 1...1_000_000)
-            case "--log-level":
-                let text = try value(flag)
-                guard let level = Logger.Level(rawValue: text) else {
-                    throw OptionError(message: "--log-level must be trace, debug, info, notice, warning, error or critical, got \(text)")
-                }
-                logLevel = level
-            case "--log-format":
-                switch try value(flag) {
-                case "text": logJSON = false
-                case "json": logJSON = true
-                case let other: throw OptionError(message: "--log-format must be text or json, got \(other)")
-                }
-            case "--help", "-h": throw OptionError(message: Self.usage)
-            default: throw OptionError(message: "unknown option \(flag)\n\(Self.usage)")
-            }
-            i += 1
-        }
-        switch (tlsCert, tlsKey) {
-        case (let cert?, let key?): configuration.tls = TLSServerFiles(certificateChain: cert, privateKey: key, clientCA: tlsClientCA)
-        case (nil, nil):
-            if tlsClientCA != nil { throw OptionError(message: "--tls-client-ca needs --tls-cert and --tls-key") }
-            if !configuration.plaintext { throw OptionError(message: "--no-plaintext needs --tls-cert and --tls-key (the server would have no listener)") }
-        default: throw OptionError(message: "--tls-cert and --tls-key go together")
-        }
+    @Option(help: "Address of the gRPC listeners.")
+    var host = "127.0.0.1"
+    @Option(help: "h2c (cleartext HTTP/2) port; 0 binds any free port, printed at start.")
+    var port = 50051
+    @Option(help: "Event loop threads (default: the number of cores).")
+    var threads: Int?
+    @Option(help: "Largest request message in bytes, judged from its length prefix.")
+    var maxReceiveBytes = 4 << 20
+    @Option(help: "SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients.")
+    var maxStreams = 100
+    @Option(help: "Database connections for transactions and blocking threads, shared out among the event loops for reads.")
+    var dbPool = 8
+    @Option(help: "Open connections accepted at once; more are closed on accept.")
+    var maxConnections = 4096
+    @Option(help: "Open connections one address may hold.")
+    var maxConnectionsPerPeer = 64
+    @Flag(help: "Loopback addresses are not held to --max-connections-per-peer.")
+    var peerLimitExemptsLoopback = false
+    @Option(help: "A client must send its HTTP/2 preface and SETTINGS within this many milliseconds.")
+    var handshakeTimeoutMs = 10_000
+    @Option(help: "A connection with no call for this many seconds is sent GOAWAY.")
+    var idleTimeoutS = 300
+    @Option(help: "With streams open and nothing heard for this many milliseconds, a PING goes out.")
+    var keepaliveMs = 30_000
+    @Option(help: "A PING unanswered for this many milliseconds closes the connection.")
+    var keepaliveTimeoutMs = 20_000
+    @Option(help: "Watch streams open at once on one connection.")
+    var maxWatchesPerConnection = 16
+    @Option(help: "Watch streams open at once from one address.")
+    var maxWatchesPerPeer = 64
+    @Option(help: "A call without a deadline gets its request (or each streamed message) within this many milliseconds.")
+    var receiveTimeoutMs = 30_000
+    @Option(help: "An ended call's response may wait this many milliseconds for the client's window, then the stream is reset.")
+    var finishLingerMs = 10_000
+    @Option(help: "Request bytes one connection may have in flight or buffered (its flow-control window).")
+    var connectionWindowBytes = 16 << 20
+    @Option(help: "Request bytes the process holds at most; past it new calls get RESOURCE_EXHAUSTED.")
+    var receiveBudgetBytes = 256 << 20
+    @Option(help: "TLS certificate chain (PEM, leaf first); with --tls-key, HTTP/2 over TLS on --tls-port. SIGHUP reads it again.")
+    var tlsCert: String?
+    @Option(help: "TLS private key (PEM).")
+    var tlsKey: String?
+    @Option(help: "Mutual TLS: clients must present a certificate from this CA file (PEM).")
+    var tlsClientCa: String?
+    @Option(help: "TLS port; 0 binds any free port, printed at start.")
+    var tlsPort = 50443
+    @Flag(help: "No h2c listener (production: TLS only).")
+    var noPlaintext = false
+    @Option(help: "A TLS handshake must finish within this many milliseconds.")
+    var tlsHandshakeTimeoutMs = 10_000
+    @Option(help: "TLS handshakes in progress at once; more connections are closed on accept.")
+    var maxTlsHandshakes = 256
+    @Option(help: "trace, debug (every call's end: method, request id, peer, status, duration), info, notice, warning, error or critical.")
+    var logLevel = "info"
+    @Option(help: "text, or json (one object a line, for log shippers).")
+    var logFormat = "text"
+
+    public func validate() throws {
+        do { _ = try ServerOptions(self) } catch { throw ValidationError(error.message) }
     }
-
-    /// The database connections the flags ask for (`--db-pool`): the blocking pool's size,
-    /// and the connections for deferred calls, shared out among the event loops.
-    public static func poolSize(in arguments: [String]) -> (total: Int, perEventLoop: Int) {
-        let c = (try? ServerOptions(arguments: arguments))?.configuration ?? RPCServer.Configuration()
-        return (c.blockingPoolThreads, max(1, (c.blockingPoolThreads + c.eventLoopThreads - 1) / max(1, c.eventLoopThreads)))
-    }
-
-    public static let usage = """
-        options: --host ADDR (default 127.0.0.1)  --port N (default 50051; 0 = any free port)
-                 --threads N  --max-receive-bytes N (default 4194304)  --max-streams N (default 100)
-                 --max-connections N (default 4096)  --handshake-timeout-ms N (default 10000)
-                 --idle-timeout-s N (default 300)  --db-pool N (database connections, shared out
-                 among the event loops, and blocking threads; default 8)
-                 --connection-window-bytes N (request bytes one connection may have in flight or
-                 buffered; default 16777216)  --receive-budget-bytes N (request bytes the process
-                 holds at most; default 268435456)  --receive-timeout-ms N (a call without a
-                 deadline gets its request, or each streamed message, within it; default 30000)
-                 --finish-linger-ms N (an ended call's response may wait this long for the
-                 client's window, then the stream is reset; default 10000)
-                 --max-connections-per-peer N (default 64)  --peer-limit-exempts-loopback
-                 --max-watches-per-connection N (default 16)  --max-watches-per-peer N (default 64)
-                 --keepalive-ms N (PING after this long quiet with streams open; default 30000)
-                 --keepalive-timeout-ms N (close when the PING is not answered; default 20000)
-                 --tls-cert FILE --tls-key FILE (PEM chain, leaf first, and key: HTTP/2 over TLS 1.2/1.3
-                 with ALPN h2 on --tls-port N, default 50443; SIGHUP reads them again)
-                 --tls-client-ca FILE (mutual TLS: clients must present a certificate from it)
-                 --no-plaintext (no h2c listener)  --tls-handshake-timeout-ms N (default 10000)
-                 --max-tls-handshakes N (in progress at once; default 256)
-                 --log-level LEVEL (default info; debug logs every call's end: method, request id,
-                 peer, status, duration)  --log-format text|json (default text; json: one object a line)
-        """
 }
 
-public struct OptionError: Error, Sendable {
+/// The transport's configuration, as the flags give it.
+public struct ServerOptions: Sendable {
+    public var configuration = RPCServer.Configuration()
+    public var logLevel: Logger.Level = .info
+    /// `--log-format json`: one object a line.
+    public var logJSON = false
+
+    /// Checks every flag against its range, naming the flag when one is out of it.
+    public init(_ flags: TransportFlags) throws(OptionError) {
+        var c = RPCServer.Configuration()
+        c.host = flags.host
+        c.port = try bounded(flags.port, "port", 0...65535)
+        if let threads = flags.threads { c.eventLoopThreads = try bounded(threads, "threads", 1...256) }
+        c.maxReceiveMessageSize = try bounded(flags.maxReceiveBytes, "max-receive-bytes", 1...(64 << 20))
+        c.maxConcurrentStreams = UInt32(try bounded(flags.maxStreams, "max-streams", 1...10_000))
+        c.blockingPoolThreads = try bounded(flags.dbPool, "db-pool", 1...256)
+        c.maxConnections = try bounded(flags.maxConnections, "max-connections", 1...1_000_000)
+        c.maxConnectionsPerPeer = try bounded(flags.maxConnectionsPerPeer, "max-connections-per-peer", 1...1_000_000)
+        c.peerLimitExemptsLoopback = flags.peerLimitExemptsLoopback
+        c.handshakeTimeout = .milliseconds(try bounded(flags.handshakeTimeoutMs, "handshake-timeout-ms", 1...600_000))
+        c.idleTimeout = .seconds(try bounded(flags.idleTimeoutS, "idle-timeout-s", 1...86_400))
+        c.keepaliveInterval = .milliseconds(try bounded(flags.keepaliveMs, "keepalive-ms", 1...3_600_000))
+        c.keepaliveTimeout = .milliseconds(try bounded(flags.keepaliveTimeoutMs, "keepalive-timeout-ms", 1...3_600_000))
+        c.maxWatchesPerConnection = try bounded(flags.maxWatchesPerConnection, "max-watches-per-connection", 1...10_000)
+        c.maxWatchesPerPeer = try bounded(flags.maxWatchesPerPeer, "max-watches-per-peer", 1...1_000_000)
+        c.receiveTimeout = .milliseconds(try bounded(flags.receiveTimeoutMs, "receive-timeout-ms", 1...3_600_000))
+        c.finishLinger = .milliseconds(try bounded(flags.finishLingerMs, "finish-linger-ms", 1...3_600_000))
+        c.connectionWindowSize = Int32(try bounded(flags.connectionWindowBytes, "connection-window-bytes", 65_535...(1 << 30)))
+        c.receiveBudget = try bounded(flags.receiveBudgetBytes, "receive-budget-bytes", (1 << 20)...(1 << 40))
+        c.tlsPort = try bounded(flags.tlsPort, "tls-port", 0...65535)
+        c.tlsHandshakeTimeout = .milliseconds(try bounded(flags.tlsHandshakeTimeoutMs, "tls-handshake-timeout-ms", 1...600_000))
+        c.maxTLSHandshakes = try bounded(flags.maxTlsHandshakes, "max-tls-handshakes", 1...1_000_000)
+        c.plaintext = !flags.noPlaintext
+        switch (flags.tlsCert, flags.tlsKey) {
+        case (let cert?, let key?): c.tls = TLSServerFiles(certificateChain: cert, privateKey: key, clientCA: flags.tlsClientCa)
+        case (nil, nil):
+            if flags.tlsClientCa != nil { throw OptionError(message: "--tls-client-ca needs --tls-cert and --tls-key") }
+            if flags.noPlaintext { throw OptionError(message: "--no-plaintext needs --tls-cert and --tls-key (the server would have no listener)") }
+        default: throw OptionError(message: "--tls-cert and --tls-key go together")
+        }
+        configuration = c
+        guard let level = Logger.Level(rawValue: flags.logLevel) else {
+            throw OptionError(message: "--log-level must be trace, debug, info, notice, warning, error or critical, got \(flags.logLevel)")
+        }
+        logLevel = level
+        switch flags.logFormat {
+        case "text": logJSON = false
+        case "json": logJSON = true
+        default: throw OptionError(message: "--log-format must be text or json, got \(flags.logFormat)")
+        }
+    }
+
+    /// The database connections the configuration asks for (`--db-pool`): the blocking pool's
+    /// size, and the connections for deferred calls, shared out among the event loops.
+    public var poolSize: (total: Int, perEventLoop: Int) {
+        let c = configuration
+        return (c.blockingPoolThreads, max(1, (c.blockingPoolThreads + c.eventLoopThreads - 1) / max(1, c.eventLoopThreads)))
+    }
+}
+
+/// `value` when `range` holds it; otherwise the error names the flag and the range.
+func bounded(_ value: Int, _ flag: String, _ range: ClosedRange<Int>) throws(OptionError) -> Int {
+    guard range.contains(value) else {
+        throw OptionError(message: "--\(flag) must be a whole number in \(range.lowerBound)...\(range.upperBound), got \(value)")
+    }
+    return value
+}
+
+public struct OptionError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(message: String) { self.message = message }
+    public var description: String { message }
 }

@@ -14,6 +14,22 @@ public enum Storage {
         return String(cString: p)
     }
 
+    /// `ESAYLOV_DATABASE_READ_URL`: a hot standby of that database for reads that may lag; nil
+    /// when none is set.
+    public static var readURLFromEnvironment: String? {
+        guard let p = getenv("ESAYLOV_DATABASE_READ_URL"), p.pointee != 0 else { return nil }
+        return String(cString: p)
+    }
+
+    /// A standby's connections for reads on the event loops: nothing is migrated or written
+    /// there, and it may be down at start (reads go to the primary until it answers).
+    public static func openStandby(url: String, connectionsPerEventLoop: Int) -> Database {
+        var configuration = Database.Configuration(url: url)
+        configuration.poolSize = 1
+        configuration.connectionsPerEventLoop = connectionsPerEventLoop
+        return Database(configuration: configuration)
+    }
+
     /// Connects and migrates, retrying for up to `patience` while the database starts.
     public static func open(
         url: String, poolSize: Int, connectionsPerEventLoop: Int = 8, patience: Duration = .seconds(30)

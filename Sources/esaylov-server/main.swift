@@ -8,23 +8,30 @@ import Services
 import Signatures
 import Store
 import ServiceLifecycle
+import ArgumentParser
 
 // esaylov-server: the E-saylov gRPC backend. Services are registered here as they are built.
 let health = HealthService(services: ["grpc.health.v1.Health"])
-let identity: IdentityOptions
-let arguments: [String]
-do {
-    (identity, arguments) = try IdentityOptions.extract(from: Array(CommandLine.arguments.dropFirst()))
-} catch {
-    ServerMain.printError("esaylov-server: \(error.message)\n\(IdentityOptions.usage)")
-    exit(2)
+/// Every flag of the server: the transport's and its own (each also from ESAYLOV_<FLAG>).
+struct ServerFlags: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "esaylov-server", abstract: "The E-saylov gRPC backend (database: ESAYLOV_DATABASE_URL; public reads: ESAYLOV_DATABASE_READ_URL).")
+    @OptionGroup var transport: TransportFlags
+    @OptionGroup var identityFlags: IdentityFlags
 }
-let poolSize = ServerOptions.poolSize(in: arguments)
+let (flags, configuration) = ServerConfiguration.parse(ServerFlags.self, name: "esaylov-server", arguments: Array(CommandLine.arguments.dropFirst()))
+// Valid: parsing ran the same checks (the flags' validate()).
+let options = try! ServerOptions(flags.transport)
+let identity = try! IdentityOptions(flags.identityFlags)
+let poolSize = options.poolSize
+var secrets: [String: String] = [:]
+if let url = Storage.urlFromEnvironment { secrets["database"] = url }
+if let url = Storage.readURLFromEnvironment { secrets["read_database"] = url }
 let metrics = ServerMetrics()
 // The closure runs on ServerMain's executor, not the main actor: a closure nested in it that
 // the compiler takes as main-actor isolated traps at run time, so it holds none (if-let, not map).
 let status = await ServerMain.run(
-    name: "esaylov-server", arguments: arguments, health: health,
+    name: "esaylov-server", options: options, configuration: configuration, secrets: secrets, health: health,
     observe: { server in metrics.observe(server) }
 ) { (router, interceptors) throws(OptionError) in
     router.register(health)
@@ -73,7 +80,19 @@ let status = await ServerMain.run(
         }
     }
     interceptors.append(AuthenticationInterceptor(database: database))
-    router.register(DirectoryService(database: database, tokens: tokens))
+    // A hot standby for the reads that may lag (the public directory), when one is named.
+    let reads: ReadReplicas
+    if let readURL = Storage.readURLFromEnvironment {
+        let standby = Storage.openStandby(url: readURL, connectionsPerEventLoop: poolSize.perEventLoop)
+        reads = ReadReplicas(primary: database, standby: standby)
+        services.append(StandbyMonitor(reads, logger: logger))
+        metrics.sample("esaylov_db_standby_in_use") { reads.standbyInUse ? 1 : 0 }
+        metrics.mirror("esaylov_db_standby_reads_total") { reads.standbyReadsTotal }
+        metrics.mirror("esaylov_db_standby_fallbacks_total") { reads.fallbacksTotal }
+    } else {
+        reads = ReadReplicas(primary: database)
+    }
+    router.register(DirectoryService(database: database, tokens: tokens, reads: reads))
     router.register(AuthService(database: database, verifier: verifier, sms: delivery, smsKey: smsKey, signInPerMinute: identity.signInPerMinute, logger: logger))
     router.register(AuditService(database: database, verifier: verifier, tokens: tokens))
     let catalogues = Catalogues()

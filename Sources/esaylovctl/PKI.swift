@@ -75,58 +75,39 @@ struct DevelopmentCA {
         return true
     }
 
-    /// Makes the server's TLS key and certificate (for localhost and 127.0.0.1) unless they
-    /// exist (a CA made before it had them gets them now).
+    /// Makes the server's TLS key and certificate (for localhost and 127.0.0.1, the chain leaf
+    /// first) unless they exist (a CA made before it had them gets them now).
     func tlsServer() throws(Failure) {
-        guard !FileManager.default.fileExists(atPath: tlsCert) else { return }
-        let ca = try authority()
-        try makeDirectory(root + "/tls")
-        let now = Date().timeIntervalSince1970
-        try step("pki init") {
-            let key = try PrivateKey.generate(.p256)
-            let cert = try DevelopmentPKI.issue(
-                subject: .init(commonName: "localhost", organisationName: "E-saylov (development)"), key: key, issuer: ca,
-                serial: DevelopmentPKI.randomSerial(), notBefore: now - Self.day, notAfter: now + 397 * Self.day, authority: false,
-                tls: .server(names: ["localhost", "127.0.0.1", "::1"]))
-            try write(key.pem, to: tlsKey, mode: 0o600)
-            try write(cert + [UInt8](FileManager.default.contents(atPath: caCert) ?? Data()), to: tlsCert, mode: 0o644)
-        }
-    }
-
-    /// A mutual-TLS client key and certificate under clients/<name>/ (an agency system's
-    /// machine identity: its organisation's TIN, or a person's PINFL).
-    func issueTLSClient(name: String, subject: DevelopmentPKI.Subject, days: Double, into dir: String) throws(Failure) -> CertificateInfo {
-        let ca = try authority()
-        let now = Date().timeIntervalSince1970
-        return try step("pki issue-tls-client") {
-            let key = try PrivateKey.generate(.p256)
-            let pem = try DevelopmentPKI.issue(
-                subject: subject, key: key, issuer: ca, serial: DevelopmentPKI.randomSerial(), notBefore: now - 60, notAfter: now + days * Self.day,
-                authority: false, tls: .client)
-            try makeDirectory(dir)
-            try write(key.pem, to: dir + "/key.pem", mode: 0o600)
-            try write(pem, to: dir + "/cert.pem", mode: 0o644)
-            let info = try CertificateInfo(pem)
-            try indexEntries(adding: ["V", Self.utcTime(info.notAfter), "", info.serial.uppercased(), "unknown", info.subject])
-            return info
-        }
+        try service(
+            "tls", key: tlsKey, cert: tlsCert, subject: .init(commonName: "localhost", organisationName: "E-saylov (development)"),
+            backdate: 1, days: 397, tls: .server(names: ["localhost", "127.0.0.1", "::1"]), chain: true)
     }
 
     /// Makes the development TSA (a key and a certificate with the timeStamping purpose) unless
     /// it exists (a CA made before it had one gets it now).
     func timeStampingAuthority() throws(Failure) {
-        guard !FileManager.default.fileExists(atPath: tsaCert) else { return }
+        try service(
+            "tsa", key: tsaKey, cert: tsaCert, subject: .init(commonName: "E-saylov development TSA", organisationName: "E-saylov (development)"),
+            backdate: 30, days: 825, timeStamping: true)
+    }
+
+    /// A key and certificate of one of the CA's own services under `directory`, unless the
+    /// certificate exists; `chain`: the CA certificate follows the leaf in the file.
+    private func service(
+        _ directory: String, key keyPath: String, cert certPath: String, subject: DevelopmentPKI.Subject, backdate: Double, days: Double,
+        timeStamping: Bool = false, tls: DevelopmentPKI.TLSUsage? = nil, chain: Bool = false
+    ) throws(Failure) {
+        guard !FileManager.default.fileExists(atPath: certPath) else { return }
         let ca = try authority()
-        try makeDirectory(root + "/tsa")
+        try makeDirectory(root + "/" + directory)
         let now = Date().timeIntervalSince1970
         try step("pki init") {
             let key = try PrivateKey.generate(.p256)
             let cert = try DevelopmentPKI.issue(
-                subject: .init(commonName: "E-saylov development TSA", organisationName: "E-saylov (development)"), key: key, issuer: ca,
-                serial: DevelopmentPKI.randomSerial(), notBefore: now - 30 * Self.day, notAfter: now + 825 * Self.day, authority: false,
-                timeStamping: true)
-            try write(key.pem, to: tsaKey, mode: 0o600)
-            try write(cert, to: tsaCert, mode: 0o644)
+                subject: subject, key: key, issuer: ca, serial: DevelopmentPKI.randomSerial(), notBefore: now - backdate * Self.day,
+                notAfter: now + days * Self.day, authority: false, timeStamping: timeStamping, tls: tls)
+            try write(key.pem, to: keyPath, mode: 0o600)
+            try write(cert + (chain ? [UInt8](FileManager.default.contents(atPath: caCert) ?? Data()) : []), to: certPath, mode: 0o644)
         }
     }
 
@@ -136,14 +117,17 @@ struct DevelopmentCA {
         }
     }
 
-    /// A key and certificate for `subject`, valid from `start` for `days`.
-    func issue(_ subject: DevelopmentPKI.Subject, keyKind: PrivateKey.Kind, start: Double, days: Double, into dir: String) throws(Failure) -> CertificateInfo {
+    /// A key and certificate for `subject`, valid from `start` for `days`: an EDS certificate,
+    /// or with `tls` a mutual-TLS client's.
+    func issue(
+        _ subject: DevelopmentPKI.Subject, keyKind: PrivateKey.Kind, start: Double, days: Double, into dir: String, tls: DevelopmentPKI.TLSUsage? = nil
+    ) throws(Failure) -> CertificateInfo {
         let ca = try authority()
         return try step("pki issue") {
             let key = try PrivateKey.generate(keyKind)
             let pem = try DevelopmentPKI.issue(
                 subject: subject, key: key, issuer: ca, serial: DevelopmentPKI.randomSerial(), notBefore: start, notAfter: start + days * Self.day,
-                authority: false)
+                authority: false, tls: tls)
             try makeDirectory(dir)
             try write(key.pem, to: dir + "/key.pem", mode: 0o600)
             try write(pem, to: dir + "/cert.pem", mode: 0o644)

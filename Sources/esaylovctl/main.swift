@@ -7,6 +7,7 @@ import Store
 import Foundation
 import Signatures
 import Synchronization
+import ArgumentParser
 
 // esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
 let usage = """
@@ -114,8 +115,9 @@ func runOffline(_ args: [String]) throws(Failure) -> Bool {
         guard let days = Double(f["days"] ?? "365"), days > 0 else { throw fail("--days must be positive") }
         let ca = DevelopmentCA.fromEnvironment
         let dir = f["out"] ?? ca.clientDirectory(name)
-        let cert = try ca.issueTLSClient(
-            name: name, subject: .init(commonName: name, organisationName: f["organisation-name"], pinfl: f["pinfl"], tin: f["tin"]), days: days, into: dir)
+        let cert = try ca.issue(
+            .init(commonName: name, organisationName: f["organisation-name"], pinfl: f["pinfl"], tin: f["tin"]), keyKind: .p256,
+            start: Date().timeIntervalSince1970 - 60, days: days, into: dir, tls: .client)
         print("esaylovctl: TLS client certificate \(cert.serial) issued for \(name)")
         print("  key:  \(dir)/key.pem")
         print("  cert: \(dir)/cert.pem")
@@ -467,10 +469,14 @@ final class LineTracker: Sendable {
     let line = Atomic<Int>(0)
 }
 
+// The command line (Commands.swift) runs the operation its command names.
 do {
-    try await run(Array(CommandLine.arguments.dropFirst()))
-    exit(0)
+    var command = try ESaylovCtl.parseAsRoot()
+    if let operation = command as? any Runnable {
+        try await operation.run()
+    } else {
+        try command.run()
+    }
 } catch {
-    ServerMain.printError("esaylovctl: \(error.message)")
-    exit(error.code)
+    ESaylovCtl.exit(withError: error)
 }

@@ -21,7 +21,7 @@ GRPC_PROTO = "/usr/share/grpc-proto"
 class Server:
     """A server process started with --port 0; `port` is read from its first line."""
 
-    def __init__(self, binary, *args):
+    def __init__(self, binary, *args, env=None):
         # Servers run side by side in the tests: each one's operations port is a free one, and
         # so is its TLS port when it serves TLS.
         ops = ["--ops-port", "0"] if binary == "esaylov-server" and "--ops-port" not in args else []
@@ -30,7 +30,7 @@ class Server:
             ops += ["--tls-port", "0"]
         self.proc = subprocess.Popen(
             [os.path.join(BIN_DIR, binary), "--port", "0", *ops, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         self.port = int(m.group(1)) if m else None

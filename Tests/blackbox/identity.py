@@ -82,20 +82,20 @@ class Credential:
         return base64.b64decode(ctl(*args, pki=timestamp_pki).stdout.strip())
 
 
-def identity_server(pki, *extra):
+def identity_server(pki, *extra, env=None):
     """A server trusting `pki`. It signs no audit checkpoints: the shared test database's
     checkpoints would otherwise be signed by keys of CAs that later runs do not trust."""
     outbox = os.path.join(pki.root, f"outbox-{os.urandom(4).hex()}.jsonl")
-    s = Server("esaylov-server", "--trust-store", pki.trust, "--sms-outbox", outbox, *extra)
+    s = Server("esaylov-server", "--trust-store", pki.trust, "--sms-outbox", outbox, *extra, env=env)
     s.outbox = outbox
     return s
 
 
-def deciding_server(pki, *extra, sign_ins="10000"):
+def deciding_server(pki, *extra, sign_ins="10000", env=None):
     """A server trusting `pki` that signs decision receipts with its server key (no audit
     checkpoints, as `identity_server`), with room for many sign-ins."""
     return identity_server(pki, "--sign-in-per-minute", sign_ins, "--signing-key", os.path.join(pki.root, "server/key.pem"),
-                           "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0", *extra)
+                           "--signing-cert", os.path.join(pki.root, "server/cert.pem"), "--audit-checkpoint-every", "0", *extra, env=env)
 
 
 def outbox_lines(server):

@@ -23,7 +23,9 @@ final class HTTP2Connection {
     let peer: String
     /// Handler tasks of this connection's calls run on its event loop.
     let taskExecutor: EventLoopTaskExecutor
-    private unowned let io: any HTTP2ConnectionIO
+    /// Strong: the handler holds the connection until the channel goes inactive or the handler
+    /// is removed, and lets go of it then, which ends the cycle.
+    private let io: any HTTP2ConnectionIO
     private var session: NGHTTP2Session!
     private var machine = ConnectionStateMachine()
     private var streams: [Int32: ServerStream] = [:]

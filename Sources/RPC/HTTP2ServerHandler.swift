@@ -55,6 +55,14 @@ final class HTTP2ServerHandler: ChannelInboundHandler, HTTP2ConnectionIO {
         context.fireChannelInactive()
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The connection holds this handler as its output: letting go of it here (and in
+        // channelInactive) ends that reference cycle.
+        connection?.inactive()
+        connection = nil
+        self.context = nil
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is GracefulShutdownEvent {
             connection?.goAway()

@@ -18,8 +18,10 @@ struct RequestHead {
 final class ServerStream {
     let id: Int32
     let eventLoop: any EventLoop
-    /// Weak: a handler task may outlive its connection and must then find nothing to touch.
-    weak var connection: HTTP2Connection?
+    /// Strong until the stream closes (`didClose` clears it): a handler task may outlive the
+    /// stream and must then find nothing to touch. (Not weak: a weak reference gives the
+    /// connection a side table, and every stream's access to it a slow retain.)
+    private(set) var connection: HTTP2Connection?
 
     var machine = StreamStateMachine()
     var head = RequestHead()
@@ -218,6 +220,7 @@ final class ServerStream {
         outbound.removeAll()
         connection?.outputTaken(outboundBytes)
         outboundBytes = 0
+        connection = nil
     }
 
     private func failWaiters() {

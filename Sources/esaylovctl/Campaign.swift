@@ -5,20 +5,6 @@ import Store
 
 // esaylovctl campaign …: campaigns, their dates and settings, and their catalogue versions.
 
-let campaignUsage = """
-           esaylovctl campaign create --id ID --name TEXT --elections KIND[,KIND…] --announced YYYY-MM-DD --election YYYY-MM-DD
-                                      [--catalogue FILE.json]   (default: the standard catalogue of domain.md)
-           esaylovctl campaign show --id ID
-           esaylovctl campaign move --id ID [--announced YYYY-MM-DD] [--election YYYY-MM-DD]
-           esaylovctl campaign set-window --id ID --type N [--opens MARK] [--closes MARK] [--decision-days N]
-                                      (MARK: YYYY-MM-DD, A+N, A-N, E-N or none; makes a new catalogue version)
-           esaylovctl campaign settings --id ID [--max-attachment-bytes N] [--max-attachments N] [--max-request-bytes N]
-                                      [--forbid-drafter-approving true|false] [--closed true|false]
-           esaylovctl campaign catalogue export --id ID [--version N]   (JSON on stdout)
-           esaylovctl campaign catalogue import --id ID --file FILE.json [--note TEXT]   (checked against clause 6)
-    ELECTIONS: \(ElectionKind.allCases.map(\.databaseName).joined(separator: ", "))
-    """
-
 func day(_ text: String?, _ flag: String) throws(Failure) -> Day? {
     guard let text else { return nil }
     guard let d = Day(text) else { throw fail("--\(flag): a day YYYY-MM-DD") }
@@ -62,7 +48,7 @@ func runCampaign(_ args: [String], _ database: Database) async throws(Failure) {
         let name = try required(f, "name")
         var kinds: [ElectionKind] = []
         for k in try required(f, "elections").split(separator: ",") {
-            guard let e = ElectionKind(databaseName: String(k)) else { throw fail("--elections: unknown election \(k)\n\(campaignUsage)") }
+            guard let e = ElectionKind(databaseName: String(k)) else { throw fail("--elections: unknown election \(k) (one of \(electionKinds))") }
             kinds.append(e)
         }
         guard let a = try day(f["announced"], "announced"), let e = try day(f["election"], "election") else { throw fail("--announced and --election are required") }

@@ -6,12 +6,6 @@ import Store
 // esaylovctl decision export: the files a third party needs to check a decision with stock
 // OpenSSL alone.
 
-let decisionUsage = """
-           esaylovctl decision export (--id ID | --commission ID --number N/YYYY) --out DIR
-                                      (approval-envelope.bin, approval.cms, receipt.cms, ca.pem when the
-                                       development CA is at hand, and VERIFY.txt with the openssl commands)
-    """
-
 func runDecision(_ args: [String], _ database: Database) async throws(Failure) {
     guard args.dropFirst().first == "export" else { throw fail(usage) }
     let f = try flags(args.dropFirst(2))

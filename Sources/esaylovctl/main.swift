@@ -10,38 +10,9 @@ import Synchronization
 import ArgumentParser
 
 // esaylovctl: operator commands on the database named by ESAYLOV_DATABASE_URL.
-let usage = """
-    usage: esaylovctl migrate
-           esaylovctl seed demo [--allow-operator-data]   (refuses a database holding data it did not load)
-           esaylovctl pki init                            (development CA under $ESAYLOV_PKI_DIR, default .data/pki)
-           esaylovctl pki issue --person ID [--organisation ID] [--key-type ecdsa-p256|rsa-2048|ed25519]
-                                [--days N] [--starts-in-days N] [--out DIR]
-           esaylovctl pki issue-demo                      (a key and certificate for every demo head and officer)
-           esaylovctl pki issue-tls-client --name NAME [--tin T] [--pinfl P] [--organisation-name N] [--days N] [--out DIR]
-                                                          (a mutual-TLS client: an agency system's machine identity)
-           esaylovctl pki revoke --serial HEX [--ocsp-only]   (--ocsp-only: the OCSP index only, not the CRL)
-           esaylovctl sign --key KEY.pem --cert CERT.pem --in FILE [--attached] [--timestamp [--timestamp-at EPOCH]]
-                                                  (base64 CMS on stdout; --timestamp: with an RFC 3161 token of the
-                                                   development TSA, stating now or EPOCH)
-           esaylovctl audit verify [--from N] [--to N]
-           esaylovctl audit checkpoint
-           esaylovctl directory add-candidate --id ID --person ID --election-kind KIND --commission ID [--party ID] [--constituency N]
-           esaylovctl directory add-proxy --id ID --person ID --candidate ID
-           esaylovctl directory add-organisation --id ID --kind KIND --name-uz TEXT --name-en TEXT --territory SOATO
-                                                 [--tin TIN] [--parent ID]
-           esaylovctl directory update-organisation --id ID [--name-uz TEXT] [--name-en TEXT] [--tin TIN|""]
-                                                    [--parent ID|""] [--active true|false]
-           esaylovctl directory add-person --id ID --pinfl PINFL --last-name TEXT --first-name TEXT
-                                           [--patronymic TEXT] [--phone +998XXXXXXXXX]
-           esaylovctl directory assign-role --organisation ID --person ID --role ROLE
-           esaylovctl directory register-certificate --file CERT.pem|der --person ID [--organisation ID]
-           esaylovctl directory import FILE.csv     (columns: id,kind,name_uz,name_en,tin,territory,parent;
-                                                     all rows or none; parents may come earlier in the file)
-    \(campaignUsage)
-    \(decisionUsage)
-    KIND: \(OrganisationKind.allCases.map(\.databaseName).joined(separator: ", "))
-    ROLE: \(Role.allCases.map(\.databaseName).joined(separator: ", "))
-    """
+/// What a wrong invocation of the legacy dispatcher is told: the flags are documented once, by
+/// ArgumentParser (`Commands.swift`), which also validates them before this dispatcher runs.
+let usage = "see esaylovctl --help (and esaylovctl COMMAND --help) for the commands and their flags"
 
 struct Failure: Error {
     let message: String
@@ -208,7 +179,7 @@ func run(_ args: [String]) async throws(Failure) {
     case ("directory"?, "add-organisation"?):
         let f = try flags(args.dropFirst(2))
         let id = try required(f, "id")
-        guard let kind = OrganisationKind(databaseName: try required(f, "kind")) else { throw fail("--kind: unknown kind\n\(usage)") }
+        guard let kind = OrganisationKind(databaseName: try required(f, "kind")) else { throw fail("--kind: unknown kind (one of \(organisationKinds))") }
         let territory = try validated { () throws(DomainViolation) in try SOATO(f["territory"] ?? "", field: "--territory").value }
         let tin = try f["tin"].map { t throws(Failure) in try validated { () throws(DomainViolation) in try TIN(t, field: "--tin").value } }
         do {
@@ -256,7 +227,7 @@ func run(_ args: [String]) async throws(Failure) {
         print("esaylovctl: person \(id) added")
     case ("directory"?, "assign-role"?):
         let f = try flags(args.dropFirst(2))
-        guard let role = Role(databaseName: try required(f, "role")) else { throw fail("--role: unknown role\n\(usage)") }
+        guard let role = Role(databaseName: try required(f, "role")) else { throw fail("--role: unknown role (one of \(roles))") }
         let org = try required(f, "organisation")
         let person = try required(f, "person")
         do {
@@ -311,7 +282,7 @@ func run(_ args: [String]) async throws(Failure) {
         let person = try required(f, "person")
         let commission = try required(f, "commission")
         guard let kind = ElectionKind(databaseName: try required(f, "election-kind")) else {
-            throw fail("--election-kind: one of \(ElectionKind.allCases.map(\.databaseName).joined(separator: ", "))")
+            throw fail("--election-kind: one of \(electionKinds)")
         }
         let constituency = Int32(f["constituency"] ?? "0") ?? -1
         guard constituency >= 0 else { throw fail("--constituency: a whole number, 0 or more") }

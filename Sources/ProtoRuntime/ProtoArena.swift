@@ -6,14 +6,18 @@ internal import Glibc
 /// C memory for one pack: protobuf-c reads the message tree we build here, then the whole
 /// arena is released at once. Used by generated code only.
 package final class ProtoArena {
+    /// The first chunk, small: most messages need a few hundred bytes at most.
+    private var first: UnsafeMutableRawPointer?
     private var chunks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
+    private static let firstChunkSize = 512
     private static let chunkSize = 4096
 
     package init() {}
 
     deinit {
+        free(first)
         for chunk in chunks { free(chunk) }
     }
 
@@ -34,10 +38,11 @@ package final class ProtoArena {
             chunks.append(p)
             return p
         }
-        let chunk = calloc(1, Self.chunkSize)!
-        chunks.append(chunk)
+        let chunkSize = first == nil && size <= Self.firstChunkSize ? Self.firstChunkSize : Self.chunkSize
+        let chunk = calloc(1, chunkSize)!  // calloc's memory is aligned for any type
+        if first == nil { first = chunk } else { chunks.append(chunk) }
         cursor = chunk + size
-        remaining = Self.chunkSize - size
+        remaining = chunkSize - size
         return chunk
     }
 

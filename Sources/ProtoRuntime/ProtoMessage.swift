@@ -15,6 +15,12 @@ public protocol ProtoMessage: Sendable, Hashable {
 extension ProtoMessage {
     /// Decodes the protobuf wire form held in an array.
     public init(serializedBytes bytes: [UInt8]) throws(ProtoDecodingError) {
+        // No bytes are the message with every field at its default (proto3 has no required
+        // fields): no arena, no unpacking. Common for requests such as health checks and lists.
+        if bytes.isEmpty {
+            self.init()
+            return
+        }
         var result: Result<Self, ProtoDecodingError> = .failure(ProtoDecodingError(messageName: Self.protoName))
         bytes.withUnsafeBytes { raw in
             result = Result { () throws(ProtoDecodingError) in try Self(serializedBytes: raw) }

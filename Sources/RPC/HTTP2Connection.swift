@@ -29,6 +29,12 @@ final class HTTP2Connection {
     private var session: NGHTTP2Session!
     private var machine = ConnectionStateMachine()
     private var streams: [Int32: ServerStream] = [:]
+    /// The stream the last lookup found: a request's headers, data and end come one after the
+    /// other, so most lookups are answered here without hashing. Cleared with its stream.
+    private var recentStream: ServerStream?
+    /// The `:path` of this connection's last call and its route: clients call the same
+    /// methods again, and a repeated path is then neither allocated nor hashed.
+    private var recentRoute: RPCRouter.Route?
     /// One timer: first the handshake deadline, then the idle check.
     private var timer: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
@@ -183,6 +189,7 @@ final class HTTP2Connection {
         _ = machine.close()
         let open = streams
         streams = [:]
+        recentStream = nil
         for (_, s) in open { s.didClose() }
         core.receiveBudget.returnCredit(credit)
         credit = 0
@@ -458,7 +465,6 @@ final class HTTP2Connection {
     // MARK: calls
 
     private func dispatch(_ stream: ServerStream) {
-        let head = stream.head
         guard stream.machine.headersReceived(limit: core.configuration.maxHeaderListSize) else {
             core.bounds.hit(.headerListSize)
             stream.finish(RPCError(
@@ -467,8 +473,8 @@ final class HTTP2Connection {
         }
         // Not gRPC: answered with a plain status once the request is in (as HTTP servers do; an
         // answer that raced the rest of the request would hide the peer's protocol errors).
-        guard head.method == "POST" else { return answerWhenReceived(stream, status: 405) }
-        guard let contentType = head.contentType, contentType.hasPrefix("application/grpc") else {
+        guard stream.head.method == "POST" else { return answerWhenReceived(stream, status: 405) }
+        guard let contentType = stream.head.contentType, contentType.hasPrefix("application/grpc") else {
             return answerWhenReceived(stream, status: 415)
         }
         if core.receiveBudget.isExhausted {
@@ -476,21 +482,28 @@ final class HTTP2Connection {
             stream.finish(RPCError(code: .resourceExhausted, message: "the server holds as many request bytes as it may; retry later"))
             return
         }
-        guard let route = core.router.routes[head.path] else {
-            let parts = head.path.split(separator: "/", omittingEmptySubsequences: false)
+        let found: RPCRouter.Route?
+        if let recent = recentRoute, recent.method.path == stream.head.path {
+            found = recent
+        } else {
+            found = core.router.routes[stream.head.path]
+            if found != nil { recentRoute = found }
+        }
+        guard let route = found else {
+            let parts = stream.head.path.split(separator: "/", omittingEmptySubsequences: false)
             let message: String
             if parts.count == 3, parts[0].isEmpty, core.router.services.contains(String(parts[1])) {
                 message = "method \(parts[2]) not found in service \(parts[1])"
             } else if parts.count == 3, parts[0].isEmpty {
                 message = "service \(parts[1]) not found"
             } else {
-                message = "path \(head.path) is not a gRPC method"
+                message = "path \(stream.head.path) is not a gRPC method"
             }
             stream.finish(RPCError(code: .unimplemented, message: message))
             return
         }
         var deadline: ContinuousClock.Instant?
-        if let timeout = head.timeout {
+        if let timeout = stream.head.timeout {
             guard let d = GRPCWire.parseTimeout(timeout) else {
                 stream.finish(RPCError(code: .invalidArgument, message: "malformed grpc-timeout header"))
                 return
@@ -499,7 +512,7 @@ final class HTTP2Connection {
             // never an overflow.
             deadline = .now + min(d, .seconds(360_000_000_000))
         }
-        if let header = head.encoding {
+        if let header = stream.head.encoding {
             guard let encoding = MessageEncoding(header: header) else {
                 var accept = Metadata()
                 accept.add("grpc-accept-encoding", MessageEncoding.acceptHeader)
@@ -513,17 +526,17 @@ final class HTTP2Connection {
         // Responses may use what the client accepts; a client that compressed its request
         // accepts that encoding by definition.
         let compressedRequest = stream.requestEncoding != .identity
-        let responseEncoding = MessageEncoding.preferred(fromAccept: head.acceptEncoding) ?? (compressedRequest ? stream.requestEncoding : nil)
+        let responseEncoding = MessageEncoding.preferred(fromAccept: stream.head.acceptEncoding) ?? (compressedRequest ? stream.requestEncoding : nil)
         let context = ServerContext(
-            method: route.method, requestMetadata: head.metadata, deadline: deadline, peer: peer, tls: tlsPeer,
+            method: route.method, requestMetadata: stream.head.metadata, deadline: deadline, peer: peer, tls: tlsPeer,
             responseEncoding: responseEncoding, compressResponses: compressedRequest, loop: eventLoop, core: core)
         stream.context = context
-        if let bad = head.badHeader {
+        if let bad = stream.head.badHeader {
             stream.finish(RPCError(code: .invalidArgument, message: "metadata \(bad) is not valid base64"))
             return
         }
         if route.method.kind == .serverStreaming || route.method.kind == .bidirectionalStreaming,
-            core.configuration.watchMethods.contains(head.path) {
+            core.configuration.watchMethods.contains(stream.head.path) {
             guard acquireWatch(stream) else { return }
         }
         core.executor.start(stream, route, context, on: self)
@@ -736,26 +749,51 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
         return true
     }
 
+    /// The open stream `id`, if any.
+    private func openStream(_ id: Int32) -> ServerStream? {
+        if let recent = recentStream, recent.id == id { return recent }
+        let found = streams[id]
+        if found != nil { recentStream = found }
+        return found
+    }
+
     func header(stream id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, isTrailer: Bool) throws {
-        guard let stream = streams[id] else { return }
+        guard let stream = openStream(id) else { return }
         if isTrailer { return }  // request trailers: ignored
         switch stream.machine.headerField(size: name.count + value.count + 32, limit: core.configuration.maxHeaderListSize) {
         case .failConnection: throw HTTP2PeerError(description: "request headers far beyond the advertised limit")
         case .skip: return
         case .store: break
         }
-        let n = String(decoding: name, as: UTF8.self)
+        // Known names are matched on their bytes: only custom metadata becomes a string key.
+        let field = RequestHeaderName(name)
+        switch field {
+        case .ignored, .reserved: return
+        case .path:
+            // The path of the connection's last call again: its string, no new one.
+            if let recent = recentRoute, value.equals(recent.method.path) {
+                stream.head.path = recent.method.path
+                return
+            }
+        case .contentType where value.equals(GRPCWire.contentType):
+            stream.head.contentType = GRPCWire.contentType
+            return
+        case .method where value.equals("POST"):
+            stream.head.method = "POST"
+            return
+        default: break
+        }
         let v = String(decoding: value, as: UTF8.self)
-        switch n {
-        case ":method": stream.head.method = v
-        case ":path": stream.head.path = v
-        case ":scheme", ":authority", "te", "user-agent": break
-        case "grpc-accept-encoding": stream.head.acceptEncoding = v
-        case "content-type": stream.head.contentType = v
-        case "grpc-timeout": stream.head.timeout = v
-        case "grpc-encoding": stream.head.encoding = v
-        default:
-            if n.hasPrefix(":") || n.hasPrefix("grpc-") { break }  // reserved
+        switch field {
+        case .method: stream.head.method = v
+        case .path: stream.head.path = v
+        case .acceptEncoding: stream.head.acceptEncoding = v
+        case .contentType: stream.head.contentType = v
+        case .timeout: stream.head.timeout = v
+        case .encoding: stream.head.encoding = v
+        case .ignored, .reserved: break
+        case .custom:
+            let n = String(decoding: name, as: UTF8.self)
             if let entry = Metadata.decode(key: n, rawValue: v) {
                 stream.head.metadata.append(entry)
             } else {
@@ -785,7 +823,7 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
         default:
             break
         }
-        guard let stream = streams[frame.streamID] else { return }
+        guard let stream = openStream(frame.streamID) else { return }
         if frame.kind == .requestHeaders { dispatch(stream) }
         if frame.endStream, frame.kind == .requestHeaders || frame.kind == .data || frame.kind == .trailers {
             inputEnded(stream)
@@ -793,7 +831,7 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
     }
 
     func dataReceived(stream id: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[id] else {
+        guard let stream = openStream(id) else {
             perform { try session.consumeConnection(bytes.count) }
             return
         }
@@ -816,6 +854,7 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
     }
 
     func streamClosed(_ id: Int32, errorCode: UInt32) {
+        if recentStream?.id == id { recentStream = nil }
         streams.removeValue(forKey: id)?.didClose()
         if !lingering.isEmpty { lingering[id] = nil }
     }
@@ -836,6 +875,34 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
     }
 
     func readBody(stream id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> BodyRead {
-        streams[id]?.readBody(into: buffer) ?? .failed
+        openStream(id)?.readBody(into: buffer) ?? .failed
+    }
+}
+
+/// What a request header's name is to us, told from its bytes.
+enum RequestHeaderName: Equatable {
+    case method, path, contentType, timeout, encoding, acceptEncoding
+    /// Known and not needed: `:scheme`, `:authority`, `te`, `user-agent`.
+    case ignored
+    /// Another pseudo-header or `grpc-` name: not application metadata.
+    case reserved
+    /// Application metadata.
+    case custom
+
+    init(_ name: UnsafeRawBufferPointer) {
+        switch name.count {
+        case 2 where name.equals("te"): self = .ignored
+        case 5 where name.equals(":path"): self = .path
+        case 7 where name.equals(":method"): self = .method
+        case 7 where name.equals(":scheme"): self = .ignored
+        case 10 where name.equals(":authority") || name.equals("user-agent"): self = .ignored
+        case 12 where name.equals("content-type"): self = .contentType
+        case 12 where name.equals("grpc-timeout"): self = .timeout
+        case 13 where name.equals("grpc-encoding"): self = .encoding
+        case 20 where name.equals("grpc-accept-encoding"): self = .acceptEncoding
+        default:
+            let reserved = name.first == UInt8(ascii: ":") || (name.count >= 5 && UnsafeRawBufferPointer(rebasing: name[0..<5]).equals("grpc-"))
+            self = reserved ? .reserved : .custom
+        }
     }
 }

@@ -14,9 +14,13 @@ public struct MessageDeframer: Sendable {
         public var bytes: [UInt8]
     }
 
+    /// Every deframer starts with this one (shared, copied on first write): a stream whose
+    /// request never arrives costs no buffer, and the first write allocates what it needs.
+    private static let empty = ByteBufferAllocator().buffer(capacity: 0)
+
     public init(maxMessageSize: Int) {
         self.maxMessageSize = maxMessageSize
-        self.buffer = ByteBufferAllocator().buffer(capacity: 0)
+        self.buffer = Self.empty
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {

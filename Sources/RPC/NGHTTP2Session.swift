@@ -35,8 +35,9 @@ struct ReceivedFrame {
     let ack: Bool
 }
 
-/// What the session reports while it reads bytes and writes frames. Every method runs on the
-/// connection's event loop, inside `receive` or `send`.
+/// What the session reports while it reads bytes and writes frames, to its connection (the one
+/// conformer, which the session calls directly). Every method runs on the connection's event
+/// loop, inside `receive` or `send`.
 protocol NGHTTP2SessionDelegate: AnyObject {
     /// A client opens a stream with HEADERS; false refuses it (the stream is reset).
     func streamOpened(_ id: Int32) -> Bool
@@ -81,14 +82,20 @@ enum BodyRead {
 /// not thread-safe).
 final class NGHTTP2Session {
     private var raw: OpaquePointer!
-    /// The delegate (the connection) is this session's only owner, so it outlives the session:
-    /// unowned(unsafe) spares every callback the checked unowned retain, which showed in profiles.
-    private unowned(unsafe) let delegate: any NGHTTP2SessionDelegate
+    /// The connection: this session's only owner, so it outlives the session. Held unmanaged
+    /// and concrete, so that the dozen callbacks of every call reach it without a reference
+    /// count or a witness table (both showed in profiles).
+    private let owner: Unmanaged<HTTP2Connection>
+
+    /// Runs `body` with the connection, borrowed: no reference count.
+    private func withDelegate<R>(_ body: (HTTP2Connection) throws -> R) rethrows -> R {
+        try owner._withUnsafeGuaranteedRef(body)
+    }
     /// A delegate error thrown inside a callback, rethrown by `receive`.
     private var callbackError: (any Error)?
 
-    init(delegate: any NGHTTP2SessionDelegate, options: NGHTTP2Options) throws(NGHTTP2Error) {
-        self.delegate = delegate
+    init(delegate: HTTP2Connection, options: NGHTTP2Options) throws(NGHTTP2Error) {
+        owner = .passUnretained(delegate)
         var session: OpaquePointer?
         let rv = nghttp2_session_server_new2(&session, NGHTTP2Callbacks.shared.callbacks, Unmanaged.passUnretained(self).toOpaque(), options.raw)
         guard rv == 0, let session else { throw NGHTTP2Error(function: "nghttp2_session_server_new2", code: Int(rv)) }
@@ -210,13 +217,13 @@ final class NGHTTP2Session {
     fileprivate func beginHeaders(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
         guard hd.type == UInt8(NGHTTP2_HEADERS.rawValue), frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST else { return 0 }
-        return delegate.streamOpened(hd.stream_id) ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
+        return withDelegate { $0.streamOpened(hd.stream_id) } ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
     }
 
     fileprivate func header(_ frame: UnsafePointer<nghttp2_frame>, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
         guard frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue) else { return 0 }
         let isTrailer = frame.pointee.headers.cat != NGHTTP2_HCAT_REQUEST
-        return callback { try delegate.header(stream: frame.pointee.hd.stream_id, name: name, value: value, isTrailer: isTrailer) }
+        return callback { try withDelegate { try $0.header(stream: frame.pointee.hd.stream_id, name: name, value: value, isTrailer: isTrailer) } }
     }
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
@@ -236,16 +243,16 @@ final class NGHTTP2Session {
         let event = ReceivedFrame(
             kind: kind, streamID: hd.stream_id, endStream: hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
             ack: hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0)
-        return callback { try delegate.frameReceived(event) }
+        return callback { try withDelegate { try $0.frameReceived(event) } }
     }
 
     fileprivate func dataChunk(streamID: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
-        delegate.dataReceived(stream: streamID, data)
+        withDelegate { $0.dataReceived(stream: streamID, data) }
         return 0
     }
 
     fileprivate func streamClosed(_ streamID: Int32, errorCode: UInt32) -> Int32 {
-        delegate.streamClosed(streamID, errorCode: errorCode)
+        withDelegate { $0.streamClosed(streamID, errorCode: errorCode) }
         return 0
     }
 
@@ -258,11 +265,11 @@ final class NGHTTP2Session {
         default: .other
         }
         let event = SentFrame(kind: kind, streamID: hd.stream_id, endStream: hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0)
-        return callback { try delegate.frameSent(event) }
+        return callback { try withDelegate { try $0.frameSent(event) } }
     }
 
     fileprivate func readBody(streamID: Int32, into buf: UnsafeMutablePointer<UInt8>, length: Int, flags: UnsafeMutablePointer<UInt32>) -> Int {
-        switch delegate.readBody(stream: streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length)) {
+        switch withDelegate({ $0.readBody(stream: streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length)) }) {
         case .bytes(let n): return n
         case .deferred: return Int(NGHTTP2_ERR_DEFERRED.rawValue)
         case .failed: return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
@@ -299,23 +306,23 @@ private final class NGHTTP2Callbacks: @unchecked Sendable {  // immutable after 
         precondition(nghttp2_session_callbacks_new(&cbs) == 0, "out of memory")
         callbacks = cbs!
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
-            session(userData).beginHeaders(frame!)
+            withSession(userData) { $0.beginHeaders(frame!) }
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, namelen, value, valuelen, _, userData in
-            session(userData).header(
-                frame!, name: UnsafeRawBufferPointer(start: name, count: namelen), value: UnsafeRawBufferPointer(start: value, count: valuelen))
+            withSession(userData) { $0.header(
+                frame!, name: UnsafeRawBufferPointer(start: name, count: namelen), value: UnsafeRawBufferPointer(start: value, count: valuelen)) }
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            session(userData).frameReceived(frame!)
+            withSession(userData) { $0.frameReceived(frame!) }
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, len, userData in
-            session(userData).dataChunk(streamID: streamID, UnsafeRawBufferPointer(start: data, count: len))
+            withSession(userData) { $0.dataChunk(streamID: streamID, UnsafeRawBufferPointer(start: data, count: len)) }
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            session(userData).streamClosed(streamID, errorCode: errorCode)
+            withSession(userData) { $0.streamClosed(streamID, errorCode: errorCode) }
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
-            session(userData).frameSent(frame!)
+            withSession(userData) { $0.frameSent(frame!) }
         }
     }
 
@@ -347,13 +354,14 @@ final class NGHTTP2Options: @unchecked Sendable {  // immutable after init; only
     deinit { nghttp2_option_del(raw) }
 }
 
-// C callbacks capture nothing: the session comes back from the user data.
-private func session(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session {
-    Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+// C callbacks capture nothing: the session comes back from the user data (unretained: it is
+// alive while nghttp2 calls back into it).
+private func withSession<R>(_ userData: UnsafeMutableRawPointer?, _ body: (NGHTTP2Session) -> R) -> R {
+    Unmanaged<NGHTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
 }
 
 private let readBodyCallback: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
-    session(userData).readBody(streamID: streamID, into: buf!, length: length, flags: flags!)
+    withSession(userData) { $0.readBody(streamID: streamID, into: buf!, length: length, flags: flags!) }
 }
 
 /// Calls `body` with an `nghttp2_nv` array for `headers`; nghttp2 copies names and values
@@ -366,9 +374,9 @@ private func withHeaderArray<R>(_ headers: [(String, String)], _ body: (UnsafePo
             var offset = 0
             for (i, (name, value)) in headers.enumerated() {
                 let namePtr = storage.baseAddress! + offset
-                for b in name.utf8 { storage[offset] = b; offset += 1 }
+                offset += copyUTF8(name, to: storage, at: offset)
                 let valuePtr = storage.baseAddress! + offset
-                for b in value.utf8 { storage[offset] = b; offset += 1 }
+                offset += copyUTF8(value, to: storage, at: offset)
                 nva[i] = nghttp2_nv(
                     name: namePtr, value: valuePtr, namelen: name.utf8.count, valuelen: value.utf8.count,
                     flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
@@ -376,4 +384,17 @@ private func withHeaderArray<R>(_ headers: [(String, String)], _ body: (UnsafePo
             return body(UnsafePointer(nva.baseAddress!), headers.count)
         }
     }
+}
+
+/// Copies `text`'s UTF-8 into `storage` at `offset` (which has room for it); returns its length.
+private func copyUTF8(_ text: String, to storage: UnsafeMutableBufferPointer<UInt8>, at offset: Int) -> Int {
+    let utf8 = text.utf8
+    let copied = utf8.withContiguousStorageIfAvailable { bytes -> Int in
+        if let base = bytes.baseAddress { (storage.baseAddress! + offset).update(from: base, count: bytes.count) }
+        return bytes.count
+    }
+    if let copied { return copied }
+    var i = offset
+    for b in utf8 { storage[i] = b; i += 1 }
+    return i - offset
 }

@@ -1,24 +1,48 @@
 public import ProtoRuntime
 
-/// One method of a service, with the streaming kind read from the proto descriptor.
+/// One method of a service, with the streaming kind read from the proto descriptor. A value
+/// type whose names live in one shared box: every call's context holds its method, and a copy
+/// costs one reference count, not one per string.
 public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     public enum Kind: Hashable, Sendable {
         case unary, clientStreaming, serverStreaming, bidirectionalStreaming
     }
-    public let service: String
-    public let method: String
-    public let kind: Kind
+
+    private final class Names: Sendable {
+        let service: String
+        let method: String
+        let kind: Kind
+        let path: String
+
+        init(service: String, method: String, kind: Kind) {
+            self.service = service
+            self.method = method
+            self.kind = kind
+            self.path = "/\(service)/\(method)"
+        }
+    }
+    private let names: Names
+
+    public var service: String { names.service }
+    public var method: String { names.method }
+    public var kind: Kind { names.kind }
     /// The HTTP/2 `:path`, `/package.Service/Method`, made once: interceptors look rules up by it
     /// on every call.
-    public let path: String
+    public var path: String { names.path }
 
     public init(service: String, method: String, kind: Kind) {
-        self.service = service
-        self.method = method
-        self.kind = kind
-        self.path = "/\(service)/\(method)"
+        names = Names(service: service, method: method, kind: kind)
     }
     public var description: String { path }
+
+    public static func == (a: MethodDescriptor, b: MethodDescriptor) -> Bool {
+        a.names === b.names || (a.path == b.path && a.kind == b.kind)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(path)
+        hasher.combine(kind)
+    }
 
     /// Whether the client sends one message (unary and server streaming) rather than a stream.
     var takesOneMessage: Bool { kind == .unary || kind == .serverStreaming }
@@ -62,9 +86,15 @@ enum CallInput: Sendable {
 /// Maps `:path` to a handler. Only what is registered is served: an unknown service or
 /// method is answered UNIMPLEMENTED by the transport.
 public struct RPCRouter: Sendable {
-    struct Route: Sendable {
+    /// A class: each call's stream holds its route, by one reference.
+    final class Route: Sendable {
         let method: MethodDescriptor
         let handler: MethodHandler
+
+        init(method: MethodDescriptor, handler: MethodHandler) {
+            self.method = method
+            self.handler = handler
+        }
     }
 
     private(set) var routes: [String: Route] = [:]

@@ -44,7 +44,7 @@ final class ServerStream {
     var httpAnswer: Int?
 
     /// Response frames not yet taken by nghttp2.
-    private var outbound = CircularBuffer<ByteBuffer>()
+    private var outbound = FrameQueue()
     private var outboundBytes = 0
     private var writeWaiters: [EventLoopPromise<Void>] = []
     var task: Task<Void, Never>?
@@ -106,7 +106,7 @@ final class ServerStream {
     /// nghttp2 asks for body bytes.
     func readBody(into buffer: UnsafeMutableRawBufferPointer) -> BodyRead {
         var written = 0
-        while written < buffer.count, var chunk = outbound.first {
+        while written < buffer.count, var chunk = outbound.front {
             let n = min(buffer.count - written, chunk.readableBytes)
             chunk.withUnsafeReadableBytes { src in
                 (buffer.baseAddress! + written).copyMemory(from: src.baseAddress!, byteCount: n)
@@ -116,7 +116,7 @@ final class ServerStream {
             if chunk.readableBytes == 0 {
                 outbound.removeFirst()
             } else {
-                outbound[outbound.startIndex] = chunk
+                outbound.replaceFirst(with: chunk)
             }
         }
         outboundBytes -= written
@@ -169,13 +169,7 @@ final class ServerStream {
         connection.core.count(status.code)
         // Interceptors hear of the end before the trailers are built: they may add to them.
         if let context { connection.core.executor.ended(self, context, status: status) }
-        var trailers = [StreamStateMachine.Field(name: "grpc-status", value: String(status.code.rawValue))]
-        if !status.message.isEmpty { trailers.append(.init(name: "grpc-message", value: GRPCWire.percentEncode(status.message))) }
-        if let context { trailers += context.trailingMetadata.headerFields.map { .init(name: $0.0, value: $0.1) } }
-        trailers += status.metadata.headerFields.map { .init(name: $0.0, value: $0.1) }
-        if let details = status.statusDetailsBytes() {
-            trailers.append(.init(name: "grpc-status-details-bin", value: Base64.encode(details)))
-        }
+        let trailers = Self.trailers(status, context?.trailingMetadata ?? Metadata())
         // The call reads no more: its request bytes go back, and a queue its handler left is freed.
         connection.releaseInput(self)
         requestSource?.finish(RPCError.callEnded)
@@ -190,6 +184,23 @@ final class ServerStream {
         failWaiters()
         connection.lingerAfterFinish(self)
         connection.outputPending()
+    }
+
+    /// `grpc-status: 0` alone: the trailers of most calls, made once.
+    private static let okTrailers = [StreamStateMachine.Field(name: "grpc-status", value: "0")]
+
+    /// The status, its message and details, and the handler's trailing metadata.
+    private static func trailers(_ status: RPCError, _ metadata: Metadata) -> [StreamStateMachine.Field] {
+        let details = status.statusDetailsBytes()
+        if status.code == .ok, status.message.isEmpty, metadata.isEmpty, status.metadata.isEmpty, details == nil { return okTrailers }
+        let code = Int(status.code.rawValue)
+        var trailers = [StreamStateMachine.Field(
+            name: "grpc-status", value: GRPCWire.statusText.indices.contains(code) ? GRPCWire.statusText[code] : String(code))]
+        if !status.message.isEmpty { trailers.append(.init(name: "grpc-message", value: GRPCWire.percentEncode(status.message))) }
+        trailers += metadata.headerFields.map { .init(name: $0.0, value: $0.1) }
+        trailers += status.metadata.headerFields.map { .init(name: $0.0, value: $0.1) }
+        if let details { trailers.append(.init(name: "grpc-status-details-bin", value: Base64.encode(details))) }
+        return trailers
     }
 
     /// Ends the call with `error` from the transport's side (deadline, bad input, late
@@ -227,5 +238,40 @@ final class ServerStream {
         let waiters = writeWaiters
         writeWaiters = []
         for w in waiters { w.fail(RPCError.callEnded) }
+    }
+}
+
+/// A stream's response frames in order. Most calls send one, which is kept inline: the queue
+/// allocates only for a second.
+struct FrameQueue {
+    /// Nil only when the queue is empty.
+    private var head: ByteBuffer?
+    private var rest: CircularBuffer<ByteBuffer>?
+
+    var isEmpty: Bool { head == nil }
+    var front: ByteBuffer? { head }
+
+    mutating func append(_ frame: ByteBuffer) {
+        if head == nil {
+            head = frame
+        } else {
+            if rest == nil { rest = CircularBuffer(initialCapacity: 4) }
+            rest!.append(frame)
+        }
+    }
+
+    mutating func removeFirst() {
+        head = rest?.popFirst()
+    }
+
+    /// What is left of the first frame after part of it was taken.
+    mutating func replaceFirst(with frame: ByteBuffer) {
+        precondition(head != nil, "no frame to replace")
+        head = frame
+    }
+
+    mutating func removeAll() {
+        head = nil
+        rest = nil
     }
 }

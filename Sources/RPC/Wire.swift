@@ -1,5 +1,17 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// gRPC's text encodings of headers.
 enum GRPCWire {
+    /// The content type of gRPC requests and of our responses.
+    static let contentType = "application/grpc"
+
+    /// `grpc-status` values as header text, made once.
+    static let statusText: [String] = (0...16).map { String($0) }
+
     /// Percent-encodes a status message for `grpc-message` (gRPC HTTP/2 protocol: every
     /// byte outside 0x20–0x7E, and `%`, becomes `%XX`).
     static func percentEncode(_ message: String) -> String {
@@ -59,5 +71,16 @@ enum GRPCWire {
         case UInt8(ascii: "n"): return .nanoseconds(amount)
         default: return nil
         }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Whether these bytes are `text`'s UTF-8, compared without making a string of them.
+    func equals(_ text: String) -> Bool {
+        let utf8 = text.utf8
+        guard utf8.count == count else { return false }
+        return utf8.withContiguousStorageIfAvailable { stored in
+            count == 0 || memcmp(stored.baseAddress!, baseAddress!, count) == 0
+        } ?? elementsEqual(utf8)
     }
 }

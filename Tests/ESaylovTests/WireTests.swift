@@ -114,3 +114,63 @@ struct Base64Tests {
         #expect(Base64.decode("Z") == nil)
     }
 }
+
+@Suite("Request header names and response frame queues")
+struct HeaderNameAndFrameQueueTests {
+    func name(_ text: String) -> RequestHeaderName {
+        Array(text.utf8).withUnsafeBytes { RequestHeaderName($0) }
+    }
+
+    @Test func knownNamesAreToldFromTheirBytes() {
+        #expect(name(":path") == .path)
+        #expect(name(":method") == .method)
+        #expect(name("content-type") == .contentType)
+        #expect(name("grpc-timeout") == .timeout)
+        #expect(name("grpc-encoding") == .encoding)
+        #expect(name("grpc-accept-encoding") == .acceptEncoding)
+        for ignored in [":scheme", ":authority", "te", "user-agent"] { #expect(name(ignored) == .ignored, "\(ignored)") }
+    }
+
+    @Test func reservedNamesAreNotMetadataAndLookalikesAre() {
+        for reserved in [":protocol", ":x", ":pats", "grpc-", "grpc-status", "grpc-timeouts", "grpc-trace-bin", "grpc-previous-rpc-attempts"] {
+            #expect(name(reserved) == .reserved, "\(reserved)")
+        }
+        // Same length as a known name, or a prefix of one, but not it.
+        for custom in ["ta", "content-typo", "grpc", "grpcx-timeout", "x-request-id", "authorization", "user-agenT"] {
+            #expect(name(custom) == .custom, "\(custom)")
+        }
+    }
+
+    @Test func bytesCompareWithStringsExactly() {
+        func bytes(_ s: String, equal t: String) -> Bool { Array(s.utf8).withUnsafeBytes { $0.equals(t) } }
+        #expect(bytes("", equal: ""))
+        #expect(bytes("application/grpc", equal: GRPCWire.contentType))
+        #expect(!bytes("application/grpc+proto", equal: GRPCWire.contentType))
+        #expect(!bytes("application/grpC", equal: GRPCWire.contentType))
+        #expect(bytes("ünïcödé", equal: "ünïcödé"))
+        #expect(!bytes("abc", equal: "abcd"))
+    }
+
+    @Test func framesLeaveInOrderWhetherOneOrMany() {
+        func frame(_ byte: UInt8) -> ByteBuffer { ByteBuffer(bytes: [byte]) }
+        var q = FrameQueue()
+        #expect(q.isEmpty && q.front == nil)
+        q.append(frame(1))
+        #expect(q.front == frame(1))
+        q.removeFirst()
+        #expect(q.isEmpty)
+        for b in UInt8(1)...9 { q.append(frame(b)) }
+        q.replaceFirst(with: frame(10))
+        var out: [UInt8] = []
+        while let f = q.front {
+            out.append(f.getInteger(at: f.readerIndex)!)
+            q.removeFirst()
+            if out.count == 3 { q.append(frame(11)) }
+        }
+        #expect(out == [10, 2, 3, 4, 5, 6, 7, 8, 9, 11])
+        q.append(frame(1))
+        q.append(frame(2))
+        q.removeAll()
+        #expect(q.isEmpty && q.front == nil)
+    }
+}

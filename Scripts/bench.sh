@@ -57,23 +57,46 @@ printf '\x00\x00\x00\x00\x00' > "$work/request"
 mkdir -p "$work/docroot/grpc.health.v1.Health"
 printf '\x00\x00\x00\x00\x02\x08\x01' > "$work/docroot/grpc.health.v1.Health/Check"
 
+# check_health ADDRESS [CA]: Health/Check answers SERVING (over TLS trusting CA when given).
 check_health() {
-  python3 - "$1" <<'PY'
+  python3 - "$@" <<'PY'
 import sys, grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-with grpc.insecure_channel(sys.argv[1]) as ch:
+if len(sys.argv) > 2:
+    ch = grpc.secure_channel(sys.argv[1], grpc.ssl_channel_credentials(open(sys.argv[2], "rb").read()))
+else:
+    ch = grpc.insecure_channel(sys.argv[1])
+with ch:
     r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=3)
     assert r.status == health_pb2.HealthCheckResponse.SERVING, r
 PY
 }
 
-# h2run NAME CONNECTIONS STREAMS DATAFILE URL: runs h2load, prints "req/s p50_us p99_us succeeded failed".
+# ngd PORT [-n THREADS] [KEY CERT [CA]]: nghttpd serving $work/docroot (the same bytes as our
+# health answers), over TLS when given a key and a certificate (CA: to check it answers),
+# pinned like our server ($SERVER_CPU); returns once it answers; sets $ngpid.
+ngd() {
+  local port=$1; shift
+  local threads=() tls=(--no-tls) files=() ca=()
+  if [ "${1:-}" = -n ]; then threads=(-n "$2"); shift 2; fi
+  if [ $# -ge 2 ]; then tls=(); files=("$1" "$2"); fi
+  if [ $# -ge 3 ]; then ca=("$3"); fi
+  "${SERVER_CPU[@]}" nghttpd "${tls[@]}" "${threads[@]}" -a 127.0.0.1 --trailer 'grpc-status: 0' -d "$work/docroot" \
+    "$port" "${files[@]}" >/dev/null 2>&1 &
+  ngpid=$!; pids+=($ngpid)
+  for _ in $(seq 50); do check_health "127.0.0.1:$port" "${ca[@]}" 2>/dev/null && return; sleep 0.1; done
+  check_health "127.0.0.1:$port" "${ca[@]}"
+}
+stop_ngd() { kill "$ngpid"; wait "$ngpid" 2>/dev/null || true; }
+
+# h2run NAME CONNECTIONS STREAMS DATAFILE URL [H2LOAD ARGS...]: runs h2load, prints
+# "req/s p50_us p99_us succeeded failed".
 h2run() {
   local name=$1
   rm -f "$work/$name.log"  # h2load appends to its log
   "${CLIENT_CPU[@]}" h2load -c "$2" -m "$3" -D "$DURATION" --warm-up-time="$WARMUP" \
     --log-file="$work/$name.log" -H 'content-type: application/grpc' -H 'te: trailers' \
-    -d "$4" "$5" > "$work/$name.out" 2>&1 || {
+    -d "$4" "${@:6}" "$5" > "$work/$name.out" 2>&1 || {
       cat "$work/$name.out" >&2; echo "bench: h2load failed against $name" >&2; exit 1; }
   python3 - "$work/$name.out" "$work/$name.log" <<'PY'
 import re, sys
@@ -86,17 +109,18 @@ print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed}")
 PY
 }
 
-# load NAME PORT: Health/Check at 16 connections x 64 streams.
-load() { h2run "$1" 16 64 "$work/request" "http://127.0.0.1:$2/grpc.health.v1.Health/Check"; }
+# load NAME PORT [CONNECTIONS STREAMS [H2LOAD ARGS...]]: Health/Check, by default at 16
+# connections x 64 streams, over TLS when $SCHEME is https.
+load() {
+  local name=$1 port=$2 c=${3:-16} m=${4:-64}
+  h2run "$name" "$c" "$m" "$work/request" "${SCHEME:-http}://127.0.0.1:$port/grpc.health.v1.Health/Check" "${@:5}"
+}
 
 # --- nghttpd, the ceiling ---
 port=$(free_port)
-"${SERVER_CPU[@]}" nghttpd --no-tls -a 127.0.0.1 --trailer 'grpc-status: 0' -d "$work/docroot" "$port" >/dev/null 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do check_health "127.0.0.1:$port" 2>/dev/null && break; sleep 0.1; done
-check_health "127.0.0.1:$port"
+ngd "$port"
 read -r ng_rps ng_p50 ng_p99 ng_ok _ < <(load nghttpd "$port")
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+stop_ngd
 
 # --- esaylov-server ---
 start_server "$work/server.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
@@ -130,6 +154,92 @@ echo "count check: h2load $succeeded of $N succeeded; esaylov-server counted: $c
 [ "$succeeded" = "$N" ] || { echo "bench: h2load saw failures" >&2; exit 1; }
 [ "$counted" = "OK=$((N + 2))" ] || { echo "bench: server's OK count is not h2load's successes + 2" >&2; exit 1; }
 
+# --- latency under load, next to nghttpd at the same load ---
+# Open loop: h2load --rps sends at a fixed rate (each of the 16 connections 1/16 of it)
+# whatever the answers do, at half of the maximum our server reached above; p99 against
+# nghttpd's at the same rate (target: within 1 ms). Then 512 calls in flight (8 x 64, closed
+# loop; target: p99 <= 2.5x nghttpd's).
+OPEN_TARGET_MS=1.0
+INFLIGHT_TARGET=2.5
+TWO_CORE_TARGET=0.40
+open_rate=$(( es_rps / 2 ))
+per_client=$(( open_rate / 16 ))
+port=$(free_port)
+ngd "$port"
+read -r ngo_rps _ ngo_p99 _ ngo_failed < <(load nghttpd_open "$port" 16 64 --rps="$per_client")
+read -r ngi_rps _ ngi_p99 _ _ < <(load nghttpd_512 "$port" 8 64)
+stop_ngd
+start_server "$work/latency.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
+read -r eso_rps _ eso_p99 _ eso_failed < <(load esaylov_open "$port" 16 64 --rps="$per_client")
+read -r esi_rps _ esi_p99 _ _ < <(load esaylov_512 "$port" 8 64)
+check_health "127.0.0.1:$port"
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+open_gap=$(python3 -c "print(f'{($eso_p99 - $ngo_p99) / 1000:.2f}')")
+inflight_ratio=$(python3 -c "print(f'{$esi_p99 / max(1, $ngi_p99):.2f}')")
+echo "open loop at $(( per_client * 16 )) req/s (half our maximum): p99 esaylov-server ${eso_p99} us ($eso_rps req/s, failed $eso_failed)," \
+  "nghttpd ${ngo_p99} us ($ngo_rps req/s, failed $ngo_failed): ${open_gap} ms apart (target <= ${OPEN_TARGET_MS} ms)"
+echo "512 in flight (8 x 64): p99 esaylov-server ${esi_p99} us ($esi_rps req/s), nghttpd ${ngi_p99} us ($ngi_rps req/s):" \
+  "${inflight_ratio}x (target <= ${INFLIGHT_TARGET}x)"
+
+# Two cores: each server with two threads and h2load with one, nothing pinned (the three
+# share the machine's two cores, as the one-core runs share it between server and client).
+port=$(free_port)
+pinned=("${SERVER_CPU[@]}"); SERVER_CPU=()
+ngd "$port" -n 2
+SERVER_CPU=("${pinned[@]}")
+read -r ng2_rps _ ng2_p99 _ _ < <(CLIENT_CPU=(); load nghttpd_2 "$port")
+stop_ngd
+start_server "$work/two.out" "$BIN" --port 0 --threads 2
+read -r es2_rps _ es2_p99 _ _ < <(CLIENT_CPU=(); load esaylov_2 "$port")
+check_health "127.0.0.1:$port"
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+two_ratio=$(python3 -c "print(f'{$es2_rps/$ng2_rps:.2f}')")
+echo "two cores: esaylov-server $es2_rps req/s (p99 $es2_p99 us), nghttpd $ng2_rps req/s (p99 $ng2_p99 us): ${two_ratio}x (target >= ${TWO_CORE_TARGET}x)"
+
+# --- TLS: handshakes per second and Health/Check over TLS, against nghttpd with TLS ---
+# The same key and certificate for both (the development PKI's TLS certificate, ECDSA P-256).
+# Handshakes: rounds of 500 new connections making one call each (h2load -c 500 -n 500);
+# then the closed-loop health load above, over TLS.
+swift build -c release --product esaylovctl 2>&1 | grep -E "error|warning: " || true
+ESAYLOV_PKI_DIR="$work/pki_tls" .build/release/esaylovctl pki init >/dev/null
+TLS_KEY="$work/pki_tls/tls/key.pem"; TLS_CERT="$work/pki_tls/tls/cert.pem"; TLS_CA="$work/pki_tls/trust/ca.pem"
+if [ "$mode" = smoke ]; then ROUNDS=2; else ROUNDS=10; fi
+# handshakes NAME PORT: new TLS connections per second, each making one call.
+handshakes() {
+  python3 - "$work" "$1" "$2" "$ROUNDS" "${CLIENT_CPU[@]}" <<'PY'
+import re, subprocess, sys, time
+work, name, port, rounds, pin = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+done = 0
+start = time.monotonic()
+for _ in range(rounds):
+    out = subprocess.run([*pin, "h2load", "-c", "500", "-n", "500", "-m", "1", "-H", "content-type: application/grpc",
+                          "-H", "te: trailers", "-d", f"{work}/request", f"https://127.0.0.1:{port}/grpc.health.v1.Health/Check"],
+                         capture_output=True, text=True).stdout
+    done += int(re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out).group(1))
+elapsed = time.monotonic() - start
+print(f"{done / elapsed:.0f} {done}")
+PY
+}
+port=$(free_port)
+ngd "$port" "$TLS_KEY" "$TLS_CERT" "$TLS_CA"
+read -r ng_hs ng_hs_ok < <(handshakes nghttpd "$port")
+read -r ngt_rps _ ngt_p99 _ _ < <(SCHEME=https load nghttpd_tls "$port")
+stop_ngd
+start_server "$work/tls.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1 --tls-port 0 --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY" \
+  --max-tls-handshakes 1000 --peer-limit-exempts-loopback
+port=$(sed -n 's/.*listening with TLS on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/tls.out")
+check_health "127.0.0.1:$port" "$TLS_CA"
+read -r es_hs es_hs_ok < <(handshakes esaylov "$port")
+read -r est_rps _ est_p99 _ _ < <(SCHEME=https load esaylov_tls "$port")
+check_health "127.0.0.1:$port" "$TLS_CA"
+kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
+expected=$(( ROUNDS * 500 ))
+[ "$ng_hs_ok" = "$expected" ] && [ "$es_hs_ok" = "$expected" ] || {
+  echo "bench: TLS handshake rounds had failures (nghttpd $ng_hs_ok, esaylov-server $es_hs_ok of $expected)" >&2; exit 1; }
+echo "TLS handshakes (one call each): esaylov-server $es_hs/s, nghttpd $ng_hs/s: $(python3 -c "print(f'{$es_hs/$ng_hs:.2f}')")x"
+echo "Health/Check over TLS: esaylov-server $est_rps req/s (p99 $est_p99 us), nghttpd $ngt_rps req/s (p99 $ngt_p99 us):" \
+  "$(python3 -c "print(f'{$est_rps/$ngt_rps:.2f}')")x"
+
 # --- 64 KiB unary: grpc.testing UnaryCall against nghttpd serving the same response bytes ---
 swift build -c release --product esaylov-interop-server 2>&1 | grep -E "error|warning: " || true
 python3 - "$work" <<'PY'
@@ -153,11 +263,9 @@ load64() {
   sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s, \([0-9.]*[KMG]*B\)\/s.*/\1 \2/p' "$work/$name.64k"
 }
 port=$(free_port)
-"${SERVER_CPU[@]}" nghttpd --no-tls -a 127.0.0.1 --trailer 'grpc-status: 0' -d "$work/docroot" "$port" >/dev/null 2>&1 &
-pids+=($!)
-sleep 0.5
+ngd "$port"
 read -r ng64 ng64bw < <(load64 nghttpd64 "$port")
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+stop_ngd
 start_server "$work/interop.out" "${SERVER_CPU[@]}" .build/release/esaylov-interop-server --port 0 --threads 1
 read -r es64 es64bw < <(load64 esaylov64 "$port")
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
@@ -541,6 +649,9 @@ echo "campaign replay wall time: ${replay_wall} s (target <= ${REPLAY_TARGET} s 
 
 if [ "$mode" = full ]; then
   python3 -c "import sys; sys.exit(0 if $es_rps/$ng_rps >= $TARGET else 1)" && echo "transport target met" || echo "transport target NOT met"
+  python3 -c "import sys; sys.exit(0 if $open_gap <= $OPEN_TARGET_MS else 1)" && echo "open-loop latency target met" || echo "open-loop latency target NOT met"
+  python3 -c "import sys; sys.exit(0 if $inflight_ratio <= $INFLIGHT_TARGET else 1)" && echo "512-in-flight latency target met" || echo "512-in-flight latency target NOT met"
+  python3 -c "import sys; sys.exit(0 if $two_ratio >= $TWO_CORE_TARGET else 1)" && echo "two-core target met" || echo "two-core target NOT met"
   python3 -c "import sys; sys.exit(0 if $db_ratio >= $DB_TARGET else 1)" && echo "storage target met" || echo "storage target NOT met"
   python3 -c "import sys; sys.exit(0 if $write_ratio >= $WRITE_TARGET else 1)" && echo "write target met" || echo "write target NOT met"
   python3 -c "import sys; sys.exit(0 if $cms_ratio >= $CMS_TARGET else 1)" && echo "signature target met" || echo "signature target NOT met"

@@ -298,20 +298,27 @@ final class HTTP2Connection {
     }
 
     /// gRPC's early-error form: one HEADERS frame with the status, ending the stream.
-    func submitTrailersOnly(_ stream: ServerStream, _ trailers: [(String, String)]) {
+    func submitTrailersOnly(_ stream: ServerStream, _ trailers: [HeaderField]) {
         submit(stream, grpcHeaders(stream, withEncoding: false) + trailers, hasBody: false)
     }
 
+    /// The response headers of a call without initial metadata or response encoding, made once.
+    private static let plainGRPCHeaders = [
+        HeaderField(name: ":status", value: "200"), HeaderField(name: "content-type", value: GRPCWire.contentType),
+        HeaderField(name: "grpc-accept-encoding", value: MessageEncoding.acceptHeader),
+    ]
+
     /// `:status`, content type, what we accept, the response's encoding when it has messages,
     /// and the handler's initial metadata.
-    private func grpcHeaders(_ stream: ServerStream, withEncoding: Bool) -> [(String, String)] {
-        var headers: [(String, String)] = [
-            (":status", "200"), ("content-type", "application/grpc"), ("grpc-accept-encoding", MessageEncoding.acceptHeader),
-        ]
+    private func grpcHeaders(_ stream: ServerStream, withEncoding: Bool) -> [HeaderField] {
+        var headers = Self.plainGRPCHeaders
         if withEncoding, let encoding = stream.context?.responseEncoding, encoding != .identity {
-            headers.append(("grpc-encoding", encoding.rawValue))
+            headers.append(HeaderField(name: "grpc-encoding", value: encoding.rawValue))
         }
-        if let ctx = stream.context { headers += ctx.initialMetadata.headerFields }
+        if let ctx = stream.context {
+            let metadata = ctx.initialMetadata
+            if !metadata.isEmpty { headers += metadata.headerFields }
+        }
         return headers
     }
 
@@ -319,11 +326,11 @@ final class HTTP2Connection {
     /// saying what this endpoint is; the body obeys flow control like any other.
     private func submitHTTPStatus(_ stream: ServerStream, status: Int) {
         guard stream.machine.answerHTTP() else { return }
-        var body = allocator.buffer(capacity: Self.notGRPC.utf8.count)
-        body.writeString(Self.notGRPC)
+        let body = Array(Self.notGRPC.utf8)
         stream.queueBody(body)
         submit(stream, [
-            (":status", String(status)), ("content-type", "text/plain; charset=utf-8"), ("content-length", String(body.readableBytes)),
+            HeaderField(name: ":status", value: String(status)), HeaderField(name: "content-type", value: "text/plain; charset=utf-8"),
+            HeaderField(name: "content-length", value: String(body.count)),
         ], hasBody: true)
     }
 
@@ -424,7 +431,7 @@ final class HTTP2Connection {
         }
     }
 
-    private func submit(_ stream: ServerStream, _ headers: [(String, String)], hasBody: Bool) {
+    private func submit(_ stream: ServerStream, _ headers: [HeaderField], hasBody: Bool) {
         do {
             try session.submitResponse(stream: stream.id, headers: headers, hasBody: hasBody)
         } catch {

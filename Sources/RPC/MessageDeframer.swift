@@ -7,6 +7,9 @@ public struct MessageDeframer: Sendable {
     public let maxMessageSize: Int
     private var buffer: ByteBuffer
     private var pending: (compressed: Bool, length: Int)?
+    /// A message that arrived whole in one chunk with nothing buffered (a unary request, most
+    /// often): taken as it came, without going through the buffer.
+    private var ready: Frame?
 
     /// One length-prefixed message as it came off the wire.
     public struct Frame: Sendable, Equatable {
@@ -24,6 +27,16 @@ public struct MessageDeframer: Sendable {
     }
 
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if ready == nil, pending == nil, buffer.readableBytes == 0, bytes.count >= 5 {
+            let flag = bytes[0]
+            let length = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt32.self)))
+            // Exactly one valid message: anything else (more, less, a bad prefix) is buffered,
+            // and `next()` judges it as always.
+            if flag <= 1, length <= maxMessageSize, bytes.count - 5 == length {
+                ready = Frame(compressed: flag == 1, bytes: Array(UnsafeRawBufferPointer(rebasing: bytes[5...])))
+                return
+            }
+        }
         buffer.writeBytes(bytes)
     }
 
@@ -32,6 +45,7 @@ public struct MessageDeframer: Sendable {
 
     /// True when `next()` would return a message.
     public var hasCompleteMessage: Bool {
+        if ready != nil { return true }
         if let pending { return buffer.readableBytes >= pending.length }
         guard buffer.readableBytes >= 5, let length = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt32.self) else { return false }
         return buffer.readableBytes - 5 >= Int(length)
@@ -39,6 +53,10 @@ public struct MessageDeframer: Sendable {
 
     /// The next complete message, `nil` when more bytes are needed.
     public mutating func next() throws(RPCError) -> Frame? {
+        if let frame = ready {
+            ready = nil
+            return frame
+        }
         if pending == nil {
             guard buffer.readableBytes >= 5 else { return nil }
             let flag = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self)!

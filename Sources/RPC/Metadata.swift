@@ -57,11 +57,11 @@ public struct Metadata: Sendable, Hashable, Sequence {
     mutating func append(_ entry: Entry) { entries.append(entry) }
 
     /// Wire form of every entry.
-    var headerFields: [(String, String)] {
+    var headerFields: [HeaderField] {
         entries.map { e in
             switch e.value {
-            case .string(let s): (e.key, s)
-            case .binary(let b): (e.key.hasSuffix("-bin") ? e.key : e.key + "-bin", Base64.encode(b))
+            case .string(let s): HeaderField(name: e.key, value: s)
+            case .binary(let b): HeaderField(name: e.key.hasSuffix("-bin") ? e.key : e.key + "-bin", value: Base64.encode(b))
             }
         }
     }

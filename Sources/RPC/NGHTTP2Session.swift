@@ -69,7 +69,7 @@ enum BodyRead {
     /// `count` bytes; more may follow.
     case bytes(Int)
     /// `count` bytes, then the body ends: with these trailers, or (none) with the DATA frame.
-    case lastBytes(Int, trailers: [(String, String)])
+    case lastBytes(Int, trailers: [HeaderField])
     /// Nothing now: nghttp2 waits for `resumeData`.
     case deferred
     /// The stream is gone: nghttp2 resets it.
@@ -164,7 +164,7 @@ final class NGHTTP2Session {
 
     /// Response HEADERS: with a body that the delegate's `readBody` supplies, or alone with
     /// END_STREAM.
-    func submitResponse(stream id: Int32, headers: [(String, String)], hasBody: Bool) throws(NGHTTP2Error) {
+    func submitResponse(stream id: Int32, headers: [HeaderField], hasBody: Bool) throws(NGHTTP2Error) {
         let rv: Int32
         if hasBody {
             var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil), read_callback: readBodyCallback)
@@ -366,13 +366,14 @@ private let readBodyCallback: nghttp2_data_source_read_callback = { _, streamID,
 
 /// Calls `body` with an `nghttp2_nv` array for `headers`; nghttp2 copies names and values
 /// during submit, so the memory only has to outlive the call.
-private func withHeaderArray<R>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+private func withHeaderArray<R>(_ headers: [HeaderField], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
     var total = 0
-    for (n, v) in headers { total += n.utf8.count + v.utf8.count }
+    for h in headers { total += h.name.utf8.count + h.value.utf8.count }
     return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in
         withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
             var offset = 0
-            for (i, (name, value)) in headers.enumerated() {
+            for (i, field) in headers.enumerated() {
+                let (name, value) = (field.name, field.value)
                 let namePtr = storage.baseAddress! + offset
                 offset += copyUTF8(name, to: storage, at: offset)
                 let valuePtr = storage.baseAddress! + offset

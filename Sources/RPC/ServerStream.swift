@@ -44,7 +44,7 @@ final class ServerStream {
     var httpAnswer: Int?
 
     /// Response frames not yet taken by nghttp2.
-    private var outbound = FrameQueue()
+    private var outbound = FrameQueue<OutboundChunk>()
     private var outboundBytes = 0
     private var writeWaiters: [EventLoopPromise<Void>] = []
     var task: Task<Void, Never>?
@@ -70,50 +70,50 @@ final class ServerStream {
     /// Queues one response message (already compressed when `compressed`); the future
     /// completes when the writer may go on.
     func enqueueResponse(_ message: [UInt8], compressed: Bool) -> EventLoopFuture<Void> {
-        guard let connection else { return eventLoop.makeFailedFuture(RPCError.callEnded) }
-        var frame = connection.allocator.buffer(capacity: message.count + 5)
-        MessageDeframer.frame(message, compressed: compressed, into: &frame)
-        switch machine.messageQueued() {
-        case .refuse:
-            return eventLoop.makeFailedFuture(RPCError.callEnded)
-        case .submitHeaders:
-            outboundBytes += frame.readableBytes
-            connection.outputQueued(frame.readableBytes)
-            outbound.append(frame)
-            connection.submitResponseHeaders(self)
-        case .resumeData:
-            outboundBytes += frame.readableBytes
-            connection.outputQueued(frame.readableBytes)
-            outbound.append(frame)
-            connection.resumeData(self)
-        }
-        connection.outputPending()
-        if outboundBytes <= connection.core.configuration.responseBufferHighWater {
-            return eventLoop.makeSucceededFuture(())
-        }
+        guard let mayGoOn = queueMessage(message, compressed: compressed) else { return eventLoop.makeFailedFuture(RPCError.callEnded) }
+        if mayGoOn { return eventLoop.makeSucceededFuture(()) }
         let promise = eventLoop.makePromise(of: Void.self)
         writeWaiters.append(promise)
         return promise.futureResult
     }
 
+    /// Queues one response message: nil when the call has ended, false when the queue is past
+    /// its high water mark (the writer should wait).
+    private func queueMessage(_ message: [UInt8], compressed: Bool) -> Bool? {
+        guard let connection else { return nil }
+        let chunk = OutboundChunk(message: message, compressed: compressed)
+        switch machine.messageQueued() {
+        case .refuse:
+            return nil
+        case .submitHeaders:
+            queue(chunk, on: connection)
+            connection.submitResponseHeaders(self)
+        case .resumeData:
+            queue(chunk, on: connection)
+            connection.resumeData(self)
+        }
+        connection.outputPending()
+        return outboundBytes <= connection.core.configuration.responseBufferHighWater
+    }
+
+    private func queue(_ chunk: OutboundChunk, on connection: HTTP2Connection) {
+        outboundBytes += chunk.remaining
+        connection.outputQueued(chunk.remaining)
+        outbound.append(chunk)
+    }
+
     /// Queues the body of a plain HTTP answer (not gRPC-framed).
-    func queueBody(_ bytes: ByteBuffer) {
-        outboundBytes += bytes.readableBytes
-        connection?.outputQueued(bytes.readableBytes)
-        outbound.append(bytes)
+    func queueBody(_ bytes: [UInt8]) {
+        guard let connection else { return }
+        queue(OutboundChunk(raw: bytes), on: connection)
     }
 
     /// nghttp2 asks for body bytes.
     func readBody(into buffer: UnsafeMutableRawBufferPointer) -> BodyRead {
         var written = 0
         while written < buffer.count, var chunk = outbound.front {
-            let n = min(buffer.count - written, chunk.readableBytes)
-            chunk.withUnsafeReadableBytes { src in
-                (buffer.baseAddress! + written).copyMemory(from: src.baseAddress!, byteCount: n)
-            }
-            chunk.moveReaderIndex(forwardBy: n)
-            written += n
-            if chunk.readableBytes == 0 {
+            written += chunk.copy(into: UnsafeMutableRawBufferPointer(rebasing: buffer[written...]))
+            if chunk.remaining == 0 {
                 outbound.removeFirst()
             } else {
                 outbound.replaceFirst(with: chunk)
@@ -123,7 +123,7 @@ final class ServerStream {
         connection?.outputTaken(written)
         releaseWaitersIfDrained()
         switch machine.bodyRequested(queueEmptyAfter: outbound.isEmpty) {
-        case .sendLast(let trailers): return .lastBytes(written, trailers: trailers.map { ($0.name, $0.value) })
+        case .sendLast(let trailers): return .lastBytes(written, trailers: trailers)
         case .send: return written == 0 ? .deferred : .bytes(written)
         case .none: return written == 0 ? .failed : .bytes(written)
         }
@@ -142,7 +142,7 @@ final class ServerStream {
     func answer(_ response: Result<(bytes: [UInt8], compressed: Bool), RPCError>) {
         switch response {
         case .success(let (payload, compressed)):
-            _ = enqueueResponse(payload, compressed: compressed)
+            _ = queueMessage(payload, compressed: compressed)
             finish(.okStatus)
         case .failure(let error):
             finish(error)
@@ -175,7 +175,7 @@ final class ServerStream {
         requestSource?.finish(RPCError.callEnded)
         switch machine.finish(trailers: trailers) {
         case .submitTrailersOnly(let fields):
-            connection.submitTrailersOnly(self, fields.map { ($0.name, $0.value) })
+            connection.submitTrailersOnly(self, fields)
         case .resumeData:
             connection.resumeData(self)
         case .none:
@@ -197,8 +197,8 @@ final class ServerStream {
         var trailers = [StreamStateMachine.Field(
             name: "grpc-status", value: GRPCWire.statusText.indices.contains(code) ? GRPCWire.statusText[code] : String(code))]
         if !status.message.isEmpty { trailers.append(.init(name: "grpc-message", value: GRPCWire.percentEncode(status.message))) }
-        trailers += metadata.headerFields.map { .init(name: $0.0, value: $0.1) }
-        trailers += status.metadata.headerFields.map { .init(name: $0.0, value: $0.1) }
+        trailers += metadata.headerFields
+        trailers += status.metadata.headerFields
         if let details { trailers.append(.init(name: "grpc-status-details-bin", value: Base64.encode(details))) }
         return trailers
     }
@@ -241,17 +241,68 @@ final class ServerStream {
     }
 }
 
-/// A stream's response frames in order. Most calls send one, which is kept inline: the queue
+/// One piece of a response body as nghttp2 takes it: a gRPC message behind its 5-byte length
+/// prefix (written as it is read: the message is not copied into a frame first), or the bytes
+/// of a plain HTTP answer.
+struct OutboundChunk {
+    private let prefix: (flag: UInt8, length: UInt32)?
+    private let bytes: [UInt8]
+    /// Bytes already taken, prefix included.
+    private var taken = 0
+
+    init(message: [UInt8], compressed: Bool) {
+        prefix = (compressed ? 1 : 0, UInt32(message.count))
+        bytes = message
+    }
+
+    init(raw: [UInt8]) {
+        prefix = nil
+        bytes = raw
+    }
+
+    private var headerCount: Int { prefix == nil ? 0 : 5 }
+    /// Bytes not yet taken.
+    var remaining: Int { headerCount + bytes.count - taken }
+
+    /// Copies what fits of the rest into `buffer`; returns how much.
+    mutating func copy(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var n = 0
+        if let prefix {
+            let header: (UInt8, UInt8, UInt8, UInt8, UInt8) = (
+                prefix.flag, UInt8(truncatingIfNeeded: prefix.length >> 24), UInt8(truncatingIfNeeded: prefix.length >> 16),
+                UInt8(truncatingIfNeeded: prefix.length >> 8), UInt8(truncatingIfNeeded: prefix.length))
+            withUnsafeBytes(of: header) { h in
+                while taken < 5, n < buffer.count {
+                    buffer[n] = h[taken]
+                    n += 1
+                    taken += 1
+                }
+            }
+        }
+        let offset = taken - headerCount
+        let count = min(buffer.count - n, bytes.count - offset)
+        if count > 0 {
+            bytes.withUnsafeBytes { src in
+                (buffer.baseAddress! + n).copyMemory(from: src.baseAddress! + offset, byteCount: count)
+            }
+            n += count
+            taken += count
+        }
+        return n
+    }
+}
+
+/// A stream's response chunks in order. Most calls send one, which is kept inline: the queue
 /// allocates only for a second.
-struct FrameQueue {
+struct FrameQueue<Chunk> {
     /// Nil only when the queue is empty.
-    private var head: ByteBuffer?
-    private var rest: CircularBuffer<ByteBuffer>?
+    private var head: Chunk?
+    private var rest: CircularBuffer<Chunk>?
 
     var isEmpty: Bool { head == nil }
-    var front: ByteBuffer? { head }
+    var front: Chunk? { head }
 
-    mutating func append(_ frame: ByteBuffer) {
+    mutating func append(_ frame: Chunk) {
         if head == nil {
             head = frame
         } else {
@@ -265,7 +316,7 @@ struct FrameQueue {
     }
 
     /// What is left of the first frame after part of it was taken.
-    mutating func replaceFirst(with frame: ByteBuffer) {
+    mutating func replaceFirst(with frame: Chunk) {
         precondition(head != nil, "no frame to replace")
         head = frame
     }

@@ -37,11 +37,7 @@ struct StreamStateMachine {
         case done
     }
 
-    /// A header field; `Equatable`, unlike a tuple.
-    struct Field: Equatable {
-        let name: String
-        let value: String
-    }
+    typealias Field = HeaderField
 
     private(set) var state: State = .receivingHeaders(size: 0)
 

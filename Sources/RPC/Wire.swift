@@ -74,6 +74,12 @@ enum GRPCWire {
     }
 }
 
+/// A response header or trailer field as it goes to nghttp2; `Equatable`, unlike a tuple.
+struct HeaderField: Equatable, Sendable {
+    let name: String
+    let value: String
+}
+
 extension UnsafeRawBufferPointer {
     /// Whether these bytes are `text`'s UTF-8, compared without making a string of them.
     func equals(_ text: String) -> Bool {

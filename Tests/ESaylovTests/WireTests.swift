@@ -30,6 +30,33 @@ struct FramingTests {
         }
     }
 
+    @Test func aMessageArrivingWholeIsTakenAsItCameAndWhatFollowsIsBuffered() throws {
+        var d = MessageDeframer(maxMessageSize: 16)
+        let first = [UInt8](frames([[1, 2, 3]]))
+        first.withUnsafeBytes { d.append($0) }
+        #expect(d.hasCompleteMessage && !d.hasPartialMessage)
+        // A partial second message behind the whole first one.
+        let second = frames([[4, 5, 6, 7]])
+        Array(second.prefix(6)).withUnsafeBytes { d.append($0) }
+        #expect(try d.next()?.bytes == [1, 2, 3])
+        #expect(d.hasPartialMessage)
+        #expect(try d.next() == nil)
+        Array(second.dropFirst(6)).withUnsafeBytes { d.append($0) }
+        #expect(try d.next()?.bytes == [4, 5, 6, 7])
+        #expect(!d.hasCompleteMessage && !d.hasPartialMessage)
+        // Whole but compressed, empty, too large or with a bad flag: judged as always.
+        var c = MessageDeframer(maxMessageSize: 16)
+        [UInt8]([1, 0, 0, 0, 1, 9]).withUnsafeBytes { c.append($0) }
+        #expect(try c.next() == .init(compressed: true, bytes: [9]))
+        frames([[]]).withUnsafeBytes { c.append($0) }
+        #expect(try c.next() == .init(compressed: false, bytes: []))
+        frames([Array(repeating: 0, count: 17)]).withUnsafeBytes { c.append($0) }
+        #expect(throws: RPCError.self) { try c.next() }
+        var f = MessageDeframer(maxMessageSize: 16)
+        [UInt8]([2, 0, 0, 0, 1, 9]).withUnsafeBytes { f.append($0) }
+        #expect(throws: RPCError.self) { try f.next() }
+    }
+
     @Test func oversizedMessageRejectedFromPrefixAlone() {
         var d = MessageDeframer(maxMessageSize: 100)
         ([0, 0, 0, 0, 101] as [UInt8]).withUnsafeBytes { d.append($0) }  // no body yet
@@ -153,7 +180,7 @@ struct HeaderNameAndFrameQueueTests {
 
     @Test func framesLeaveInOrderWhetherOneOrMany() {
         func frame(_ byte: UInt8) -> ByteBuffer { ByteBuffer(bytes: [byte]) }
-        var q = FrameQueue()
+        var q = FrameQueue<ByteBuffer>()
         #expect(q.isEmpty && q.front == nil)
         q.append(frame(1))
         #expect(q.front == frame(1))
@@ -172,5 +199,33 @@ struct HeaderNameAndFrameQueueTests {
         q.append(frame(2))
         q.removeAll()
         #expect(q.isEmpty && q.front == nil)
+    }
+
+    @Test func aResponseChunkReadInPiecesOfAnySizeIsTheFramedMessage() {
+        let message = (0..<300).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        for compressed in [false, true] {
+            var expected = ByteBufferAllocator().buffer(capacity: 0)
+            MessageDeframer.frame(message, compressed: compressed, into: &expected)
+            let wire = expected.readBytes(length: expected.readableBytes)!
+            for piece in [1, 2, 3, 4, 5, 6, 7, 64, 305, 4096] {
+                var chunk = OutboundChunk(message: message, compressed: compressed)
+                var out: [UInt8] = []
+                var scratch = [UInt8](repeating: 0, count: piece)
+                while chunk.remaining > 0 {
+                    let n = scratch.withUnsafeMutableBytes { chunk.copy(into: $0) }
+                    #expect(n > 0 && n <= piece)
+                    out += scratch[..<n]
+                }
+                #expect(out == wire, "piece \(piece)")
+            }
+        }
+        var raw = OutboundChunk(raw: [1, 2, 3])
+        var scratch = [UInt8](repeating: 0, count: 2)
+        #expect(scratch.withUnsafeMutableBytes { raw.copy(into: $0) } == 2 && scratch == [1, 2])
+        #expect(scratch.withUnsafeMutableBytes { raw.copy(into: $0) } == 1 && scratch[0] == 3)
+        #expect(raw.remaining == 0)
+        var empty = OutboundChunk(message: [], compressed: false)
+        var five = [UInt8](repeating: 9, count: 8)
+        #expect(five.withUnsafeMutableBytes { empty.copy(into: $0) } == 5 && five.prefix(5) == [0, 0, 0, 0, 0])
     }
 }

@@ -481,7 +481,7 @@ final class HTTP2Connection {
         // Not gRPC: answered with a plain status once the request is in (as HTTP servers do; an
         // answer that raced the rest of the request would hide the peer's protocol errors).
         guard stream.head.method == "POST" else { return answerWhenReceived(stream, status: 405) }
-        guard let contentType = stream.head.contentType, contentType.hasPrefix("application/grpc") else {
+        guard let contentType = stream.head.contentType, contentType.hasPrefix(GRPCWire.contentType) else {
             return answerWhenReceived(stream, status: 415)
         }
         if core.receiveBudget.isExhausted {

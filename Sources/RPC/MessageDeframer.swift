@@ -85,11 +85,18 @@ public struct MessageDeframer: Sendable {
         return Frame(compressed: compressed, bytes: message)
     }
 
+    /// The 5-byte prefix of a message of `length` bytes: the compressed flag, then the length
+    /// in big-endian order.
+    static func prefix(length: Int, compressed: Bool) -> (UInt8, UInt8, UInt8, UInt8, UInt8) {
+        let n = UInt32(length)
+        return (compressed ? 1 : 0, UInt8(truncatingIfNeeded: n >> 24), UInt8(truncatingIfNeeded: n >> 16),
+                UInt8(truncatingIfNeeded: n >> 8), UInt8(truncatingIfNeeded: n))
+    }
+
     /// Frames `message` with the 5-byte prefix; `compressed` says the bytes are compressed.
     public static func frame(_ message: [UInt8], compressed: Bool = false, into buffer: inout ByteBuffer) {
         buffer.reserveCapacity(minimumWritableBytes: message.count + 5)
-        buffer.writeInteger(UInt8(compressed ? 1 : 0))
-        buffer.writeInteger(UInt32(message.count))
+        withUnsafeBytes(of: prefix(length: message.count, compressed: compressed)) { _ = buffer.writeBytes($0) }
         buffer.writeBytes(message)
     }
 }

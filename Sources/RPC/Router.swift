@@ -35,12 +35,14 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     }
     public var description: String { path }
 
+    /// Equal when service, method and kind are (the path follows from the first two).
     public static func == (a: MethodDescriptor, b: MethodDescriptor) -> Bool {
-        a.names === b.names || (a.path == b.path && a.kind == b.kind)
+        a.names === b.names || (a.service == b.service && a.method == b.method && a.kind == b.kind)
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(path)
+        hasher.combine(service)
+        hasher.combine(method)
         hasher.combine(kind)
     }
 

@@ -187,14 +187,14 @@ final class ServerStream {
     }
 
     /// `grpc-status: 0` alone: the trailers of most calls, made once.
-    private static let okTrailers = [StreamStateMachine.Field(name: "grpc-status", value: "0")]
+    private static let okTrailers = [HeaderField(name: "grpc-status", value: "0")]
 
     /// The status, its message and details, and the handler's trailing metadata.
-    private static func trailers(_ status: RPCError, _ metadata: Metadata) -> [StreamStateMachine.Field] {
+    private static func trailers(_ status: RPCError, _ metadata: Metadata) -> [HeaderField] {
         let details = status.statusDetailsBytes()
         if status.code == .ok, status.message.isEmpty, metadata.isEmpty, status.metadata.isEmpty, details == nil { return okTrailers }
         let code = Int(status.code.rawValue)
-        var trailers = [StreamStateMachine.Field(
+        var trailers = [HeaderField(
             name: "grpc-status", value: GRPCWire.statusText.indices.contains(code) ? GRPCWire.statusText[code] : String(code))]
         if !status.message.isEmpty { trailers.append(.init(name: "grpc-message", value: GRPCWire.percentEncode(status.message))) }
         trailers += metadata.headerFields
@@ -245,13 +245,13 @@ final class ServerStream {
 /// prefix (written as it is read: the message is not copied into a frame first), or the bytes
 /// of a plain HTTP answer.
 struct OutboundChunk {
-    private let prefix: (flag: UInt8, length: UInt32)?
+    private let prefix: (UInt8, UInt8, UInt8, UInt8, UInt8)?
     private let bytes: [UInt8]
     /// Bytes already taken, prefix included.
     private var taken = 0
 
     init(message: [UInt8], compressed: Bool) {
-        prefix = (compressed ? 1 : 0, UInt32(message.count))
+        prefix = MessageDeframer.prefix(length: message.count, compressed: compressed)
         bytes = message
     }
 
@@ -268,10 +268,7 @@ struct OutboundChunk {
     mutating func copy(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         var n = 0
         if let prefix {
-            let header: (UInt8, UInt8, UInt8, UInt8, UInt8) = (
-                prefix.flag, UInt8(truncatingIfNeeded: prefix.length >> 24), UInt8(truncatingIfNeeded: prefix.length >> 16),
-                UInt8(truncatingIfNeeded: prefix.length >> 8), UInt8(truncatingIfNeeded: prefix.length))
-            withUnsafeBytes(of: header) { h in
+            withUnsafeBytes(of: prefix) { h in
                 while taken < 5, n < buffer.count {
                     buffer[n] = h[taken]
                     n += 1

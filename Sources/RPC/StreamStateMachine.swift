@@ -32,12 +32,10 @@ struct StreamStateMachine {
         /// HEADERS submitted with a body that messages are appended to.
         case streaming
         /// The status is decided; its trailers leave once the queued body has.
-        case finishing(trailers: [Field])
+        case finishing(trailers: [HeaderField])
         /// The last frame is submitted: no more may follow.
         case done
     }
-
-    typealias Field = HeaderField
 
     private(set) var state: State = .receivingHeaders(size: 0)
 
@@ -152,7 +150,7 @@ struct StreamStateMachine {
 
     enum FinishAction: Equatable {
         /// Nothing was sent: one HEADERS frame carries the status (gRPC's trailers-only form).
-        case submitTrailersOnly([Field])
+        case submitTrailersOnly([HeaderField])
         /// The trailers wait behind the queued body: tell nghttp2 the body has more.
         case resumeData
         /// The status was decided already, or the stream is gone.
@@ -160,7 +158,7 @@ struct StreamStateMachine {
     }
 
     /// The call's status is decided.
-    mutating func finish(trailers: [Field]) -> FinishAction {
+    mutating func finish(trailers: [HeaderField]) -> FinishAction {
         switch state {
         case .receivingHeaders:
             state = .active(request: .open, response: .done)
@@ -188,7 +186,7 @@ struct StreamStateMachine {
         /// Give nghttp2 what is queued; more may follow.
         case send
         /// What is queued is the end: send it, then these trailers.
-        case sendLast(trailers: [Field])
+        case sendLast(trailers: [HeaderField])
         /// Nothing left to send, or the stream is gone.
         case none
     }

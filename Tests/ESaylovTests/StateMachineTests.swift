@@ -5,7 +5,7 @@ import Testing
 @Suite("Stream state machine")
 struct StreamStateMachineTests {
     let limit = 1000
-    let ok = [StreamStateMachine.Field(name: "grpc-status", value: "0")]
+    let ok = [HeaderField(name: "grpc-status", value: "0")]
 
     func opened() -> StreamStateMachine {
         var m = StreamStateMachine()

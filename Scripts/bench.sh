@@ -337,7 +337,6 @@ DBURL=$(Scripts/pg.sh url)
 # pgbench and psql find the cluster and its password through libpq's environment (a 0600
 # password file), so that the password is in no command line.
 export $(Scripts/pg.sh env)
-swift build -c release --product esaylovctl 2>&1 | grep -E "error|warning: " || true
 ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl migrate >/dev/null
 ESAYLOV_DATABASE_URL=$DBURL .build/release/esaylovctl seed demo >/dev/null
 python3 - "$work" <<'PY2'

@@ -36,7 +36,8 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // zlib (zlib1g-dev) with a shim: its init functions are macros.
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
-        // glibc's malloc tuning (mallopt), set once by the servers at start.
+        // glibc's malloc tuning (mallopt), set once by the servers at start, and the page slots
+        // that nghttp2's large blocks come from.
         .target(name: "CAllocator"),
 
         // google.rpc.Status and error details (generated, committed), sent by the RPC layer.
@@ -50,7 +51,7 @@ let package = Package(
         .target(
             name: "RPC",
             dependencies: [
-                "CNghttp2", "CZlib", "ProtoRuntime", "RPCStatus", "Signatures",
+                "CNghttp2", "CZlib", "CAllocator", "ProtoRuntime", "RPCStatus", "Signatures",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -117,7 +118,7 @@ let package = Package(
         .testTarget(
             name: "ESaylovTests",
             dependencies: [
-                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "Domain", "CNghttp2", "Signatures", "Store",
+                "FixtureAPI", "ESaylovAPI", "RPC", "ProtoRuntime", "Services", "Domain", "CNghttp2", "CAllocator", "Signatures", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

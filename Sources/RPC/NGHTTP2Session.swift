@@ -1,4 +1,5 @@
 internal import CNghttp2
+internal import CAllocator
 import NIOCore
 
 /// A failed nghttp2 call: the function and nghttp2's own description of the code.
@@ -97,12 +98,24 @@ final class NGHTTP2Session {
     init(delegate: HTTP2Connection, options: NGHTTP2Options) throws(NGHTTP2Error) {
         owner = .passUnretained(delegate)
         var session: OpaquePointer?
-        let rv = nghttp2_session_server_new2(&session, NGHTTP2Callbacks.shared.callbacks, Unmanaged.passUnretained(self).toOpaque(), options.raw)
-        guard rv == 0, let session else { throw NGHTTP2Error(function: "nghttp2_session_server_new2", code: Int(rv)) }
+        var memory = Self.memory  // nghttp2 keeps a copy
+        let rv = nghttp2_session_server_new3(
+            &session, NGHTTP2Callbacks.shared.callbacks, Unmanaged.passUnretained(self).toOpaque(), options.raw, &memory)
+        guard rv == 0, let session else { throw NGHTTP2Error(function: "nghttp2_session_server_new3", code: Int(rv)) }
         raw = session
     }
 
     deinit { nghttp2_session_del(raw) }
+
+    /// nghttp2's allocations: blocks of a page up to 20 KiB (its 16 KiB output buffer, its 4 KiB
+    /// stream map) from page slots, where an idle session pays only for the pages it wrote;
+    /// the rest from malloc. (An idle connection's budget, 16 KiB, is in docs/operations.md.)
+    private static var memory: nghttp2_mem {
+        nghttp2_mem(
+            mem_user_data: UnsafeMutableRawPointer(esaylov_page_slots_shared()),
+            malloc: esaylov_page_slots_malloc, free: esaylov_page_slots_release,
+            calloc: esaylov_page_slots_calloc, realloc: esaylov_page_slots_realloc)
+    }
 
     private func check(_ rv: Int32, _ function: String) throws(NGHTTP2Error) {
         if rv != 0 { throw NGHTTP2Error(function: function, code: Int(rv)) }

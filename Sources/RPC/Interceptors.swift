@@ -96,6 +96,20 @@ public protocol CallMetrics: Sendable {
     func callEnded(_ method: MethodDescriptor, code: RPCError.Code, duration: Duration)
 }
 
+/// What a `CallMetrics` backend keeps for one method (its counters and timers), as a subclass:
+/// stored on the method's descriptor at its first call (`MethodDescriptor.keepMetricsHandles`)
+/// and read back on every later one, so that a call's metrics cost no lookup by name. A
+/// descriptor serves every server in the process: a backend uses only the handles it made
+/// (`owner`), and keeps its own index for the rest.
+open class CallMetricsHandles: @unchecked Sendable {
+    /// The backend that made them.
+    public let owner: ObjectIdentifier
+
+    public init(owner: ObjectIdentifier) {
+        self.owner = owner
+    }
+}
+
 /// Tells a `CallMetrics` about every call: started when accepted, ended with its status.
 public struct MetricsInterceptor: ServerInterceptor {
     public let metrics: any CallMetrics

@@ -13,6 +13,8 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
         let method: String
         let kind: Kind
         let path: String
+        /// What a metrics backend keeps for this method, set on its first call.
+        let metrics = SetOnce<CallMetricsHandles>()
 
         init(service: String, method: String, kind: Kind) {
             self.service = service
@@ -34,6 +36,14 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
         names = Names(service: service, method: method, kind: kind)
     }
     public var description: String { path }
+
+    /// The handles a `CallMetrics` backend stored on this method (`keepMetricsHandles`), read
+    /// on every call without a lookup; nil before the method's first call.
+    public var metricsHandles: CallMetricsHandles? { names.metrics.load() }
+
+    /// Stores `handles` on this method unless some are stored already; returns what is stored.
+    @discardableResult
+    public func keepMetricsHandles(_ handles: CallMetricsHandles) -> CallMetricsHandles { names.metrics.storeIfNil(handles) }
 
     /// Equal when service, method and kind are (the path follows from the first two).
     public static func == (a: MethodDescriptor, b: MethodDescriptor) -> Bool {

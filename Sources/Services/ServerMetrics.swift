@@ -22,18 +22,22 @@ public final class ServerMetrics: CallMetrics {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
 
-    private final class Handles: Sendable {
+    private final class Handles: CallMetricsHandles, @unchecked Sendable {  // immutable but for its own locks
         let duration: CoreMetrics.Timer
         let inFlight: CoreMetrics.Meter
+        /// OK calls: most calls, counted without a lock.
+        let ok = SetOnce<CoreMetrics.Counter>()
         /// By status code, made on its first use (no series for codes never answered).
         let calls = Mutex<[CoreMetrics.Counter?]>(Array(repeating: nil, count: 17))
 
-        init(duration: CoreMetrics.Timer, inFlight: CoreMetrics.Meter) {
+        init(owner: ServerMetrics, duration: CoreMetrics.Timer, inFlight: CoreMetrics.Meter) {
             self.duration = duration
             self.inFlight = inFlight
+            super.init(owner: ObjectIdentifier(owner))
         }
     }
-    /// By method path.
+    /// By method path: where a method's handles are found when its descriptor does not carry
+    /// this registry's (another registry's are on it, or the descriptor was made apart).
     private let handles = Mutex<[String: Handles]>([:])
     /// Read at each scrape.
     private let sampled = Mutex<[(CoreMetrics.Gauge, @Sendable () -> Double)]>([])
@@ -51,30 +55,40 @@ public final class ServerMetrics: CallMetrics {
     }
 
     private func handles(_ method: MethodDescriptor) -> Handles {
+        if let h = method.metricsHandles as? Handles, h.owner == ObjectIdentifier(self) { return h }
         let key = method.path
-        if let h = handles.withLock({ $0[key] }) { return h }
+        if let h = handles.withLock({ $0[key] }) {
+            method.keepMetricsHandles(h)
+            return h
+        }
         let made = Handles(
+            owner: self,
             duration: CoreMetrics.Timer(label: "esaylov_rpc_duration_seconds", dimensions: [("service", method.service), ("method", method.method)],
                                         preferredDisplayUnit: .seconds, factory: factory),
             inFlight: CoreMetrics.Meter(label: "esaylov_rpc_in_flight", dimensions: [("service", method.service)], factory: factory))
-        return handles.withLock { all in
+        let kept = handles.withLock { all in
             if let h = all[key] { return h }
             all[key] = made
             return made
         }
+        method.keepMetricsHandles(kept)
+        return kept
     }
 
     private func counter(_ h: Handles, _ method: MethodDescriptor, _ code: RPCError.Code) -> CoreMetrics.Counter {
+        if code == .ok, let c = h.ok.load() { return c }
         let slot = min(max(code.rawValue, 0), 16)
         if let c = h.calls.withLock({ $0[slot] }) { return c }
         let made = CoreMetrics.Counter(
             label: "esaylov_rpc_calls_total", dimensions: [("service", method.service), ("method", method.method), ("code", code.description)],
             factory: factory)
-        return h.calls.withLock { calls in
+        let kept = h.calls.withLock { calls in
             if let c = calls[slot] { return c }
             calls[slot] = made
             return made
         }
+        if code == .ok { h.ok.storeIfNil(kept) }
+        return kept
     }
 
     public func callStarted(_ method: MethodDescriptor) {

@@ -21,11 +21,8 @@ extension ProtoMessage {
             self.init()
             return
         }
-        var result: Result<Self, ProtoDecodingError> = .failure(ProtoDecodingError(messageName: Self.protoName))
-        bytes.withUnsafeBytes { raw in
-            result = Result { () throws(ProtoDecodingError) in try Self(serializedBytes: raw) }
-        }
-        self = try result.get()
+        // Typed all the way: a Result<Self, …> here cost a generic metadata lookup on every call.
+        self = try bytes.withUnsafeBufferPointer { raw throws(ProtoDecodingError) in try Self(serializedBytes: UnsafeRawBufferPointer(raw)) }
     }
 }
 

@@ -20,16 +20,22 @@ public struct Metadata: Sendable, Hashable, Sequence {
     public func makeIterator() -> IndexingIterator<[Entry]> { entries.makeIterator() }
 
     public mutating func add(_ key: String, _ value: String) {
-        entries.append(Entry(key: key.lowercased(), value: .string(value)))
+        entries.append(Entry(key: Self.lowercased(key), value: .string(value)))
     }
 
     public mutating func add(_ key: String, bytes: [UInt8]) {
-        entries.append(Entry(key: key.lowercased(), value: .binary(bytes)))
+        entries.append(Entry(key: Self.lowercased(key), value: .binary(bytes)))
+    }
+
+    /// `key` in lower case; most keys are already, and are returned as they are (lowercased()
+    /// makes a new string every time, and interceptors look keys up on every call).
+    private static func lowercased(_ key: String) -> String {
+        key.utf8.allSatisfy { $0 < 0x80 && !($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) } ? key : key.lowercased()
     }
 
     /// The first string value under `key`.
     public subscript(key: String) -> String? {
-        let key = key.lowercased()
+        let key = Self.lowercased(key)
         for e in entries where e.key == key {
             if case .string(let s) = e.value { return s }
         }
@@ -38,7 +44,7 @@ public struct Metadata: Sendable, Hashable, Sequence {
 
     /// The first binary value under `key` (which ends in `-bin`).
     public func bytes(_ key: String) -> [UInt8]? {
-        let key = key.lowercased()
+        let key = Self.lowercased(key)
         for e in entries where e.key == key {
             if case .binary(let b) = e.value { return b }
         }

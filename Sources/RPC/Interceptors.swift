@@ -102,10 +102,11 @@ public protocol CallMetrics: Sendable {
 /// descriptor serves every server in the process: a backend uses only the handles it made
 /// (`owner`), and keeps its own index for the rest.
 open class CallMetricsHandles: @unchecked Sendable {
-    /// The backend that made them.
-    public let owner: ObjectIdentifier
+    /// The backend that made them: an id it never reuses (not its address, which a backend
+    /// made after it is freed may get again).
+    public let owner: Int
 
-    public init(owner: ObjectIdentifier) {
+    public init(owner: Int) {
         self.owner = owner
     }
 }

@@ -20,6 +20,9 @@ import Synchronization
 /// Labels are method names and status codes only (bounded): never ids.
 public final class ServerMetrics: CallMetrics {
     public let registry = PrometheusCollectorRegistry()
+    /// Which registry made a method's handles (`CallMetricsHandles.owner`).
+    private let id = ServerMetrics.made.add(1, ordering: .relaxed).newValue
+    private static let made = Atomic<Int>(0)
     private let factory: PrometheusMetricsFactory
 
     private final class Handles: CallMetricsHandles, @unchecked Sendable {  // immutable but for its own locks
@@ -33,7 +36,7 @@ public final class ServerMetrics: CallMetrics {
         init(owner: ServerMetrics, duration: CoreMetrics.Timer, inFlight: CoreMetrics.Meter) {
             self.duration = duration
             self.inFlight = inFlight
-            super.init(owner: ObjectIdentifier(owner))
+            super.init(owner: owner.id)
         }
     }
     /// By method path: where a method's handles are found when its descriptor does not carry
@@ -55,7 +58,7 @@ public final class ServerMetrics: CallMetrics {
     }
 
     private func handles(_ method: MethodDescriptor) -> Handles {
-        if let h = method.metricsHandles as? Handles, h.owner == ObjectIdentifier(self) { return h }
+        if let h = method.metricsHandles as? Handles, h.owner == id { return h }
         let key = method.path
         if let h = handles.withLock({ $0[key] }) {
             method.keepMetricsHandles(h)

@@ -30,6 +30,17 @@ struct CallMetricsTests {
         #expect(exposition(first).contains(#"esaylov_rpc_in_flight{service="esaylov.test.Metrics"} 0"#))
     }
 
+    /// Registries made one after another (as tests make them) may get the address of one
+    /// freed before: each must still count in its own series, not the freed one's.
+    @Test func aRegistryMadeAfterAnotherIsFreedCountsItsOwnCalls() {
+        let method = MethodDescriptor(service: "esaylov.test.Metrics", method: "Again", kind: .unary)
+        for round in 0..<20 {
+            let metrics = ServerMetrics()
+            metrics.callEnded(method, code: .ok, duration: .milliseconds(1))
+            #expect(exposition(metrics).contains(#"esaylov_rpc_calls_total{service="esaylov.test.Metrics",method="Again",code="OK"} 1"#), "round \(round)")
+        }
+    }
+
     /// A descriptor made apart (same names, another box) lands in the same series.
     @Test func equalDescriptorsShareTheirSeries() {
         let metrics = ServerMetrics()

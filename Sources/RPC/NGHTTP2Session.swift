@@ -109,7 +109,8 @@ final class NGHTTP2Session {
 
     /// nghttp2's allocations: blocks of a page up to 20 KiB (its 16 KiB output buffer, its 4 KiB
     /// stream map) from page slots, where an idle session pays only for the pages it wrote;
-    /// the rest from malloc. (An idle connection's budget, 16 KiB, is in docs/operations.md.)
+    /// the rest from malloc. (An idle connection's budget, 16 KiB, is in the README's benchmark
+    /// section; its measured size in docs/deployment.md.)
     private static var memory: nghttp2_mem {
         nghttp2_mem(
             mem_user_data: UnsafeMutableRawPointer(esaylov_page_slots_shared()),

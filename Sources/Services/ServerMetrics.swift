@@ -25,13 +25,12 @@ public final class ServerMetrics: CallMetrics {
     private static let made = Atomic<Int>(0)
     private let factory: PrometheusMetricsFactory
 
-    private final class Handles: CallMetricsHandles, @unchecked Sendable {  // immutable but for its own locks
+    private final class Handles: CallMetricsHandles, @unchecked Sendable {  // immutable but for its atomic slots
         let duration: CoreMetrics.Timer
         let inFlight: CoreMetrics.Meter
-        /// OK calls: most calls, counted without a lock.
-        let ok = SetOnce<CoreMetrics.Counter>()
-        /// By status code, made on its first use (no series for codes never answered).
-        let calls = Mutex<[CoreMetrics.Counter?]>(Array(repeating: nil, count: 17))
+        /// By status code, made on its first use (no series for codes never answered), and
+        /// read without a lock.
+        let calls = InlineArray<17, SetOnce<CoreMetrics.Counter>> { _ in SetOnce() }
 
         init(owner: ServerMetrics, duration: CoreMetrics.Timer, inFlight: CoreMetrics.Meter) {
             self.duration = duration
@@ -79,19 +78,12 @@ public final class ServerMetrics: CallMetrics {
     }
 
     private func counter(_ h: Handles, _ method: MethodDescriptor, _ code: RPCError.Code) -> CoreMetrics.Counter {
-        if code == .ok, let c = h.ok.load() { return c }
         let slot = min(max(code.rawValue, 0), 16)
-        if let c = h.calls.withLock({ $0[slot] }) { return c }
+        if let c = h.calls[slot].load() { return c }
         let made = CoreMetrics.Counter(
             label: "esaylov_rpc_calls_total", dimensions: [("service", method.service), ("method", method.method), ("code", code.description)],
             factory: factory)
-        let kept = h.calls.withLock { calls in
-            if let c = calls[slot] { return c }
-            calls[slot] = made
-            return made
-        }
-        if code == .ok { h.ok.storeIfNil(kept) }
-        return kept
+        return h.calls[slot].storeIfNil(made)
     }
 
     public func callStarted(_ method: MethodDescriptor) {

@@ -36,6 +36,11 @@ class Conn:
         self.dec = hpack.Decoder()
         self.buf = b""
         self.frames = []
+        # Every header block the server sends is decoded as it arrives, whichever stream it is
+        # for: HPACK's table is shared by the connection, and skipping one block would leave
+        # later ones undecodable. The last one decoded (a dict, or the error decoding raised).
+        self.last_headers = None
+        self._block = b""
         self.closed = False        # the peer closed (EOF or reset)
         self.write_failed = False  # our send failed; what the peer sent may still be readable
         if preface:
@@ -72,6 +77,13 @@ class Conn:
                 f = (self.buf[3], self.buf[4], int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF, self.buf[9:9 + n])
                 self.buf = self.buf[9 + n:]
                 self.frames.append(f)
+                if f[0] in (HEADERS, CONTINUATION):
+                    self._block = (self._block if f[0] == CONTINUATION else b"") + f[3]
+                    if f[1] & END_HEADERS:
+                        try:
+                            self.last_headers = dict(self.dec.decode(self._block))
+                        except hpack.HPACKError as e:
+                            self.last_headers = e
                 if f[0] == SETTINGS and not f[1] & ACK and not self.write_failed:
                     self.send(frame(SETTINGS, ACK))
                 if until and until(f):
@@ -100,7 +112,13 @@ class Conn:
 
     def response_headers(self, stream, timeout=3.0):
         f = self.read(timeout, until=lambda f: f[0] == HEADERS and f[2] == stream)
-        return dict(self.dec.decode(f[3])) if f else None
+        if f is not None and not f[1] & END_HEADERS:  # the block goes on in CONTINUATION frames
+            f = self.read(timeout, until=lambda f: f[0] == CONTINUATION and f[2] == stream and f[1] & END_HEADERS)
+        if f is None:
+            return None
+        if isinstance(self.last_headers, Exception):
+            raise self.last_headers
+        return self.last_headers
 
     def wait_closed(self, timeout=3.0):
         self.read(timeout)

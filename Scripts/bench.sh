@@ -33,6 +33,7 @@ if [ "$(nproc)" -ge 2 ]; then SERVER_CPU=(taskset -c 0); CLIENT_CPU=(taskset -c 
 # $spid and $port.
 start_server() {
   local out=$1; shift
+  : > "$out"  # exists before the server's shell opens it: the wait below greps it at once
   "$@" > "$out" 2>&1 &
   spid=$!; pids+=($spid)
   for _ in $(seq 100); do grep -q 'listening on' "$out" && break; sleep 0.05; done
@@ -89,23 +90,39 @@ ngd() {
 }
 stop_ngd() { kill "$ngpid"; wait "$ngpid" 2>/dev/null || true; }
 
+# cpu_ticks PID: the CPU time (user + system, in clock ticks) process PID has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 # h2run NAME CONNECTIONS STREAMS DATAFILE URL [H2LOAD ARGS...]: runs h2load, prints
-# "req/s p50_us p99_us succeeded failed".
+# "req/s p50_us p99_us succeeded failed cpu_us": cpu_us is the CPU time the server process
+# $CPU_PID (when set) spent per call during the measured part of the run (after warm-up),
+# in microseconds; "-" without $CPU_PID.
 h2run() {
-  local name=$1
-  rm -f "$work/$name.log"  # h2load appends to its log
+  local name=$1 waiter=
+  rm -f "$work/$name.log" "$work/$name.ticks"  # h2load appends to its log
+  if [ -n "${CPU_PID:-}" ]; then
+    ( sleep "$WARMUP"; cpu_ticks "$CPU_PID" > "$work/$name.ticks" ) &
+    waiter=$!
+  fi
   "${CLIENT_CPU[@]}" h2load -c "$2" -m "$3" -D "$DURATION" --warm-up-time="$WARMUP" \
     --log-file="$work/$name.log" -H 'content-type: application/grpc' -H 'te: trailers' \
     -d "$4" "${@:6}" "$5" > "$work/$name.out" 2>&1 || {
       cat "$work/$name.out" >&2; echo "bench: h2load failed against $name" >&2; exit 1; }
-  python3 - "$work/$name.out" "$work/$name.log" <<'PY'
+  local ticks=-
+  if [ -n "$waiter" ]; then
+    wait "$waiter"
+    ticks="$(( $(cpu_ticks "$CPU_PID") - $(cat "$work/$name.ticks") ))"
+  fi
+  python3 - "$work/$name.out" "$work/$name.log" "$ticks" "$(getconf CLK_TCK)" "$DURATION" <<'PY'
 import re, sys
 out = open(sys.argv[1]).read()
 rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", out).group(1))
 succeeded, failed = map(int, re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", out).groups())
 lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
-print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed}")
+ticks, hz, seconds = sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+cpu = "-" if ticks == "-" or rps == 0 else f"{int(ticks) / hz / (rps * seconds) * 1e6:.1f}"
+print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed} {cpu}")
 PY
 }
 
@@ -119,13 +136,13 @@ load() {
 # --- nghttpd, the ceiling ---
 port=$(free_port)
 ngd "$port"
-read -r ng_rps ng_p50 ng_p99 ng_ok _ < <(load nghttpd "$port")
+read -r ng_rps ng_p50 ng_p99 ng_ok _ ng_cpu < <(CPU_PID=$ngpid load nghttpd "$port")
 stop_ngd
 
 # --- esaylov-server ---
 start_server "$work/server.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
 check_health "127.0.0.1:$port"
-read -r es_rps es_p50 es_p99 es_ok _ < <(load esaylov "$port")
+read -r es_rps es_p50 es_p99 es_ok _ es_cpu < <(CPU_PID=$spid load esaylov "$port")
 check_health "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 served_other=$(sed -n 's/.*calls by status: //p' "$work/server.out" | tr ' ' '\n' | grep -v '^OK=' | grep -v '^none$' || true)
@@ -136,6 +153,7 @@ printf '%-16s %10s %10s %10s\n' nghttpd "$ng_rps" "$ng_p50" "$ng_p99"
 printf '%-16s %10s %10s %10s\n' esaylov-server "$es_rps" "$es_p50" "$es_p99"
 ratio=$(python3 -c "print(f'{$es_rps/$ng_rps:.2f}')")
 echo "ratio esaylov-server / nghttpd: ${ratio}x (target >= ${TARGET}x)"
+echo "server CPU per call at the maximum: esaylov-server ${es_cpu} us, nghttpd ${ng_cpu} us"
 if [ -n "$served_other" ]; then echo "bench: esaylov-server answered non-OK statuses: $served_other" >&2; exit 1; fi
 
 # Exact count check: h2load's timed runs leave warm-up and in-flight requests out of its
@@ -166,11 +184,11 @@ open_rate=$(( es_rps / 2 ))
 per_client=$(( open_rate / 16 ))
 port=$(free_port)
 ngd "$port"
-read -r ngo_rps _ ngo_p99 _ ngo_failed < <(load nghttpd_open "$port" 16 64 --rps="$per_client")
+read -r ngo_rps _ ngo_p99 _ ngo_failed ngo_cpu < <(CPU_PID=$ngpid load nghttpd_open "$port" 16 64 --rps="$per_client")
 read -r ngi_rps _ ngi_p99 _ _ < <(load nghttpd_512 "$port" 8 64)
 stop_ngd
 start_server "$work/latency.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
-read -r eso_rps _ eso_p99 _ eso_failed < <(load esaylov_open "$port" 16 64 --rps="$per_client")
+read -r eso_rps _ eso_p99 _ eso_failed eso_cpu < <(CPU_PID=$spid load esaylov_open "$port" 16 64 --rps="$per_client")
 read -r esi_rps _ esi_p99 _ _ < <(load esaylov_512 "$port" 8 64)
 check_health "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
@@ -178,6 +196,13 @@ open_gap=$(python3 -c "print(f'{($eso_p99 - $ngo_p99) / 1000:.2f}')")
 inflight_ratio=$(python3 -c "print(f'{$esi_p99 / max(1, $ngi_p99):.2f}')")
 echo "open loop at $(( per_client * 16 )) req/s (half our maximum): p99 esaylov-server ${eso_p99} us ($eso_rps req/s, failed $eso_failed)," \
   "nghttpd ${ngo_p99} us ($ngo_rps req/s, failed $ngo_failed): ${open_gap} ms apart (target <= ${OPEN_TARGET_MS} ms)"
+# What the open-loop p99 measures: h2load --rps sends each connection's requests in ticks of
+# 10 ms (h2load's minimum interval), the 16 connections together, so every tick a burst of
+# rate/100 requests arrives at once and the last of it waits for the server to answer the rest.
+# At half its own maximum any server takes about 5 ms a tick to drain it; the p99 gap between
+# two servers at the same rate is about burst x the difference of their CPU per call in bursts.
+echo "open loop: a burst of $(( per_client * 16 / 100 )) requests every 10 ms; server CPU per call there:" \
+  "esaylov-server ${eso_cpu} us, nghttpd ${ngo_cpu} us (at the maximum: ${es_cpu} us, ${ng_cpu} us)"
 echo "512 in flight (8 x 64): p99 esaylov-server ${esi_p99} us ($esi_rps req/s), nghttpd ${ngi_p99} us ($ngi_rps req/s):" \
   "${inflight_ratio}x (target <= ${INFLIGHT_TARGET}x)"
 
@@ -363,7 +388,7 @@ db_ratio=""
 for calls in 8 16 64; do
   conns=$(( calls < 8 ? calls : 8 ))
   pg_tps=$(pgbench_tps "$calls")
-  read -r r _ p _ f < <(getorg "$conns" $(( calls / conns )))
+  read -r r _ p _ f _ < <(getorg "$conns" $(( calls / conns )))
   ratio=$(python3 -c "print(f'{$r/$pg_tps:.2f}')")
   [ "$calls" -eq "$DB_TARGET_AT" ] && db_ratio=$ratio
   echo "GetOrganisation at $calls calls in flight: esaylov-server $r req/s (p99 $p us, failed $f) vs pgbench $pg_tps tps: ${ratio}x"
@@ -371,7 +396,7 @@ done
 echo "GetOrganisation / pgbench at $DB_TARGET_AT in flight: ${db_ratio}x (target >= ${DB_TARGET}x)"
 for streams in 1 16 64; do
   if [ "$streams" -eq 1 ]; then c=1; m=1; elif [ "$streams" -eq 16 ]; then c=4; m=4; else c=8; m=8; fi
-  read -r r _ p _ f < <(getorg "$c" "$m")
+  read -r r _ p _ f _ < <(getorg "$c" "$m")
   echo "  pool $POOL, $streams concurrent streams: $r req/s, p99 $p us, failed $f"
 done
 check_health "127.0.0.1:$port"

@@ -302,16 +302,10 @@ final class HTTP2Connection {
         submit(stream, grpcHeaders(stream, withEncoding: false) + trailers, hasBody: false)
     }
 
-    /// The response headers of a call without initial metadata or response encoding, made once.
-    private static let plainGRPCHeaders = [
-        HeaderField(name: ":status", value: "200"), HeaderField(name: "content-type", value: GRPCWire.contentType),
-        HeaderField(name: "grpc-accept-encoding", value: MessageEncoding.acceptHeader),
-    ]
-
     /// `:status`, content type, what we accept, the response's encoding when it has messages,
     /// and the handler's initial metadata.
     private func grpcHeaders(_ stream: ServerStream, withEncoding: Bool) -> [HeaderField] {
-        var headers = Self.plainGRPCHeaders
+        var headers = HeaderField.plainGRPCResponse
         if withEncoding, let encoding = stream.context?.responseEncoding, encoding != .identity {
             headers.append(HeaderField(name: "grpc-encoding", value: encoding.rawValue))
         }

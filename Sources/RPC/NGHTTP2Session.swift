@@ -378,9 +378,11 @@ private let readBodyCallback: nghttp2_data_source_read_callback = { _, streamID,
     withSession(userData) { $0.readBody(streamID: streamID, into: buf!, length: length, flags: flags!) }
 }
 
-/// Calls `body` with an `nghttp2_nv` array for `headers`; nghttp2 copies names and values
-/// during submit, so the memory only has to outlive the call.
+/// Calls `body` with an `nghttp2_nv` array for `headers`: a prepared one for the lists most
+/// responses send; otherwise one made for the call, whose names and values nghttp2 copies
+/// during submit (so that memory only has to outlive the call).
 private func withHeaderArray<R>(_ headers: [HeaderField], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
+    if let prepared = PreparedHeaders.matching(headers) { return body(prepared.array, prepared.count) }
     var total = 0
     for h in headers { total += h.name.utf8.count + h.value.utf8.count }
     return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in
@@ -412,4 +414,46 @@ private func copyUTF8(_ text: String, to storage: UnsafeMutableBufferPointer<UIn
     var i = offset
     for b in utf8 { storage[i] = b; i += 1 }
     return i - offset
+}
+
+/// A header list laid out for nghttp2 once, names and values in one block beside its
+/// `nghttp2_nv` array, marked not to be copied (`NO_COPY`): nghttp2 keeps pointers into it
+/// until the frame is gone, so it must outlive every session, and exists only for the few
+/// static lists in `all` (the response headers and trailers of most calls).
+final class PreparedHeaders: Sendable {
+    let fields: [HeaderField]
+    let count: Int
+    nonisolated(unsafe) let array: UnsafeMutablePointer<nghttp2_nv>
+    private nonisolated(unsafe) let bytes: UnsafeMutablePointer<UInt8>
+
+    static let all = [PreparedHeaders(HeaderField.plainGRPCResponse), PreparedHeaders(HeaderField.okTrailers)]
+
+    /// The prepared list equal to `headers`, if any.
+    static func matching(_ headers: [HeaderField]) -> PreparedHeaders? {
+        for p in all where p.count == headers.count && p.fields == headers { return p }
+        return nil
+    }
+
+    private init(_ fields: [HeaderField]) {
+        self.fields = fields
+        count = fields.count
+        let total = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+        bytes = .allocate(capacity: max(total, 1))
+        array = .allocate(capacity: max(fields.count, 1))
+        let storage = UnsafeMutableBufferPointer(start: bytes, count: max(total, 1))
+        let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
+        var offset = 0
+        for (i, field) in fields.enumerated() {
+            let name = bytes + offset
+            offset += copyUTF8(field.name, to: storage, at: offset)
+            let value = bytes + offset
+            offset += copyUTF8(field.value, to: storage, at: offset)
+            array[i] = nghttp2_nv(name: name, value: value, namelen: field.name.utf8.count, valuelen: field.value.utf8.count, flags: flags)
+        }
+    }
+
+    deinit {
+        array.deallocate()
+        bytes.deallocate()
+    }
 }

@@ -186,13 +186,10 @@ final class ServerStream {
         connection.outputPending()
     }
 
-    /// `grpc-status: 0` alone: the trailers of most calls, made once.
-    private static let okTrailers = [HeaderField(name: "grpc-status", value: "0")]
-
     /// The status, its message and details, and the handler's trailing metadata.
     private static func trailers(_ status: RPCError, _ metadata: Metadata) -> [HeaderField] {
         let details = status.statusDetailsBytes()
-        if status.code == .ok, status.message.isEmpty, metadata.isEmpty, status.metadata.isEmpty, details == nil { return okTrailers }
+        if status.code == .ok, status.message.isEmpty, metadata.isEmpty, status.metadata.isEmpty, details == nil { return HeaderField.okTrailers }
         let code = Int(status.code.rawValue)
         var trailers = [HeaderField(
             name: "grpc-status", value: GRPCWire.statusText.indices.contains(code) ? GRPCWire.statusText[code] : String(code))]

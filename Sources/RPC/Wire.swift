@@ -80,6 +80,17 @@ struct HeaderField: Equatable, Sendable {
     let value: String
 }
 
+extension HeaderField {
+    /// The response headers of a call without initial metadata or response encoding.
+    static let plainGRPCResponse = [
+        HeaderField(name: ":status", value: "200"), HeaderField(name: "content-type", value: GRPCWire.contentType),
+        HeaderField(name: "grpc-accept-encoding", value: MessageEncoding.acceptHeader),
+    ]
+
+    /// `grpc-status: 0` alone: the trailers of most calls.
+    static let okTrailers = [HeaderField(name: "grpc-status", value: "0")]
+}
+
 extension UnsafeRawBufferPointer {
     /// Whether these bytes are `text`'s UTF-8, compared without making a string of them.
     func equals(_ text: String) -> Bool {

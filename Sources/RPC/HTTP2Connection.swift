@@ -883,7 +883,8 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
 /// What a request header's name is to us, told from its bytes.
 enum RequestHeaderName: Equatable {
     case method, path, contentType, timeout, encoding, acceptEncoding
-    /// Known and not needed: `:scheme`, `:authority`, `te`, `user-agent`.
+    /// Known and not needed: `:scheme`, `:authority`, `te`, `user-agent`, and `content-length`
+    /// (HTTP framing, which nghttp2 checks against the DATA received; not call metadata).
     case ignored
     /// Another pseudo-header or `grpc-` name: not application metadata.
     case reserved
@@ -899,6 +900,7 @@ enum RequestHeaderName: Equatable {
         case 10 where name.equals(":authority") || name.equals("user-agent"): self = .ignored
         case 12 where name.equals("content-type"): self = .contentType
         case 12 where name.equals("grpc-timeout"): self = .timeout
+        case 14 where name.equals("content-length"): self = .ignored
         case 13 where name.equals("grpc-encoding"): self = .encoding
         case 20 where name.equals("grpc-accept-encoding"): self = .acceptEncoding
         default:

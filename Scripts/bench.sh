@@ -94,9 +94,12 @@ stop_ngd() { kill "$ngpid"; wait "$ngpid" 2>/dev/null || true; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # h2run NAME CONNECTIONS STREAMS DATAFILE URL [H2LOAD ARGS...]: runs h2load, prints
-# "req/s p50_us p99_us succeeded failed cpu_us": cpu_us is the CPU time the server process
-# $CPU_PID (when set) spent per call during the measured part of the run (after warm-up),
-# in microseconds; "-" without $CPU_PID.
+# "req/s p50_us p99_us succeeded failed cpu_us tick_us": cpu_us is the CPU time the server
+# process $CPU_PID (when set) spent per call during the measured part of the run (after
+# warm-up), in microseconds ("-" without $CPU_PID); tick_us, for open-loop runs, the median
+# over h2load's 10 ms ticks of the slowest call started in the tick: how long a server
+# typically takes to drain one burst, which the occasional stall of a shared machine moves
+# far less than the p99.
 h2run() {
   local name=$1 waiter=
   rm -f "$work/$name.log" "$work/$name.ticks"  # h2load appends to its log
@@ -122,7 +125,16 @@ lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
 p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
 ticks, hz, seconds = sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 cpu = "-" if ticks == "-" or rps == 0 else f"{int(ticks) / hz / (rps * seconds) * 1e6:.1f}"
-print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed} {cpu}")
+# The log's columns: start (microseconds since the epoch), status, duration (microseconds).
+slowest = {}
+for l in open(sys.argv[2]):
+    if l.strip():
+        start, _, duration = l.split("\t")[:3]
+        tick = int(start) // 10000
+        slowest[tick] = max(slowest.get(tick, 0), int(duration))
+ticks_max = sorted(slowest.values())
+tick = ticks_max[len(ticks_max) // 2] if ticks_max else 0
+print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed} {cpu} {tick}")
 PY
 }
 
@@ -136,13 +148,13 @@ load() {
 # --- nghttpd, the ceiling ---
 port=$(free_port)
 ngd "$port"
-read -r ng_rps ng_p50 ng_p99 ng_ok _ ng_cpu < <(CPU_PID=$ngpid load nghttpd "$port")
+read -r ng_rps ng_p50 ng_p99 ng_ok _ ng_cpu _ < <(CPU_PID=$ngpid load nghttpd "$port")
 stop_ngd
 
 # --- esaylov-server ---
 start_server "$work/server.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
 check_health "127.0.0.1:$port"
-read -r es_rps es_p50 es_p99 es_ok _ es_cpu < <(CPU_PID=$spid load esaylov "$port")
+read -r es_rps es_p50 es_p99 es_ok _ es_cpu _ < <(CPU_PID=$spid load esaylov "$port")
 check_health "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
 served_other=$(sed -n 's/.*calls by status: //p' "$work/server.out" | tr ' ' '\n' | grep -v '^OK=' | grep -v '^none$' || true)
@@ -184,11 +196,11 @@ open_rate=$(( es_rps / 2 ))
 per_client=$(( open_rate / 16 ))
 port=$(free_port)
 ngd "$port"
-read -r ngo_rps _ ngo_p99 _ ngo_failed ngo_cpu < <(CPU_PID=$ngpid load nghttpd_open "$port" 16 64 --rps="$per_client")
+read -r ngo_rps _ ngo_p99 _ ngo_failed ngo_cpu ngo_tick < <(CPU_PID=$ngpid load nghttpd_open "$port" 16 64 --rps="$per_client")
 read -r ngi_rps _ ngi_p99 _ _ < <(load nghttpd_512 "$port" 8 64)
 stop_ngd
 start_server "$work/latency.out" "${SERVER_CPU[@]}" "$BIN" --port 0 --threads 1
-read -r eso_rps _ eso_p99 _ eso_failed eso_cpu < <(CPU_PID=$spid load esaylov_open "$port" 16 64 --rps="$per_client")
+read -r eso_rps _ eso_p99 _ eso_failed eso_cpu eso_tick < <(CPU_PID=$spid load esaylov_open "$port" 16 64 --rps="$per_client")
 read -r esi_rps _ esi_p99 _ _ < <(load esaylov_512 "$port" 8 64)
 check_health "127.0.0.1:$port"
 kill -TERM "$spid"; wait "$spid" 2>/dev/null || true
@@ -202,7 +214,8 @@ echo "open loop at $(( per_client * 16 )) req/s (half our maximum): p99 esaylov-
 # At half its own maximum any server takes about 5 ms a tick to drain it; the p99 gap between
 # two servers at the same rate is about burst x the difference of their CPU per call in bursts.
 echo "open loop: a burst of $(( per_client * 16 / 100 )) requests every 10 ms; server CPU per call there:" \
-  "esaylov-server ${eso_cpu} us, nghttpd ${ngo_cpu} us (at the maximum: ${es_cpu} us, ${ng_cpu} us)"
+  "esaylov-server ${eso_cpu} us, nghttpd ${ngo_cpu} us (at the maximum: ${es_cpu} us, ${ng_cpu} us);" \
+  "a burst typically drained in: esaylov-server ${eso_tick} us, nghttpd ${ngo_tick} us ($(python3 -c "print(f'{($eso_tick - $ngo_tick) / 1000:.2f}')") ms apart)"
 echo "512 in flight (8 x 64): p99 esaylov-server ${esi_p99} us ($esi_rps req/s), nghttpd ${ngi_p99} us ($ngi_rps req/s):" \
   "${inflight_ratio}x (target <= ${INFLIGHT_TARGET}x)"
 

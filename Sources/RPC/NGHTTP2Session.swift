@@ -419,19 +419,20 @@ private func copyUTF8(_ text: String, to storage: UnsafeMutableBufferPointer<UIn
 /// A header list laid out for nghttp2 once, names and values in one block beside its
 /// `nghttp2_nv` array, marked not to be copied (`NO_COPY`): nghttp2 keeps pointers into it
 /// until the frame is gone, so it must outlive every session, and exists only for the few
-/// static lists in `all` (the response headers and trailers of most calls).
+/// static lists below (the response headers and trailers of most calls).
 final class PreparedHeaders: Sendable {
     let fields: [HeaderField]
     let count: Int
     nonisolated(unsafe) let array: UnsafeMutablePointer<nghttp2_nv>
     private nonisolated(unsafe) let bytes: UnsafeMutablePointer<UInt8>
 
-    static let all = [PreparedHeaders(HeaderField.plainGRPCResponse), PreparedHeaders(HeaderField.okTrailers)]
+    static let plainGRPCResponse = PreparedHeaders(HeaderField.plainGRPCResponse)
+    static let okTrailers = PreparedHeaders(HeaderField.okTrailers)
 
     /// The prepared list equal to `headers`, if any.
     static func matching(_ headers: [HeaderField]) -> PreparedHeaders? {
-        for p in all where p.count == headers.count && p.fields == headers { return p }
-        return nil
+        if headers.count == 1 { return headers == okTrailers.fields ? okTrailers : nil }
+        return headers.count == 3 && headers == plainGRPCResponse.fields ? plainGRPCResponse : nil
     }
 
     private init(_ fields: [HeaderField]) {

@@ -791,10 +791,10 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
                 stream.head.path = recent.method.path
                 return
             }
-        case .contentType where value.equals(GRPCWire.contentType):
+        case .contentType where value.matches(GRPCWire.contentTypeLiteral):
             stream.head.contentType = GRPCWire.contentType
             return
-        case .method where value.equals("POST"):
+        case .method where value.matches("POST"):
             stream.head.method = "POST"
             return
         default: break
@@ -909,18 +909,18 @@ enum RequestHeaderName: Equatable {
 
     init(_ name: UnsafeRawBufferPointer) {
         switch name.count {
-        case 2 where name.equals("te"): self = .ignored
-        case 5 where name.equals(":path"): self = .path
-        case 7 where name.equals(":method"): self = .method
-        case 7 where name.equals(":scheme"): self = .ignored
-        case 10 where name.equals(":authority") || name.equals("user-agent"): self = .ignored
-        case 12 where name.equals("content-type"): self = .contentType
-        case 12 where name.equals("grpc-timeout"): self = .timeout
-        case 14 where name.equals("content-length"): self = .ignored
-        case 13 where name.equals("grpc-encoding"): self = .encoding
-        case 20 where name.equals("grpc-accept-encoding"): self = .acceptEncoding
+        case 2 where name.matches("te"): self = .ignored
+        case 5 where name.matches(":path"): self = .path
+        case 7 where name.matches(":method"): self = .method
+        case 7 where name.matches(":scheme"): self = .ignored
+        case 10 where name.matches(":authority") || name.matches("user-agent"): self = .ignored
+        case 12 where name.matches("content-type"): self = .contentType
+        case 12 where name.matches("grpc-timeout"): self = .timeout
+        case 14 where name.matches("content-length"): self = .ignored
+        case 13 where name.matches("grpc-encoding"): self = .encoding
+        case 20 where name.matches("grpc-accept-encoding"): self = .acceptEncoding
         default:
-            let reserved = name.first == UInt8(ascii: ":") || (name.count >= 5 && UnsafeRawBufferPointer(rebasing: name[0..<5]).equals("grpc-"))
+            let reserved = name.first == UInt8(ascii: ":") || (name.count >= 5 && UnsafeRawBufferPointer(rebasing: name[0..<5]).matches("grpc-"))
             self = reserved ? .reserved : .custom
         }
     }

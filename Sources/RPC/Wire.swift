@@ -8,6 +8,8 @@ import Darwin
 enum GRPCWire {
     /// The content type of gRPC requests and of our responses.
     static let contentType = "application/grpc"
+    /// The same, for comparing received bytes with (`matches`; a test checks they agree).
+    static let contentTypeLiteral: StaticString = "application/grpc"
 
     /// `grpc-status` values as header text, made once.
     static let statusText: [String] = (0...16).map { String($0) }
@@ -92,6 +94,14 @@ extension HeaderField {
 }
 
 extension UnsafeRawBufferPointer {
+    /// Whether these bytes are the literal `text`: one length check and one `memcmp`, for the
+    /// names and values compared on every request (a `String` would first be made contiguous).
+    func matches(_ text: StaticString) -> Bool {
+        text.withUTF8Buffer { utf8 in
+            utf8.count == count && (count == 0 || memcmp(utf8.baseAddress!, baseAddress!, count) == 0)
+        }
+    }
+
     /// Whether these bytes are `text`'s UTF-8, compared without making a string of them.
     func equals(_ text: String) -> Bool {
         let utf8 = text.utf8

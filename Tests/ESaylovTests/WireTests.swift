@@ -178,6 +178,20 @@ struct HeaderNameAndFrameQueueTests {
         #expect(!bytes("abc", equal: "abcd"))
     }
 
+    @Test func bytesCompareWithLiteralsExactly() {
+        func bytes(_ s: String, match t: StaticString) -> Bool { Array(s.utf8).withUnsafeBytes { $0.matches(t) } }
+        #expect(bytes("", match: ""))
+        #expect(bytes("application/grpc", match: GRPCWire.contentTypeLiteral))
+        #expect(GRPCWire.contentType == GRPCWire.contentTypeLiteral.description)
+        #expect(!bytes("application/grpc+proto", match: GRPCWire.contentTypeLiteral))
+        #expect(!bytes("application/grpC", match: GRPCWire.contentTypeLiteral))
+        #expect(bytes("ünïcödé", match: "ünïcödé"))
+        #expect(bytes("t", match: "t"))  // a one-scalar literal has no pointer representation
+        #expect(!bytes("t", match: "e"))
+        #expect(!bytes("abc", match: "abcd"))
+        #expect(!bytes("abcd", match: "abc"))
+    }
+
     @Test func framesLeaveInOrderWhetherOneOrMany() {
         func frame(_ byte: UInt8) -> ByteBuffer { ByteBuffer(bytes: [byte]) }
         var q = FrameQueue<ByteBuffer>()

@@ -121,20 +121,21 @@ import re, sys
 out = open(sys.argv[1]).read()
 rps = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", out).group(1))
 succeeded, failed = map(int, re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", out).groups())
-lat = sorted(int(l.split("\t")[2]) for l in open(sys.argv[2]) if l.strip())
-p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
-ticks, hz, seconds = sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-cpu = "-" if ticks == "-" or rps == 0 else f"{int(ticks) / hz / (rps * seconds) * 1e6:.1f}"
 # The log's columns: start (microseconds since the epoch), status, duration (microseconds).
-slowest = {}
+lat, slowest = [], {}  # every duration; the slowest call started in each 10 ms tick
 for l in open(sys.argv[2]):
     if l.strip():
         start, _, duration = l.split("\t")[:3]
+        lat.append(int(duration))
         tick = int(start) // 10000
         slowest[tick] = max(slowest.get(tick, 0), int(duration))
-ticks_max = sorted(slowest.values())
-tick = ticks_max[len(ticks_max) // 2] if ticks_max else 0
-print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed} {cpu} {tick}")
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] if lat else 0
+drains = sorted(slowest.values())
+drain = drains[len(drains) // 2] if drains else 0
+cpu_ticks, hz, seconds = sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+cpu = "-" if cpu_ticks == "-" or rps == 0 else f"{int(cpu_ticks) / hz / (rps * seconds) * 1e6:.1f}"
+print(f"{rps:.0f} {p(0.50)} {p(0.99)} {succeeded} {failed} {cpu} {drain}")
 PY
 }
 

@@ -383,23 +383,31 @@ private let readBodyCallback: nghttp2_data_source_read_callback = { _, streamID,
 /// during submit (so that memory only has to outlive the call).
 private func withHeaderArray<R>(_ headers: [HeaderField], _ body: (UnsafePointer<nghttp2_nv>, Int) -> R) -> R {
     if let prepared = PreparedHeaders.matching(headers) { return body(prepared.array, prepared.count) }
-    var total = 0
-    for h in headers { total += h.name.utf8.count + h.value.utf8.count }
-    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: utf8Length(headers)) { storage in
         withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: max(headers.count, 1)) { nva in
-            var offset = 0
-            for (i, field) in headers.enumerated() {
-                let (name, value) = (field.name, field.value)
-                let namePtr = storage.baseAddress! + offset
-                offset += copyUTF8(name, to: storage, at: offset)
-                let valuePtr = storage.baseAddress! + offset
-                offset += copyUTF8(value, to: storage, at: offset)
-                nva[i] = nghttp2_nv(
-                    name: namePtr, value: valuePtr, namelen: name.utf8.count, valuelen: value.utf8.count,
-                    flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-            }
+            layOut(headers, in: storage, nva, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
             return body(UnsafePointer(nva.baseAddress!), headers.count)
         }
+    }
+}
+
+/// Room for the names and values of `headers` (at least one byte).
+private func utf8Length(_ headers: [HeaderField]) -> Int {
+    max(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }, 1)
+}
+
+/// Copies the names and values of `headers` into `storage` one after the other and points an
+/// `nghttp2_nv` at each pair; `storage` has `utf8Length(headers)` bytes, `nva` a slot a field.
+private func layOut(
+    _ headers: [HeaderField], in storage: UnsafeMutableBufferPointer<UInt8>, _ nva: UnsafeMutableBufferPointer<nghttp2_nv>, flags: UInt8
+) {
+    var offset = 0
+    for (i, field) in headers.enumerated() {
+        let name = storage.baseAddress! + offset
+        offset += copyUTF8(field.name, to: storage, at: offset)
+        let value = storage.baseAddress! + offset
+        offset += copyUTF8(field.value, to: storage, at: offset)
+        nva[i] = nghttp2_nv(name: name, value: value, namelen: field.name.utf8.count, valuelen: field.value.utf8.count, flags: flags)
     }
 }
 
@@ -429,28 +437,22 @@ final class PreparedHeaders: Sendable {
     static let plainGRPCResponse = PreparedHeaders(HeaderField.plainGRPCResponse)
     static let okTrailers = PreparedHeaders(HeaderField.okTrailers)
 
-    /// The prepared list equal to `headers`, if any.
+    /// The prepared list equal to `headers`, if any (told apart by their lengths first).
     static func matching(_ headers: [HeaderField]) -> PreparedHeaders? {
-        if headers.count == 1 { return headers == okTrailers.fields ? okTrailers : nil }
-        return headers.count == 3 && headers == plainGRPCResponse.fields ? plainGRPCResponse : nil
+        if headers.count == okTrailers.count, headers == okTrailers.fields { return okTrailers }
+        if headers.count == plainGRPCResponse.count, headers == plainGRPCResponse.fields { return plainGRPCResponse }
+        return nil
     }
 
     private init(_ fields: [HeaderField]) {
         self.fields = fields
         count = fields.count
-        let total = fields.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-        bytes = .allocate(capacity: max(total, 1))
+        let length = utf8Length(fields)
+        bytes = .allocate(capacity: length)
         array = .allocate(capacity: max(fields.count, 1))
-        let storage = UnsafeMutableBufferPointer(start: bytes, count: max(total, 1))
-        let flags = UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue)
-        var offset = 0
-        for (i, field) in fields.enumerated() {
-            let name = bytes + offset
-            offset += copyUTF8(field.name, to: storage, at: offset)
-            let value = bytes + offset
-            offset += copyUTF8(field.value, to: storage, at: offset)
-            array[i] = nghttp2_nv(name: name, value: value, namelen: field.name.utf8.count, valuelen: field.value.utf8.count, flags: flags)
-        }
+        layOut(
+            fields, in: UnsafeMutableBufferPointer(start: bytes, count: length), UnsafeMutableBufferPointer(start: array, count: max(fields.count, 1)),
+            flags: UInt8(NGHTTP2_NV_FLAG_NO_COPY_NAME.rawValue | NGHTTP2_NV_FLAG_NO_COPY_VALUE.rawValue))
     }
 
     deinit {

@@ -5,9 +5,15 @@ internal import Glibc
 
 /// C memory for one pack: protobuf-c reads the message tree we build here, then the whole
 /// arena is released at once. Used by generated code only.
+///
+/// Each thread keeps one arena between packs (`withScratch`): its first chunk is reused, so
+/// a small message costs no allocation beyond its packed bytes. What a pack used is zeroed
+/// again and any further chunks are freed when it ends, so an idle thread holds one first
+/// chunk at most.
 package final class ProtoArena {
     /// The first chunk, small: most messages need a few hundred bytes at most.
     private var first: UnsafeMutableRawPointer?
+    private var firstSize = 0
     private var chunks: [UnsafeMutableRawPointer] = []
     private var cursor: UnsafeMutableRawPointer?
     private var remaining = 0
@@ -20,6 +26,51 @@ package final class ProtoArena {
         free(first)
         for chunk in chunks { free(chunk) }
     }
+
+    /// Frees every chunk but the first and zeroes what was used of the first: as new.
+    package func reset() {
+        if !chunks.isEmpty {
+            for chunk in chunks { free(chunk) }
+            chunks.removeAll(keepingCapacity: true)
+        }
+        guard let first else { return }
+        // While the first chunk is current, the cursor marks how much of it was used; once a
+        // later chunk took over, all of it may have been.
+        let used = cursor.map { $0 >= first && $0 <= first + firstSize ? $0 - first : firstSize } ?? 0
+        if used > 0 { memset(first, 0, used) }
+        cursor = first
+        remaining = firstSize
+    }
+
+    /// Runs `body` with this thread's arena, reset afterwards for the next pack; a pack
+    /// inside `body` (the thread's arena is taken) gets one of its own.
+    package static func withScratch<R>(_ body: (ProtoArena) -> R) -> R {
+        let arena: ProtoArena
+        if let kept = pthread_getspecific(scratchKey) {
+            pthread_setspecific(scratchKey, nil)
+            arena = Unmanaged<ProtoArena>.fromOpaque(kept).takeRetainedValue()
+        } else {
+            arena = ProtoArena()
+        }
+        // The message tree lives in the arena's memory: the arena must outlive every read of
+        // it, which Swift cannot see.
+        let result = withExtendedLifetime(arena) { body(arena) }
+        arena.reset()
+        if pthread_getspecific(scratchKey) == nil {
+            pthread_setspecific(scratchKey, Unmanaged.passRetained(arena).toOpaque())
+        }
+        return result
+    }
+
+    /// The key of each thread's kept arena, released when the thread exits.
+    private static let scratchKey: pthread_key_t = {
+        var key = pthread_key_t()
+        let made = pthread_key_create(&key) { kept in
+            if let kept { Unmanaged<ProtoArena>.fromOpaque(kept).release() }
+        }
+        precondition(made == 0, "pthread_key_create failed")
+        return key
+    }()
 
     /// Zeroed, suitably aligned memory that lives as long as the arena.
     package func allocate(byteCount: Int, alignment: Int = 16) -> UnsafeMutableRawPointer {
@@ -40,7 +91,12 @@ package final class ProtoArena {
         }
         let chunkSize = first == nil && size <= Self.firstChunkSize ? Self.firstChunkSize : Self.chunkSize
         let chunk = calloc(1, chunkSize)!  // calloc's memory is aligned for any type
-        if first == nil { first = chunk } else { chunks.append(chunk) }
+        if first == nil {
+            first = chunk
+            firstSize = chunkSize
+        } else {
+            chunks.append(chunk)
+        }
         cursor = chunk + size
         remaining = chunkSize - size
         return chunk

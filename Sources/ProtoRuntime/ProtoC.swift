@@ -30,12 +30,9 @@ package enum ProtoC {
         throw ProtoDecodingError(messageName: messageName, reason: "not a valid message")
     }
 
-    /// Runs `build` to make a C message tree in a fresh arena and packs it.
+    /// Runs `build` to make a C message tree in the thread's scratch arena and packs it.
     package static func pack(_ build: (ProtoArena) -> UnsafeMutableRawPointer) -> [UInt8] {
-        let arena = ProtoArena()
-        // The message tree lives in the arena's memory: the arena must outlive every read of
-        // it through `message`, which Swift cannot see (its last use is `build`).
-        return withExtendedLifetime(arena) {
+        ProtoArena.withScratch { arena in
             let message = build(arena).assumingMemoryBound(to: ProtobufCMessage.self)
             let size = protobuf_c_message_get_packed_size(message)
             return [UInt8](unsafeUninitializedCapacity: size) { buffer, count in

@@ -2,6 +2,9 @@ import ESaylovAPI
 import FixtureAPI
 import ProtoRuntime
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The generated Swift types, packed and unpacked by protobuf-c, agree with protoc's own
 /// encoder byte for byte, in both directions.
@@ -134,6 +137,44 @@ struct CodecTests {
         let number = try GoldenFiles.bytes("oneof_number")
         #expect(try Esaylov_Fixture_Everything(serializedBytes: number) == Self.oneofNumber())
         #expect(Self.oneofNumber().serializedBytes() == number)
+    }
+
+    /// The thread's scratch arena is reused between packs: a pack after a large one (which
+    /// needed chunks beyond the first) or after one with every field set still encodes
+    /// exactly, as does a pack inside another.
+    @Test func packsReuseTheThreadsArenaExactly() throws {
+        let golden = try GoldenFiles.bytes("everything")
+        var large = Self.everything()
+        large.texts = (0..<200).map { String(repeating: "ў", count: $0) }
+        let largeBytes = large.serializedBytes()
+        #expect(try Esaylov_Fixture_Everything(serializedBytes: largeBytes) == large)
+        for _ in 0..<3 {
+            #expect(Self.everything().serializedBytes() == golden)
+            #expect(Self.oneofNumber().serializedBytes() == (try GoldenFiles.bytes("oneof_number")))
+            #expect(Esaylov_Fixture_Scalars().serializedBytes() == [])
+            #expect(large.serializedBytes() == largeBytes)
+        }
+        let nested: [UInt8] = ProtoArena.withScratch { outer in
+            let held = outer.allocate(byteCount: 64)
+            memset(held, 0xAB, 64)
+            let inner = Self.everything().serializedBytes()  // takes an arena of its own
+            #expect(held.load(fromByteOffset: 63, as: UInt8.self) == 0xAB)
+            return inner
+        }
+        #expect(nested == golden)
+    }
+
+    /// A reset arena hands out zeroed memory again, from its first chunk and beyond it.
+    @Test func resetArenaIsZeroedAgain() {
+        let arena = ProtoArena()
+        for round in 0..<3 {
+            for size in [100, 300, 2000, 5000, 40] {
+                let p = arena.allocate(byteCount: size)
+                #expect(UnsafeRawBufferPointer(start: p, count: size).allSatisfy { $0 == 0 }, "round \(round), \(size) bytes")
+                memset(p, 0xFF, size)
+            }
+            arena.reset()
+        }
     }
 
     @Test func emptyMessageIsZeroBytes() throws {

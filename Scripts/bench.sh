@@ -199,6 +199,12 @@ per_client=$(( open_rate / 16 ))
 # either server for a moment, so the full bench runs both servers in alternation three times
 # and judges the medians of the paired figures (each round is printed).
 if [ "$mode" = smoke ]; then ROUNDS=1; else ROUNDS=3; fi
+# What the open-loop p99 measures: h2load --rps sends each connection's requests in ticks of
+# 10 ms (h2load's minimum interval), the 16 connections together, so every tick a burst of
+# rate/100 requests arrives at once and the last of it waits for the server to answer the
+# rest. At half its own maximum any server takes about 5 ms a tick to drain it; the p99 gap
+# between two servers at the same rate is about burst x the difference of their CPU per
+# call in bursts.
 gaps=() ratios=() drains=()
 for round in $(seq "$ROUNDS"); do
   port=$(free_port)
@@ -217,12 +223,6 @@ for round in $(seq "$ROUNDS"); do
   gaps+=("$gap"); ratios+=("$ratio"); drains+=("$drain")
   echo "open loop at $(( per_client * 16 )) req/s (half our maximum), round $round of $ROUNDS: p99 esaylov-server ${eso_p99} us ($eso_rps req/s, failed $eso_failed)," \
     "nghttpd ${ngo_p99} us ($ngo_rps req/s, failed $ngo_failed): ${gap} ms apart"
-  # What the open-loop p99 measures: h2load --rps sends each connection's requests in ticks of
-  # 10 ms (h2load's minimum interval), the 16 connections together, so every tick a burst of
-  # rate/100 requests arrives at once and the last of it waits for the server to answer the
-  # rest. At half its own maximum any server takes about 5 ms a tick to drain it; the p99 gap
-  # between two servers at the same rate is about burst x the difference of their CPU per
-  # call in bursts.
   echo "  a burst of $(( per_client * 16 / 100 )) requests every 10 ms; server CPU per call there:" \
     "esaylov-server ${eso_cpu} us, nghttpd ${ngo_cpu} us (at the maximum: ${es_cpu} us, ${ng_cpu} us);" \
     "a burst typically drained in: esaylov-server ${eso_tick} us, nghttpd ${ngo_tick} us (${drain} ms apart)"

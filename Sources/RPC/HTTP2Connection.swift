@@ -28,9 +28,9 @@ final class HTTP2Connection {
     private let io: any HTTP2ConnectionIO
     private var session: NGHTTP2Session!
     private var machine = ConnectionStateMachine()
-    private var streams: [Int32: ServerStream] = [:]
+    private var streams = StreamTable<ServerStream>()
     /// The stream the last lookup found: a request's headers, data and end come one after the
-    /// other, so most lookups are answered here without hashing. Cleared with its stream.
+    /// other, so most lookups are answered here. Cleared with its stream.
     private var recentStream: ServerStream?
     /// The stream whose request headers are arriving (the last one opened), unretained:
     /// `streams` holds it, and it is cleared with its stream. Each header field is stored
@@ -42,6 +42,9 @@ final class HTTP2Connection {
     /// One timer: first the handshake deadline, then the idle check.
     private var timer: Scheduled<Void>?
     private var lastActivity = NIODeadline.now()
+    /// When the bytes being received now arrived: the start of every call whose headers they
+    /// hold (one clock read a read, not one a call; a burst of calls in one read began together).
+    private var receivedAt = ContinuousClock.now
     private var resets: TokenBucket
     private var controlFrames: TokenBucket
     /// Window credit this connection reserved from the server's receive budget (beyond the
@@ -150,6 +153,7 @@ final class HTTP2Connection {
     func received(_ buffer: ByteBuffer) {
         guard !machine.isClosed else { return }
         lastActivity = .now()
+        receivedAt = .now
         machine.receiveStarted()
         do {
             try buffer.withUnsafeReadableBytes { try session.receive($0) }
@@ -191,8 +195,7 @@ final class HTTP2Connection {
         throttleTimer?.cancel()
         throttleTimer = nil
         _ = machine.close()
-        let open = streams
-        streams = [:]
+        let open = streams.removeAll()
         recentStream = nil
         headerStream = nil
         for (_, s) in open { s.didClose() }
@@ -516,7 +519,7 @@ final class HTTP2Connection {
             }
             // At most 10^8 hours: far beyond any bound the deadline interceptor keeps, and
             // never an overflow.
-            deadline = .now + min(d, .seconds(360_000_000_000))
+            deadline = receivedAt + min(d, .seconds(360_000_000_000))
         }
         if let header = stream.head.encoding {
             guard let encoding = MessageEncoding(header: header) else {
@@ -534,7 +537,7 @@ final class HTTP2Connection {
         let compressedRequest = stream.requestEncoding != .identity
         let responseEncoding = MessageEncoding.preferred(fromAccept: stream.head.acceptEncoding) ?? (compressedRequest ? stream.requestEncoding : nil)
         let context = ServerContext(
-            method: route.method, requestMetadata: stream.head.metadata, deadline: deadline, peer: peer, tls: tlsPeer,
+            method: route.method, requestMetadata: stream.head.metadata, startedAt: receivedAt, deadline: deadline, peer: peer, tls: tlsPeer,
             responseEncoding: responseEncoding, compressResponses: compressedRequest, loop: eventLoop, core: core)
         stream.context = context
         if let bad = stream.head.badHeader {

@@ -75,13 +75,17 @@ public struct RequestIDInterceptor: ServerInterceptor {
 /// `error`, by the executor.)
 public struct CallLogInterceptor: ServerInterceptor {
     public let logger: Logger
+    /// Read once: the level is the logger's, fixed when the server starts, and asking its
+    /// handler for it on every call costs more than the rest of this interceptor.
+    private let logsCalls: Bool
 
     public init(logger: Logger) {
         self.logger = logger
+        logsCalls = logger.logLevel <= .debug
     }
 
     public func callEnded(_ context: ServerContext, status: RPCError) {
-        guard logger.logLevel <= .debug else { return }
+        guard logsCalls else { return }
         logger.debug("call ended", metadata: [
             "method": "\(context.method.path)", "request_id": "\(context.requestID)", "peer": "\(context.peer)",
             "status": "\(status.code)", "duration_us": "\((ContinuousClock.now - context.startedAt) / .microseconds(1))",

@@ -20,7 +20,7 @@ public final class ServerContext: Sendable {
     /// The call's TLS connection (protocol, cipher, the verified client certificate under
     /// mutual TLS); nil on h2c.
     public let tls: TLSPeer?
-    /// When the call's headers arrived.
+    /// When the call's headers arrived (the start of the read that brought them).
     public let startedAt: ContinuousClock.Instant
     /// The encoding response messages are compressed with when `compressResponses` is on;
     /// `nil` when the client accepts none of ours.
@@ -44,7 +44,7 @@ public final class ServerContext: Sendable {
     private let state: Mutex<State>
 
     init(
-        method: MethodDescriptor, requestMetadata: Metadata, deadline: ContinuousClock.Instant?, peer: String, tls: TLSPeer? = nil,
+        method: MethodDescriptor, requestMetadata: Metadata, startedAt: ContinuousClock.Instant = .now, deadline: ContinuousClock.Instant?, peer: String, tls: TLSPeer? = nil,
         responseEncoding: MessageEncoding?, compressResponses: Bool, loop: any EventLoop, core: ServerCore
     ) {
         self.method = method
@@ -54,7 +54,7 @@ public final class ServerContext: Sendable {
         self.responseEncoding = responseEncoding
         self.loop = loop
         self.core = core
-        startedAt = .now
+        self.startedAt = startedAt
         state = Mutex(State(deadline: deadline, compressResponses: compressResponses))
     }
 

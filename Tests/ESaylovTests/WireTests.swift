@@ -243,3 +243,67 @@ struct HeaderNameAndFrameQueueTests {
         #expect(five.withUnsafeMutableBytes { empty.copy(into: $0) } == 5 && five.prefix(5) == [0, 0, 0, 0, 0])
     }
 }
+
+@Suite("A connection's stream table")
+struct StreamTableTests {
+    /// Checks the table against a dictionary after each step.
+    func check(_ table: StreamTable<Int>, _ model: [Int32: Int], _ probe: ClosedRange<Int32>) {
+        #expect(table.count == model.count)
+        #expect(table.isEmpty == model.isEmpty)
+        for id in probe { #expect(table[id] == model[id], "stream \(id)") }
+        #expect(Dictionary(uniqueKeysWithValues: table.all.map { ($0.id, $0.value) }) == model)
+    }
+
+    @Test func findsWhatItHoldsThroughInsertsRemovalsAndGrowth() {
+        var table = StreamTable<Int>()
+        var model: [Int32: Int] = [:]
+        check(table, model, 1...40)
+        #expect(table.removeValue(forKey: 7) == nil)
+        // Client ids: odd, rising, 200 open at once (the table grows several times).
+        for id in stride(from: Int32(1), through: 399, by: 2) {
+            table[id] = Int(id) * 10
+            model[id] = Int(id) * 10
+        }
+        check(table, model, 1...420)
+        table[5] = 55
+        model[5] = 55
+        // Removals from the middle, the ends, and every third one.
+        for id in stride(from: Int32(1), through: 399, by: 6) {
+            #expect(table.removeValue(forKey: id) == model.removeValue(forKey: id))
+        }
+        check(table, model, 1...420)
+        let held = table.removeAll()
+        #expect(Dictionary(uniqueKeysWithValues: held.map { ($0.id, $0.value) }) == model)
+        check(table, [:], 1...420)
+    }
+
+    @Test func collidingIdsStayFoundAfterRemovalsAroundTheEnd() {
+        // Ids that share home slots (ids 2k-1 and 2k share id >> 1; 16 slots apart wraps
+        // around) and runs that wrap past the last slot: a removal's backward shift must keep
+        // every other entry reachable from its home.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var table = StreamTable<Int>()
+            var model: [Int32: Int] = [:]
+            // At most 8 entries: the table keeps its first 16 slots, where ids up to 64 collide
+            // and wrap.
+            for _ in 0..<60 {
+                let id = Int32.random(in: 1...64, using: &generator)
+                if model[id] != nil, Bool.random(using: &generator) || model.count >= 8 {
+                    #expect(table.removeValue(forKey: id) == model.removeValue(forKey: id))
+                } else if model[id] != nil || model.count < 8 {
+                    let value = Int.random(in: 0...1000, using: &generator)
+                    table[id] = value
+                    model[id] = value
+                }
+            }
+            check(table, model, 1...70)
+            for id in model.keys.shuffled(using: &generator) {
+                table[id] = nil
+                model[id] = nil
+                for left in model.keys where table[left] != model[left] { Issue.record("stream \(left) lost after removing \(id)") }
+            }
+            #expect(table.isEmpty)
+        }
+    }
+}

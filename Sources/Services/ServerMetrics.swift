@@ -30,17 +30,26 @@ public final class ServerMetrics: CallMetrics {
         /// 128-bit durations, several times the cost), held as the factory's handler (a
         /// `Recorder` converts each value through a generic floating-point initialiser).
         let duration: any CoreMetrics.RecorderHandler
-        let inFlight: CoreMetrics.Meter
+        /// The method's service's calls running now: counted here, read into the gauge at each
+        /// scrape (a gauge of doubles updated twice a call costs two compare-and-swap loops).
+        let inFlight: InFlight
         /// By status code, made on its first use (no series for codes never answered), and
         /// read without a lock.
         let calls = InlineArray<17, SetOnce<CoreMetrics.Counter>> { _ in SetOnce() }
 
-        init(owner: ServerMetrics, duration: any CoreMetrics.RecorderHandler, inFlight: CoreMetrics.Meter) {
+        init(owner: ServerMetrics, duration: any CoreMetrics.RecorderHandler, inFlight: InFlight) {
             self.duration = duration
             self.inFlight = inFlight
             super.init(owner: owner.id)
         }
     }
+    /// One service's calls running now.
+    private final class InFlight: Sendable {
+        let count = Atomic<Int>(0)
+    }
+    /// By service name.
+    private let inFlight = Mutex<[String: InFlight]>([:])
+
     /// By method path: where a method's handles are found when its descriptor does not carry
     /// this registry's (another registry's are on it, or the descriptor was made apart).
     private let handles = Mutex<[String: Handles]>([:])
@@ -69,7 +78,7 @@ public final class ServerMetrics: CallMetrics {
             owner: self,
             duration: factory.makeRecorder(
                 label: "esaylov_rpc_duration_seconds", dimensions: [("service", method.service), ("method", method.method)], aggregate: true),
-            inFlight: CoreMetrics.Meter(label: "esaylov_rpc_in_flight", dimensions: [("service", method.service)], factory: factory))
+            inFlight: inFlight(method.service))
         let kept = handles.withLock { all in
             if let h = all[key] { return h }
             all[key] = made
@@ -77,6 +86,18 @@ public final class ServerMetrics: CallMetrics {
         }
         method.keepMetricsHandles(kept)
         return kept
+    }
+
+    /// The in-flight count of `service`, made with its gauge on the service's first call.
+    private func inFlight(_ service: String) -> InFlight {
+        let (count, made) = inFlight.withLock { all -> (InFlight, Bool) in
+            if let c = all[service] { return (c, false) }
+            let c = InFlight()
+            all[service] = c
+            return (c, true)
+        }
+        if made { sample("esaylov_rpc_in_flight", [("service", service)]) { Double(count.count.load(ordering: .relaxed)) } }
+        return count
     }
 
     private func counter(_ h: Handles, _ method: MethodDescriptor, _ code: RPCError.Code) -> CoreMetrics.Counter {
@@ -89,20 +110,20 @@ public final class ServerMetrics: CallMetrics {
     }
 
     public func callStarted(_ method: MethodDescriptor) {
-        handles(method).inFlight.increment()
+        handles(method).inFlight.count.add(1, ordering: .relaxed)
     }
 
     public func callEnded(_ method: MethodDescriptor, code: RPCError.Code, duration: Duration) {
         let h = handles(method)
-        h.inFlight.decrement()
+        h.inFlight.count.subtract(1, ordering: .relaxed)
         counter(h, method, code).increment()
         let (s, a) = duration.components
         h.duration.record(Double(s) + Double(a) * 1e-18)
     }
 
     /// A gauge set from `value` at every scrape.
-    public func sample(_ label: String, _ value: @escaping @Sendable () -> Double) {
-        let gauge = CoreMetrics.Gauge(label: label, factory: factory)
+    public func sample(_ label: String, _ dimensions: [(String, String)] = [], _ value: @escaping @Sendable () -> Double) {
+        let gauge = CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
         sampled.withLock { $0.append((gauge, value)) }
     }
 

@@ -460,17 +460,26 @@ INSERT INTO bench_requests (sender, idempotency_key, payload)
 INSERT INTO bench_audit (request_id, actor, action) VALUES (:id, 'org-' || :caller, 'request.submitted');
 COMMIT;
 SQL
-write_pg=$("${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$WRITE_CALLERS" -j 1 -T "$DURATION" -f "$work/write.sql" 2>/dev/null \
-  | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
-write_out=$(ESAYLOV_DATABASE_URL=$DBURL "${SERVER_CPU[@]}" .build/release/esaylov-bench transactions \
-  --callers "$WRITE_CALLERS" --seconds "$DURATION" --pool "$WRITE_POOL")
-write_tps=$(echo "$write_out" | sed -n 's/.*: \([0-9]*\) tps.*/\1/p')
-write_failed=$(echo "$write_out" | sed -n 's/.*failed \([0-9]*\).*/\1/p')
-[ -n "$write_tps" ] && [ -n "$write_pg" ] || { echo "bench: write transactions did not run: $write_out" >&2; exit 1; }
-[ "$write_failed" = 0 ] || { echo "bench: write transactions failed: $write_out" >&2; exit 1; }
-write_ratio=$(python3 -c "print(f'{$write_tps/$write_pg:.2f}')")
-echo "write transaction at $WRITE_CALLERS callers (pool $WRITE_POOL): $write_out"
-echo "write transactions / pgbench ($write_pg tps at $WRITE_CALLERS clients): ${write_ratio}x (target >= ${WRITE_TARGET}x)"
+# pgbench and the Swift callers alternate (three rounds, as the latency rounds above): the
+# tps of one 10-second run of either moves by 20% or more as the shared machine's speed does.
+# The ratio is judged by the median of the rounds' ratios.
+if [ "$mode" = smoke ]; then WRITE_ROUNDS=1; else WRITE_ROUNDS=3; fi
+write_ratios=()
+for round in $(seq "$WRITE_ROUNDS"); do
+  write_pg=$("${CLIENT_CPU[@]}" "$PGBENCH" -n -M prepared -c "$WRITE_CALLERS" -j 1 -T "$DURATION" -f "$work/write.sql" 2>/dev/null \
+    | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n1)
+  write_out=$(ESAYLOV_DATABASE_URL=$DBURL "${SERVER_CPU[@]}" .build/release/esaylov-bench transactions \
+    --callers "$WRITE_CALLERS" --seconds "$DURATION" --pool "$WRITE_POOL")
+  write_tps=$(echo "$write_out" | sed -n 's/.*: \([0-9]*\) tps.*/\1/p')
+  write_failed=$(echo "$write_out" | sed -n 's/.*failed \([0-9]*\).*/\1/p')
+  [ -n "$write_tps" ] && [ -n "$write_pg" ] || { echo "bench: write transactions did not run: $write_out" >&2; exit 1; }
+  [ "$write_failed" = 0 ] || { echo "bench: write transactions failed: $write_out" >&2; exit 1; }
+  write_ratios+=("$(python3 -c "print(f'{$write_tps/$write_pg:.2f}')")")
+  echo "write transaction at $WRITE_CALLERS callers (pool $WRITE_POOL), round $round of $WRITE_ROUNDS: $write_out;" \
+    "pgbench $write_pg tps at $WRITE_CALLERS clients: ${write_ratios[-1]}x"
+done
+write_ratio=$(median "${write_ratios[@]}")
+echo "write transactions / pgbench, median of $WRITE_ROUNDS rounds: ${write_ratio}x (target >= ${WRITE_TARGET}x)"
 psql -q -c 'DROP TABLE bench_audit, bench_requests'
 
 # The same write with its audit row as a real audit event (written pending, in the writer's

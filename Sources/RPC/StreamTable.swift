@@ -1,9 +1,11 @@
-/// A connection's open streams by id: open addressing with linear probing, indexed by the id
-/// itself. A client's stream ids are odd and rise one by one (RFC 9113 §5.1.1), so `id >> 1`
-/// spreads the streams open at once over consecutive slots, without hashing: each call's
-/// insertion, lookups and removal cost a few comparisons (a `Dictionary` hashes the id with
-/// SipHash at each). At most half full; removal shifts the following entries back, so a
-/// lookup stops at the first empty slot.
+/// A connection's open streams by id: open addressing with Robin Hood linear probing, indexed
+/// by the id itself. A client's stream ids are odd and rise one by one (RFC 9113 §5.1.1), so
+/// `id >> 1` puts the streams open at once in consecutive slots, each at its home, without
+/// hashing: a call's insertion, lookups and removal cost a comparison or two (a `Dictionary`
+/// hashes the id with SipHash at each). At most half full. Robin Hood insertion keeps the
+/// entries of a run in the order of their homes, so a lookup stops at the first entry nearer
+/// its home than the id would be, and a removal shifts back only the displaced entries after
+/// it (with plain linear probing it would scan the whole run: every open stream).
 struct StreamTable<Value> {
     /// 0 marks an empty slot: stream 0 is the connection's, never a stream's id. Empty (no
     /// allocation) until the first stream: an idle connection holds no table.
@@ -19,15 +21,21 @@ struct StreamTable<Value> {
     @inline(__always)
     private func home(_ id: Int32) -> Int { Int(UInt32(bitPattern: id) >> 1) & mask }
 
+    /// How far the entry `id` at slot `i` is from its home.
+    @inline(__always)
+    private func displacement(_ id: Int32, at i: Int) -> Int { (i - home(id)) & mask }
+
     /// The slot holding `id`, or nil.
     private func slot(of id: Int32) -> Int? {
         if keys.isEmpty { return nil }
         var i = home(id)
+        var d = 0
         while true {
             let k = keys[i]
             if k == id { return i }
-            if k == 0 { return nil }
+            if k == 0 || displacement(k, at: i) < d { return nil }
             i = (i + 1) & mask
+            d += 1
         }
     }
 
@@ -45,11 +53,34 @@ struct StreamTable<Value> {
             return
         }
         if (count + 1) * 2 > keys.count { grow() }
-        var i = home(id)
-        while keys[i] != 0 { i = (i + 1) & mask }
-        keys[i] = id
-        values[i] = value
+        place(id, value)
         count += 1
+    }
+
+    /// Puts an entry that is not in the table into it: past the entries nearer their homes,
+    /// taking the slot of the first one farther from its home than this one would be (which
+    /// then goes on to find a slot of its own).
+    private mutating func place(_ id: Int32, _ value: Value?) {
+        var k = id
+        var v = value
+        var i = home(id)
+        var d = 0
+        while true {
+            let resident = keys[i]
+            if resident == 0 {
+                keys[i] = k
+                values[i] = v
+                return
+            }
+            let rd = displacement(resident, at: i)
+            if rd < d {
+                swap(&keys[i], &k)
+                swap(&values[i], &v)
+                d = rd
+            }
+            i = (i + 1) & mask
+            d += 1
+        }
     }
 
     @discardableResult
@@ -57,20 +88,15 @@ struct StreamTable<Value> {
         guard var hole = slot(of: id) else { return nil }
         let removed = values[hole]
         count -= 1
-        // Backward-shift deletion: an entry after the hole moves into it unless its home lies
-        // cyclically after the hole (it would then no longer be found from its home).
-        var i = hole
+        // Backward shift: the displaced entries after the hole move one slot nearer their
+        // homes, up to an empty slot or an entry at its home.
         while true {
-            i = (i + 1) & mask
-            let k = keys[i]
-            if k == 0 { break }
-            let h = home(k)
-            let mayMove = hole <= i ? (h <= hole || h > i) : (h <= hole && h > i)
-            if mayMove {
-                keys[hole] = k
-                values[hole] = values[i]
-                hole = i
-            }
+            let next = (hole + 1) & mask
+            let k = keys[next]
+            if k == 0 || displacement(k, at: next) == 0 { break }
+            keys[hole] = k
+            values[hole] = values[next]
+            hole = next
         }
         keys[hole] = 0
         values[hole] = nil
@@ -83,13 +109,8 @@ struct StreamTable<Value> {
         let size = max(16, oldKeys.count * 2)
         keys = Array(repeating: 0, count: size)
         values = Array(repeating: nil, count: size)
-        mask = keys.count - 1
-        for (k, v) in zip(oldKeys, oldValues) where k != 0 {
-            var i = home(k)
-            while keys[i] != 0 { i = (i + 1) & mask }
-            keys[i] = k
-            values[i] = v
-        }
+        mask = size - 1
+        for (k, v) in zip(oldKeys, oldValues) where k != 0 { place(k, v) }
     }
 
     /// Every entry, in no particular order.

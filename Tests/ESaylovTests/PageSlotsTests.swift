@@ -98,4 +98,79 @@ struct PageSlotsTests {
         #expect(esaylov_page_slots_owns(shared, p) == 1)
         esaylov_page_slots_release(p, UnsafeMutableRawPointer(shared))
     }
+
+    func fill(_ p: UnsafeMutableRawPointer, _ count: Int, seed: Int) {
+        for i in 0..<count { p.storeBytes(of: UInt8((i + seed) & 0xFF), toByteOffset: i, as: UInt8.self) }
+    }
+
+    func holds(_ p: UnsafeMutableRawPointer, _ count: Int, seed: Int) -> Bool {
+        (0..<count).allSatisfy { p.load(fromByteOffset: $0, as: UInt8.self) == UInt8(($0 + seed) & 0xFF) }
+    }
+
+    // Each test below runs on one thread throughout (no suspension): the cache is the thread's.
+
+    @Test func aFreedSmallBlockServesTheNextOfItsClassOnItsThread() throws {
+        let raw = UnsafeMutableRawPointer(try #require(esaylov_page_slots_new(20 * 1024, 4)))
+        defer { esaylov_page_slots_free(OpaquePointer(raw)) }
+        for size in [0, 1, 40, 48, 49, 100, 112, 113, 200, 240, 241, 496, 497, page - 1] {
+            let p = try #require(esaylov_page_slots_malloc(size, raw))
+            #expect(Int(bitPattern: p) % 16 == 0, "\(size) bytes: aligned")
+            fill(p, size, seed: size)
+            #expect(holds(p, size, seed: size))
+            let before = esaylov_small_cached(size)
+            esaylov_page_slots_release(p, raw)
+            if size <= 496 {
+                #expect(esaylov_small_cached(size) == min(before + 1, 1024), "\(size) bytes: cached")
+                let again = try #require(esaylov_page_slots_malloc(size, raw))
+                #expect(again == p, "\(size) bytes: the cached block")
+                #expect(esaylov_small_cached(size) == before)
+                esaylov_page_slots_release(again, raw)
+            } else {
+                #expect(esaylov_small_cached(size) == 0, "\(size) bytes: from malloc, not cached")
+            }
+        }
+    }
+
+    @Test func callocClearsACachedBlock() throws {
+        let raw = UnsafeMutableRawPointer(try #require(esaylov_page_slots_new(20 * 1024, 4)))
+        defer { esaylov_page_slots_free(OpaquePointer(raw)) }
+        let p = try #require(esaylov_page_slots_malloc(100, raw))
+        p.initializeMemory(as: UInt8.self, repeating: 0xFF, count: 100)
+        esaylov_page_slots_release(p, raw)
+        let q = try #require(esaylov_page_slots_calloc(4, 25, raw))
+        #expect(q == p)
+        #expect(UnsafeRawBufferPointer(start: q, count: 100).allSatisfy { $0 == 0 })
+        esaylov_page_slots_release(q, raw)
+    }
+
+    @Test func reallocOfSmallAndLargeBlocksKeepsTheBytes() throws {
+        let raw = UnsafeMutableRawPointer(try #require(esaylov_page_slots_new(20 * 1024, 4)))
+        defer { esaylov_page_slots_free(OpaquePointer(raw)) }
+        var p = try #require(esaylov_page_slots_realloc(nil, 10, raw))
+        fill(p, 10, seed: 3)
+        // Within its class it stays; past it, it moves with its bytes: to a larger class, to
+        // malloc above the classes, grown there, and back into a class when it shrinks.
+        #expect(esaylov_page_slots_realloc(p, 48, raw) == p)
+        p = try #require(esaylov_page_slots_realloc(p, 100, raw))
+        #expect(holds(p, 10, seed: 3))
+        fill(p, 100, seed: 5)
+        p = try #require(esaylov_page_slots_realloc(p, 3000, raw))
+        #expect(holds(p, 100, seed: 5))
+        fill(p, 3000, seed: 7)
+        p = try #require(esaylov_page_slots_realloc(p, 3 * page, raw))
+        #expect(OpaquePointer(raw).map { esaylov_page_slots_owns($0, p) } == 0)
+        #expect(holds(p, 3000, seed: 7))
+        p = try #require(esaylov_page_slots_realloc(p, 20, raw))
+        #expect(holds(p, 20, seed: 7))
+        esaylov_page_slots_release(p, raw)
+    }
+
+    @Test func aThreadCachesABoundedNumberOfBlocks() throws {
+        let raw = UnsafeMutableRawPointer(try #require(esaylov_page_slots_new(20 * 1024, 4)))
+        defer { esaylov_page_slots_free(OpaquePointer(raw)) }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<1100 { blocks.append(try #require(esaylov_page_slots_malloc(300, raw))) }
+        for b in blocks { esaylov_page_slots_release(b, raw) }
+        #expect(esaylov_small_cached(300) == 1024)
+    }
 }

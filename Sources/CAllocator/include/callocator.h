@@ -9,12 +9,12 @@
 int esaylov_fix_malloc_thresholds(int mmap_threshold, int trim_threshold);
 
 /// Page slots: blocks of one page up to `slot_size` bytes are served from page-aligned slots of
-/// one reserved region, smaller and larger ones by malloc. A slot's pages take memory only once
+/// one reserved region, smaller and larger ones by malloc behind a header (below). A slot's pages take memory only once
 /// written, so a block that is mostly unused (nghttp2's 16 KiB output buffer of an idle session,
 /// its 4 KiB stream map before the first stream) costs only the pages it touched, and calloc of
 /// a slot never used before needs no memset. Freed slots are reused first (their pages are
-/// resident already). When the region is used up, or could not be reserved, every block comes
-/// from malloc. Thread-safe. The signatures are nghttp2_mem's, with the slots as its user data.
+/// resident already). When the region is used up, or could not be reserved, those blocks come
+/// from malloc too. Thread-safe. The signatures are nghttp2_mem's, with the slots as its user data.
 typedef struct esaylov_page_slots esaylov_page_slots;
 
 /// Reserves `count` slots of `slot_size` bytes (rounded up to whole pages). Returns NULL only
@@ -31,6 +31,12 @@ void *esaylov_page_slots_malloc(size_t size, void *slots);
 void esaylov_page_slots_release(void *ptr, void *slots);
 void *esaylov_page_slots_calloc(size_t count, size_t size, void *slots);
 void *esaylov_page_slots_realloc(void *ptr, size_t size, void *slots);
+
+/// Blocks below a page come from a per-thread cache of freed blocks by size class (64 to 512
+/// bytes with their 16-byte header), in front of malloc; larger ones that are no slot come from
+/// malloc behind the same header. `esaylov_small_cached(size)`: how many freed blocks of the
+/// class serving `size` bytes the calling thread keeps now (for tests).
+uint32_t esaylov_small_cached(size_t size);
 
 /// Whether `ptr` is a slot of `slots` (rather than a block from malloc).
 int esaylov_page_slots_owns(const esaylov_page_slots *slots, const void *ptr);

@@ -125,8 +125,9 @@ static inline int class_of(size_t total) {
 /// corrupted block would otherwise corrupt the cache).
 static inline uint32_t header_class(const char *base) {
     uint32_t tag = *(const uint32_t *)base;
-    if ((tag & 0xFFFF0000u) != SMALL_MAGIC) abort();
-    return tag & 0xFFFFu;
+    uint32_t k = tag & 0xFFFFu;
+    if ((tag & 0xFFFF0000u) != SMALL_MAGIC || (k >= SMALL_CLASSES && k != LARGE_CLASS)) abort();
+    return k;
 }
 
 static void *small_malloc(size_t size) {
@@ -148,7 +149,6 @@ static void *small_malloc(size_t size) {
         base = malloc(total);
         if (base == NULL) return NULL;
         *(uint32_t *)base = SMALL_MAGIC | LARGE_CLASS;
-        *(size_t *)(base + 8) = size;
     }
     return base + SMALL_HEADER;
 }
@@ -176,18 +176,16 @@ static void *small_realloc(void *ptr, size_t size) {
     if (size == 0) { small_free(ptr); return NULL; }
     char *base = (char *)ptr - SMALL_HEADER;
     uint32_t k = header_class(base);
-    if (k == LARGE_CLASS && size > class_size[SMALL_CLASSES - 1] - SMALL_HEADER) {
+    if (k == LARGE_CLASS) {  // stays with malloc, whatever its new size: realloc keeps the header
         if (size > SIZE_MAX - SMALL_HEADER) return NULL;
-        char *grown = realloc(base, size + SMALL_HEADER);
-        if (grown == NULL) return NULL;
-        *(size_t *)(grown + 8) = size;
-        return grown + SMALL_HEADER;
+        char *resized = realloc(base, size + SMALL_HEADER);
+        return resized == NULL ? NULL : resized + SMALL_HEADER;
     }
-    size_t capacity = k < SMALL_CLASSES ? class_size[k] - SMALL_HEADER : *(size_t *)(base + 8);
-    if (k < SMALL_CLASSES && size <= capacity) return ptr;
+    size_t capacity = class_size[k] - SMALL_HEADER;
+    if (size <= capacity) return ptr;
     void *moved = small_malloc(size);
     if (moved == NULL) return NULL;  // ptr stays valid, as realloc leaves it
-    memcpy(moved, ptr, capacity < size ? capacity : size);
+    memcpy(moved, ptr, capacity);  // size > capacity here
     small_free(ptr);
     return moved;
 }

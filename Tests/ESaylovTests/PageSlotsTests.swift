@@ -148,8 +148,8 @@ struct PageSlotsTests {
         defer { esaylov_page_slots_free(OpaquePointer(raw)) }
         var p = try #require(esaylov_page_slots_realloc(nil, 10, raw))
         fill(p, 10, seed: 3)
-        // Within its class it stays; past it, it moves with its bytes: to a larger class, to
-        // malloc above the classes, grown there, and back into a class when it shrinks.
+        // Within its class it stays; past it, it moves with its bytes: to a larger class, then
+        // to malloc above the classes, where it grows and shrinks in place.
         #expect(esaylov_page_slots_realloc(p, 48, raw) == p)
         p = try #require(esaylov_page_slots_realloc(p, 100, raw))
         #expect(holds(p, 10, seed: 3))

@@ -41,9 +41,9 @@ final class HTTP2Connection {
     private var recentRoute: RPCRouter.Route?
     /// One timer: first the handshake deadline, then the idle check.
     private var timer: Scheduled<Void>?
-    private var lastActivity = NIODeadline.now()
-    /// When the bytes being received now arrived: the start of every call whose headers they
-    /// hold (one clock read a read, not one a call; a burst of calls in one read began together).
+    /// When the last bytes arrived (the bytes being received now, during a read): how long the
+    /// connection has been quiet, and the start of every call whose headers they hold (one
+    /// clock read a read, not one a call; a burst of calls in one read began together).
     private var receivedAt = ContinuousClock.now
     private var resets: TokenBucket
     private var controlFrames: TokenBucket
@@ -137,7 +137,7 @@ final class HTTP2Connection {
             core.bounds.hit(.keepalive)
             close()
         case .idle:
-            let quietFor = Duration.nanoseconds((NIODeadline.now() - lastActivity).nanoseconds)
+            let quietFor = ContinuousClock.now - receivedAt
             if !streams.isEmpty, quietFor >= c.keepaliveInterval {
                 perform { try session.submitPing() }
                 keepaliveState = .awaitingAck
@@ -152,7 +152,6 @@ final class HTTP2Connection {
 
     func received(_ buffer: ByteBuffer) {
         guard !machine.isClosed else { return }
-        lastActivity = .now()
         receivedAt = .now
         machine.receiveStarted()
         do {
@@ -243,7 +242,7 @@ final class HTTP2Connection {
 
     private func timerFired() {
         timer = nil
-        let idleFor = Duration.nanoseconds((NIODeadline.now() - lastActivity).nanoseconds)
+        let idleFor = ContinuousClock.now - receivedAt
         switch machine.timerFired(streamsOpen: streams.count, idleFor: idleFor, idleTimeout: core.configuration.idleTimeout) {
         case .close:
             core.logger.debug("client did not complete the HTTP/2 handshake in time", metadata: ["peer": "\(peer)"])

@@ -44,7 +44,7 @@ public final class ServerContext: Sendable {
     private let state: Mutex<State>
 
     init(
-        method: MethodDescriptor, requestMetadata: Metadata, startedAt: ContinuousClock.Instant = .now, deadline: ContinuousClock.Instant?, peer: String, tls: TLSPeer? = nil,
+        method: MethodDescriptor, requestMetadata: Metadata, startedAt: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, peer: String, tls: TLSPeer? = nil,
         responseEncoding: MessageEncoding?, compressResponses: Bool, loop: any EventLoop, core: ServerCore
     ) {
         self.method = method

@@ -47,8 +47,7 @@ public final class ServerMetrics: CallMetrics {
     private final class InFlight: Sendable {
         let count = Atomic<Int>(0)
     }
-    /// By service name.
-    private let inFlight = Mutex<[String: InFlight]>([:])
+    private let inFlightByService = Mutex<[String: InFlight]>([:])
 
     /// By method path: where a method's handles are found when its descriptor does not carry
     /// this registry's (another registry's are on it, or the descriptor was made apart).
@@ -90,7 +89,7 @@ public final class ServerMetrics: CallMetrics {
 
     /// The in-flight count of `service`, made with its gauge on the service's first call.
     private func inFlight(_ service: String) -> InFlight {
-        let (count, made) = inFlight.withLock { all -> (InFlight, Bool) in
+        let (count, made) = inFlightByService.withLock { all -> (InFlight, Bool) in
             if let c = all[service] { return (c, false) }
             let c = InFlight()
             all[service] = c

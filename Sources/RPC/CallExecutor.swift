@@ -4,10 +4,17 @@ import NIOCore
 /// Runs every call the same way, whatever its kind: the interceptors accept it, the handler
 /// runs (inline on the event loop for synchronous unary methods, in a task on the connection's
 /// loop otherwise), and the call ends with exactly one status, errors mapped in one place.
-/// Loop-confined, like the streams it drives.
-struct CallExecutor {
+/// Driven on the event loops, like the streams it drives. A class: the server's calls use
+/// its one instance in place (a struct would be copied out of the server, its fields
+/// retained and released, at each use).
+final class CallExecutor: Sendable {
     let interceptors: [any ServerInterceptor]
     let logger: Logger
+
+    init(interceptors: [any ServerInterceptor], logger: Logger) {
+        self.interceptors = interceptors
+        self.logger = logger
+    }
 
     /// The request headers of a routed call arrived. Runs the interceptors' `accept`; starts a
     /// streaming-input handler at once; a single-message call waits for `inputEnded`.
@@ -35,7 +42,7 @@ struct CallExecutor {
         switch route.handler {
         case .synchronous(let handler):
             // Fast path: no hop, the answer leaves with this read's flush.
-            stream.answer(Result { () throws(RPCError) in try context.prepareResponse(try handler(request, context)) })
+            stream.answer(Result { () throws(RPCError) in try context.prepareResponse(try handler(request, context)) }, on: connection)
         case .asynchronous(let handler):
             run(stream, context, on: connection) { writer in try await handler(.message(request), writer, context) }
         }

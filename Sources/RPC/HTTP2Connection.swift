@@ -26,7 +26,7 @@ final class HTTP2Connection {
     /// Strong: the handler holds the connection until the channel goes inactive or the handler
     /// is removed, and lets go of it then, which ends the cycle.
     private let io: any HTTP2ConnectionIO
-    private var session: NGHTTP2Session!
+    private let session: NGHTTP2Session
     private var machine = ConnectionStateMachine()
     private var streams = StreamTable<ServerStream>()
     /// The stream the last lookup found: a request's headers, data and end come one after the
@@ -73,7 +73,11 @@ final class HTTP2Connection {
     /// The address part of `peer`, which per-address limits count by.
     let peerAddress: String
     /// What the TLS handshake established (nil on h2c), set before the connection is active.
-    var tlsPeer: TLSPeer?
+    var tlsPeer: TLSPeer? {
+        didSet { origin = nil }
+    }
+    /// What this connection's calls share (`ServerContext.origin`), made at the first call.
+    private var origin: CallOrigin?
     /// The keepalive timer, and whether a PING is out waiting for its ACK.
     private var keepalive: Scheduled<Void>?
     private var keepaliveState = KeepaliveState.idle
@@ -90,11 +94,12 @@ final class HTTP2Connection {
         self.peer = peer
         self.peerAddress = peerAddress
         taskExecutor = EventLoopTaskExecutor(eventLoop)
+        session = try NGHTTP2Session(options: core.nghttp2Options)
         let c = core.configuration
         resets = TokenBucket(burst: c.resetBurst, perSecond: c.resetsPerSecond)
         controlFrames = TokenBucket(burst: c.controlFrameBurst, perSecond: c.controlFramesPerSecond)
         inflateBudget = ByteBudget(burst: c.inflateBurst, perSecond: c.inflatePerSecond)
-        session = try NGHTTP2Session(delegate: self, options: core.nghttp2Options)
+        session.attach(self)
         try session.submitSettings(
             maxConcurrentStreams: c.maxConcurrentStreams, maxHeaderListSize: UInt32(c.maxHeaderListSize), initialWindowSize: c.streamWindowSize)
         credit = core.receiveBudget.reserveCredit(upTo: max(0, Int(c.connectionWindowSize) - Self.defaultWindow))
@@ -228,9 +233,15 @@ final class HTTP2Connection {
         do {
             try body()
         } catch {
-            core.logger.debug("nghttp2 call failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
-            close()
+            submissionFailed(error)
         }
+    }
+
+    /// An nghttp2 submission failed. (The calls made for every request catch their error
+    /// themselves and come here: a closure for `perform` would retain what it captures.)
+    private func submissionFailed(_ error: any Error) {
+        core.logger.debug("nghttp2 call failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        close()
     }
 
     // MARK: timer
@@ -296,7 +307,7 @@ final class HTTP2Connection {
     }
 
     func resumeData(_ stream: ServerStream) {
-        perform { try session.resumeData(stream: stream.id) }
+        do { try session.resumeData(stream: stream.id) } catch { submissionFailed(error) }
     }
 
     /// The response HEADERS of a call that sends messages.
@@ -312,14 +323,13 @@ final class HTTP2Connection {
     /// `:status`, content type, what we accept, the response's encoding when it has messages,
     /// and the handler's initial metadata.
     private func grpcHeaders(_ stream: ServerStream, withEncoding: Bool) -> [HeaderField] {
+        guard let context = stream.context else { return HeaderField.plainGRPCResponse }
+        let encoding = withEncoding ? context.responseEncoding.flatMap { $0 == .identity ? nil : $0 } : nil
+        let metadata = context.initialMetadataIfAny
+        if encoding == nil, metadata == nil { return HeaderField.plainGRPCResponse }
         var headers = HeaderField.plainGRPCResponse
-        if withEncoding, let encoding = stream.context?.responseEncoding, encoding != .identity {
-            headers.append(HeaderField(name: "grpc-encoding", value: encoding.rawValue))
-        }
-        if let ctx = stream.context {
-            let metadata = ctx.initialMetadata
-            if !metadata.isEmpty { headers += metadata.headerFields }
-        }
+        if let encoding { headers.append(HeaderField(name: "grpc-encoding", value: encoding.rawValue)) }
+        if let metadata { headers += metadata.headerFields }
         return headers
     }
 
@@ -458,7 +468,7 @@ final class HTTP2Connection {
         guard bytes > 0 else { return }
         stream.heldBytes = 0
         core.receiveBudget.release(bytes)
-        perform { try session.consumeConnection(bytes) }
+        do { try session.consumeConnection(bytes) } catch { submissionFailed(error) }
     }
 
     /// Ends the connection at once with GOAWAY(ENHANCE_YOUR_CALM): the peer is abusive.
@@ -536,8 +546,8 @@ final class HTTP2Connection {
         let compressedRequest = stream.requestEncoding != .identity
         let responseEncoding = MessageEncoding.preferred(fromAccept: stream.head.acceptEncoding) ?? (compressedRequest ? stream.requestEncoding : nil)
         let context = ServerContext(
-            method: route.method, requestMetadata: stream.head.metadata, startedAt: receivedAt, deadline: deadline, peer: peer, tls: tlsPeer,
-            responseEncoding: responseEncoding, compressResponses: compressedRequest, loop: eventLoop, core: core)
+            method: route.method, requestMetadata: stream.head.metadata, startedAt: receivedAt, deadline: deadline, origin: callOrigin(),
+            responseEncoding: responseEncoding, compressResponses: compressedRequest)
         stream.context = context
         if let bad = stream.head.badHeader {
             stream.finish(RPCError(code: .invalidArgument, message: "metadata \(bad) is not valid base64"))
@@ -562,6 +572,13 @@ final class HTTP2Connection {
                 s.abort(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
             }
         }
+    }
+
+    private func callOrigin() -> CallOrigin {
+        if let origin { return origin }
+        let made = CallOrigin(peer: peer, tls: tlsPeer, loop: eventLoop, core: core)
+        origin = made
+        return made
     }
 
     /// Counts a watch stream against the connection's and the address's limits; refuses it
@@ -666,7 +683,7 @@ final class HTTP2Connection {
                     stream.heldBytes += message.count
                 }
                 stream.requestMessage = message
-                stream.context?.requestWasCompressed = compressed
+                if compressed { stream.context?.requestWasCompressed = true }  // false already: no lock
             } else {
                 stream.finish(RPCError(code: .unimplemented, message: "\(stream.head.path) takes exactly one request message, got more"))
                 return
@@ -753,7 +770,7 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
     func streamOpened(_ id: Int32) -> Bool {
         guard machine.acceptsStreams else { return false }
         if keepalive == nil { armKeepalive(in: core.configuration.keepaliveInterval) }
-        let stream = ServerStream(id: id, connection: self, eventLoop: eventLoop, maxMessageSize: core.configuration.maxReceiveMessageSize)
+        let stream = ServerStream(id: id, connection: self, maxMessageSize: core.configuration.maxReceiveMessageSize)
         streams[id] = stream
         headerStream = .passUnretained(stream)
         return true
@@ -863,7 +880,9 @@ extension HTTP2Connection: NGHTTP2SessionDelegate {
             stream.heldBytes += bytes.count
             core.receiveBudget.hold(bytes.count)
             stream.deframer.append(bytes)
-            if returnWindow { perform { try session.consumeStream(id, bytes.count) } }
+            if returnWindow {
+                do { try session.consumeStream(id, bytes.count) } catch { submissionFailed(error) }
+            }
             drainMessages(stream)
             if stream.receiveTimer == nil, stream.requestSource != nil, stream.deframer.hasPartialMessage, stream.context?.deadline == nil {
                 awaitingInput.append(stream)

@@ -85,8 +85,8 @@ final class NGHTTP2Session {
     private var raw: OpaquePointer!
     /// The connection: this session's only owner, so it outlives the session. Held unmanaged
     /// and concrete, so that the dozen callbacks of every call reach it without a reference
-    /// count or a witness table (both showed in profiles).
-    private let owner: Unmanaged<HTTP2Connection>
+    /// count or a witness table (both showed in profiles). Set by `attach` before any input.
+    private var owner: Unmanaged<HTTP2Connection>!
 
     /// Runs `body` with the connection, borrowed: no reference count.
     private func withDelegate<R>(_ body: (HTTP2Connection) throws -> R) rethrows -> R {
@@ -95,8 +95,9 @@ final class NGHTTP2Session {
     /// A delegate error thrown inside a callback, rethrown by `receive`.
     private var callbackError: (any Error)?
 
-    init(delegate: HTTP2Connection, options: NGHTTP2Options) throws(NGHTTP2Error) {
-        owner = .passUnretained(delegate)
+    /// A session whose callbacks go to the connection `attach` names. (Made before its
+    /// connection, which then holds it as a constant: used in place, never retained.)
+    init(options: NGHTTP2Options) throws(NGHTTP2Error) {
         var session: OpaquePointer?
         var memory = Self.memory  // nghttp2 keeps a copy
         let rv = nghttp2_session_server_new3(
@@ -106,6 +107,11 @@ final class NGHTTP2Session {
     }
 
     deinit { nghttp2_session_del(raw) }
+
+    /// Names the connection the callbacks go to; before the first bytes are received.
+    func attach(_ delegate: HTTP2Connection) {
+        owner = .passUnretained(delegate)
+    }
 
     /// nghttp2's allocations: blocks of a page up to 20 KiB (its 16 KiB output buffer, its 4 KiB
     /// stream map) from page slots, where an idle session pays only for the pages it wrote;

@@ -22,6 +22,7 @@ struct RawResponseWriter: Sendable {
         // Compress here, in the handler's task, not on the event loop.
         let (payload, compressed) = try context.prepareResponse(bytes)
         let stream = self.stream
-        try await stream.eventLoop.flatSubmit { stream.value.enqueueResponse(payload, compressed: compressed) }.get()
+        let loop = stream.eventLoop
+        try await loop.flatSubmit { stream.value.enqueueResponse(payload, compressed: compressed, on: loop) }.get()
     }
 }

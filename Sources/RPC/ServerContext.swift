@@ -15,11 +15,13 @@ public final class ServerContext: Sendable {
     public let method: MethodDescriptor
     /// Custom metadata the client sent (reserved `grpc-*` and HTTP/2 headers removed).
     public let requestMetadata: Metadata
+    /// What every call of the connection shares, held once: a call retains one object, not four.
+    let origin: CallOrigin
     /// The client's address, e.g. `127.0.0.1:53012`.
-    public let peer: String
+    public var peer: String { origin.peer }
     /// The call's TLS connection (protocol, cipher, the verified client certificate under
     /// mutual TLS); nil on h2c.
-    public let tls: TLSPeer?
+    public var tls: TLSPeer? { origin.tls }
     /// When the call's headers arrived (the start of the read that brought them).
     public let startedAt: ContinuousClock.Instant
     /// The encoding response messages are compressed with when `compressResponses` is on;
@@ -27,8 +29,8 @@ public final class ServerContext: Sendable {
     public let responseEncoding: MessageEncoding?
 
     /// The call's connection's event loop and server: for the blocking pool.
-    let loop: any EventLoop
-    let core: ServerCore
+    var loop: any EventLoop { origin.loop }
+    var core: ServerCore { origin.core }
 
     private struct State {
         var deadline: ContinuousClock.Instant?
@@ -42,27 +44,39 @@ public final class ServerContext: Sendable {
         var values: [ObjectIdentifier: any Sendable] = [:]
     }
     private let state: Mutex<State>
+    /// Which of the locked values below have been set, read without the lock: most calls set
+    /// none of them, and the event loop then reads them all without locking.
+    private let present: Atomic<UInt8>
+    private enum Present {
+        static let deadline: UInt8 = 1
+        static let initialMetadata: UInt8 = 2
+        static let trailingMetadata: UInt8 = 4
+    }
 
     init(
-        method: MethodDescriptor, requestMetadata: Metadata, startedAt: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, peer: String, tls: TLSPeer? = nil,
-        responseEncoding: MessageEncoding?, compressResponses: Bool, loop: any EventLoop, core: ServerCore
+        method: MethodDescriptor, requestMetadata: Metadata, startedAt: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, origin: CallOrigin,
+        responseEncoding: MessageEncoding?, compressResponses: Bool
     ) {
         self.method = method
         self.requestMetadata = requestMetadata
-        self.peer = peer
-        self.tls = tls
+        self.origin = origin
         self.responseEncoding = responseEncoding
-        self.loop = loop
-        self.core = core
         self.startedAt = startedAt
         state = Mutex(State(deadline: deadline, compressResponses: compressResponses))
+        present = Atomic(deadline == nil ? 0 : Present.deadline)
     }
 
     /// When the client gives up (from `grpc-timeout`, as the deadline interceptor bounds it);
     /// `nil` when it set no deadline.
     public internal(set) var deadline: ContinuousClock.Instant? {
-        get { state.withLock { $0.deadline } }
-        set { state.withLock { $0.deadline = newValue } }
+        get {
+            guard has(Present.deadline) else { return nil }
+            return state.withLock { $0.deadline }
+        }
+        set {
+            state.withLock { $0.deadline = newValue }
+            if newValue != nil { mark(Present.deadline) }
+        }
     }
 
     /// Time left before the deadline; `nil` when there is none.
@@ -127,23 +141,46 @@ public final class ServerContext: Sendable {
     /// message (or the status, for calls that send none) leaves.
     public func addInitialMetadata(_ key: String, _ value: String) {
         state.withLock { $0.initialMetadata.add(key, value) }
+        mark(Present.initialMetadata)
     }
 
     public func addInitialMetadata(_ key: String, bytes: [UInt8]) {
         state.withLock { $0.initialMetadata.add(key, bytes: bytes) }
+        mark(Present.initialMetadata)
     }
 
     /// Adds to the trailing metadata sent with the status.
     public func addTrailingMetadata(_ key: String, _ value: String) {
         state.withLock { $0.trailingMetadata.add(key, value) }
+        mark(Present.trailingMetadata)
     }
 
     public func addTrailingMetadata(_ key: String, bytes: [UInt8]) {
         state.withLock { $0.trailingMetadata.add(key, bytes: bytes) }
+        mark(Present.trailingMetadata)
     }
 
-    var initialMetadata: Metadata { state.withLock { $0.initialMetadata } }
-    var trailingMetadata: Metadata { state.withLock { $0.trailingMetadata } }
+    /// The initial metadata, nil when there is none (most calls: no copy to make and free).
+    var initialMetadataIfAny: Metadata? {
+        guard has(Present.initialMetadata) else { return nil }
+        return state.withLock { $0.initialMetadata }
+    }
+
+    /// The trailing metadata, nil when there is none (most calls: no copy to make and free).
+    var trailingMetadataIfAny: Metadata? {
+        guard has(Present.trailingMetadata) else { return nil }
+        return state.withLock { $0.trailingMetadata }
+    }
+
+    /// Whether a value of `bit` was set: once it has, its reader takes the lock.
+    private func has(_ bit: UInt8) -> Bool {
+        present.load(ordering: .acquiring) & bit != 0
+    }
+
+    /// Records that a value of `bit` was set (after setting it under the lock).
+    private func mark(_ bit: UInt8) {
+        if !has(bit) { present.bitwiseOr(bit, ordering: .releasing) }
+    }
 
     /// Runs `work` on the server's bounded blocking pool and returns its result, leaving the
     /// event loops free: for work that blocks its thread. RESOURCE_EXHAUSTED when the pool's
@@ -163,6 +200,22 @@ public final class ServerContext: Sendable {
             return s.cancelHandlers
         }
         for h in handlers { h() }
+    }
+}
+
+/// What the calls of one connection have in common: its peer, its TLS session, its event loop
+/// and its server. Made once per connection (once its TLS handshake is done).
+final class CallOrigin: Sendable {
+    let peer: String
+    let tls: TLSPeer?
+    let loop: any EventLoop
+    let core: ServerCore
+
+    init(peer: String, tls: TLSPeer?, loop: any EventLoop, core: ServerCore) {
+        self.peer = peer
+        self.tls = tls
+        self.loop = loop
+        self.core = core
     }
 }
 

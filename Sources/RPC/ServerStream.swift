@@ -17,7 +17,6 @@ struct RequestHead {
 /// Lives on its connection's event loop only.
 final class ServerStream {
     let id: Int32
-    let eventLoop: any EventLoop
     /// Strong until the stream closes (`didClose` clears it): a handler task may outlive the
     /// stream and must then find nothing to touch. (Not weak: a weak reference gives the
     /// connection a side table, and every stream's access to it a slow retain.)
@@ -53,10 +52,9 @@ final class ServerStream {
     /// The server's receive timeout, for a call without a deadline: its request must arrive in time.
     var receiveTimer: Scheduled<Void>?
 
-    init(id: Int32, connection: HTTP2Connection, eventLoop: any EventLoop, maxMessageSize: Int) {
+    init(id: Int32, connection: HTTP2Connection, maxMessageSize: Int) {
         self.id = id
         self.connection = connection
-        self.eventLoop = eventLoop
         self.deframer = MessageDeframer(maxMessageSize: maxMessageSize)
     }
 
@@ -68,8 +66,8 @@ final class ServerStream {
     // MARK: responses
 
     /// Queues one response message (already compressed when `compressed`); the future
-    /// completes when the writer may go on.
-    func enqueueResponse(_ message: [UInt8], compressed: Bool) -> EventLoopFuture<Void> {
+    /// completes when the writer may go on. Runs on `eventLoop`, the stream's.
+    func enqueueResponse(_ message: [UInt8], compressed: Bool, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         guard let mayGoOn = queueMessage(message, compressed: compressed) else { return eventLoop.makeFailedFuture(RPCError.callEnded) }
         if mayGoOn { return eventLoop.makeSucceededFuture(()) }
         let promise = eventLoop.makePromise(of: Void.self)
@@ -81,6 +79,13 @@ final class ServerStream {
     /// its high water mark (the writer should wait).
     private func queueMessage(_ message: [UInt8], compressed: Bool) -> Bool? {
         guard let connection else { return nil }
+        return queueMessage(message, compressed: compressed, on: connection)
+    }
+
+    /// The stream's methods with its connection in hand take it as a parameter: borrowed, what
+    /// they reach through it is used in place, where a connection loaded from the stream's own
+    /// (mutable) reference would be retained around each use.
+    private func queueMessage(_ message: [UInt8], compressed: Bool, on connection: HTTP2Connection) -> Bool? {
         let chunk = OutboundChunk(message: message, compressed: compressed)
         switch machine.messageQueued() {
         case .refuse:
@@ -140,12 +145,18 @@ final class ServerStream {
 
     /// Ends a unary call with its one response message, or with the error raised in its place.
     func answer(_ response: Result<(bytes: [UInt8], compressed: Bool), RPCError>) {
+        guard let connection else { return }
+        answer(response, on: connection)
+    }
+
+    /// `answer` from the stream's connection (`connection` is the stream's).
+    func answer(_ response: Result<(bytes: [UInt8], compressed: Bool), RPCError>, on connection: HTTP2Connection) {
         switch response {
         case .success(let (payload, compressed)):
-            _ = queueMessage(payload, compressed: compressed)
-            finish(.okStatus)
+            _ = queueMessage(payload, compressed: compressed, on: connection)
+            finish(.okStatus, on: connection)
         case .failure(let error):
-            finish(error)
+            finish(error, on: connection)
         }
     }
 
@@ -161,7 +172,13 @@ final class ServerStream {
 
     /// Ends the call with `status` (OK included). The first status wins.
     func finish(_ status: RPCError) {
-        guard !machine.isFinished, let connection else { return }
+        guard let connection else { return }
+        finish(status, on: connection)
+    }
+
+    /// `finish` from the stream's connection (`connection` is the stream's).
+    func finish(_ status: RPCError, on connection: HTTP2Connection) {
+        guard !machine.isFinished else { return }
         deadlineTimer?.cancel()
         deadlineTimer = nil
         receiveTimer?.cancel()
@@ -169,7 +186,7 @@ final class ServerStream {
         connection.core.count(status.code)
         // Interceptors hear of the end before the trailers are built: they may add to them.
         if let context { connection.core.executor.ended(self, context, status: status) }
-        let trailers = Self.trailers(status, context?.trailingMetadata ?? Metadata())
+        let trailers = Self.trailers(status, context?.trailingMetadataIfAny)
         // The call reads no more: its request bytes go back, and a queue its handler left is freed.
         connection.releaseInput(self)
         requestSource?.finish(RPCError.callEnded)
@@ -187,14 +204,14 @@ final class ServerStream {
     }
 
     /// The status, its message and details, and the handler's trailing metadata.
-    private static func trailers(_ status: RPCError, _ metadata: Metadata) -> [HeaderField] {
+    private static func trailers(_ status: RPCError, _ metadata: Metadata?) -> [HeaderField] {
         let details = status.statusDetailsBytes()
-        if status.code == .ok, status.message.isEmpty, metadata.isEmpty, status.metadata.isEmpty, details == nil { return HeaderField.okTrailers }
+        if status.code == .ok, status.message.isEmpty, metadata == nil, status.metadata.isEmpty, details == nil { return HeaderField.okTrailers }
         let code = Int(status.code.rawValue)
         var trailers = [HeaderField(
             name: "grpc-status", value: GRPCWire.statusText.indices.contains(code) ? GRPCWire.statusText[code] : String(code))]
         if !status.message.isEmpty { trailers.append(.init(name: "grpc-message", value: GRPCWire.percentEncode(status.message))) }
-        trailers += metadata.headerFields
+        if let metadata { trailers += metadata.headerFields }
         trailers += status.metadata.headerFields
         if let details { trailers.append(.init(name: "grpc-status-details-bin", value: Base64.encode(details))) }
         return trailers
@@ -211,6 +228,11 @@ final class ServerStream {
 
     /// The stream is gone (RST_STREAM from the client, connection closed, or done).
     func didClose() {
+        didClose(connection)
+    }
+
+    /// `didClose` with the stream's connection in hand, nil when it is gone already.
+    private func didClose(_ connection: HTTP2Connection?) {
         deadlineTimer?.cancel()
         deadlineTimer = nil
         receiveTimer?.cancel()
@@ -228,7 +250,7 @@ final class ServerStream {
         outbound.removeAll()
         connection?.outputTaken(outboundBytes)
         outboundBytes = 0
-        connection = nil
+        self.connection = nil
     }
 
     private func failWaiters() {

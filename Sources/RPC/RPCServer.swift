@@ -278,7 +278,8 @@ final class ServerCore: Sendable {
     /// Watch streams open per remote address.
     let watchesPerPeer = Mutex<[String: Int]>([:])
     private let blockingInFlight = Atomic<Int>(0)
-    private let counts = Mutex([Int](repeating: 0, count: 17))
+    /// Calls answered, by status code: one atomic add a call.
+    private let counts = InlineArray<17, Atomic<Int>> { _ in Atomic(0) }
 
     init(configuration: RPCServer.Configuration, router: RPCRouter, interceptors: [any ServerInterceptor], logger: Logger) {
         self.configuration = configuration
@@ -292,12 +293,14 @@ final class ServerCore: Sendable {
     }
 
     func count(_ code: RPCError.Code) {
-        counts.withLock { c in if c.indices.contains(code.rawValue) { c[code.rawValue] += 1 } }
+        guard counts.indices.contains(code.rawValue) else { return }
+        counts[code.rawValue].add(1, ordering: .relaxed)
     }
 
     var statusCounts: [RPCError.Code: Int] {
         var out: [RPCError.Code: Int] = [:]
-        for (i, n) in counts.withLock({ $0 }).enumerated() {
+        for i in counts.indices {
+            let n = counts[i].load(ordering: .relaxed)
             if n > 0 { out[RPCError.Code(rawValue: i)] = n }
         }
         return out

@@ -7,10 +7,15 @@
 /// its home than the id would be, and a removal shifts back only the displaced entries after
 /// it (with plain linear probing it would scan the whole run: every open stream).
 struct StreamTable<Value> {
-    /// 0 marks an empty slot: stream 0 is the connection's, never a stream's id. Empty (no
-    /// allocation) until the first stream: an idle connection holds no table.
-    private var keys: [Int32] = []
-    private var values: [Value?] = []
+    /// Key 0 marks an empty slot: stream 0 is the connection's, never a stream's id.
+    private struct Slot {
+        var key: Int32
+        var value: Value?
+    }
+    /// Keys and values side by side in one array: a lookup from the connection copies the
+    /// table out of it, which costs a retain and a release per array. Empty (no allocation)
+    /// until the first stream: an idle connection holds no table.
+    private var slots: [Slot] = []
     private(set) var count = 0
     private var mask = 0
 
@@ -27,11 +32,11 @@ struct StreamTable<Value> {
 
     /// The slot holding `id`, or nil.
     private func slot(of id: Int32) -> Int? {
-        if keys.isEmpty { return nil }
+        if slots.isEmpty { return nil }
         var i = home(id)
         var d = 0
         while true {
-            let k = keys[i]
+            let k = slots[i].key
             if k == id { return i }
             if k == 0 || displacement(k, at: i) < d { return nil }
             i = (i + 1) & mask
@@ -40,7 +45,7 @@ struct StreamTable<Value> {
     }
 
     subscript(id: Int32) -> Value? {
-        get { slot(of: id).flatMap { values[$0] } }
+        get { slot(of: id).flatMap { slots[$0].value } }
         set {
             if let newValue { insert(newValue, for: id) } else { _ = removeValue(forKey: id) }
         }
@@ -49,10 +54,10 @@ struct StreamTable<Value> {
     private mutating func insert(_ value: Value, for id: Int32) {
         precondition(id > 0, "stream ids are positive")
         if let i = slot(of: id) {
-            values[i] = value
+            slots[i].value = value
             return
         }
-        if (count + 1) * 2 > keys.count { grow() }
+        if (count + 1) * 2 > slots.count { grow() }
         place(id, value)
         count += 1
     }
@@ -66,16 +71,15 @@ struct StreamTable<Value> {
         var i = home(id)
         var d = 0
         while true {
-            let resident = keys[i]
+            let resident = slots[i].key
             if resident == 0 {
-                keys[i] = k
-                values[i] = v
+                slots[i] = Slot(key: k, value: v)
                 return
             }
             let rd = displacement(resident, at: i)
             if rd < d {
-                swap(&keys[i], &k)
-                swap(&values[i], &v)
+                swap(&slots[i].key, &k)
+                swap(&slots[i].value, &v)
                 d = rd
             }
             i = (i + 1) & mask
@@ -86,38 +90,34 @@ struct StreamTable<Value> {
     @discardableResult
     mutating func removeValue(forKey id: Int32) -> Value? {
         guard var hole = slot(of: id) else { return nil }
-        let removed = values[hole]
+        let removed = slots[hole].value
         count -= 1
         // Backward shift: the displaced entries after the hole move one slot nearer their
         // homes, up to an empty slot or an entry at its home.
         while true {
             let next = (hole + 1) & mask
-            let k = keys[next]
+            let k = slots[next].key
             if k == 0 || displacement(k, at: next) == 0 { break }
-            keys[hole] = k
-            values[hole] = values[next]
+            slots[hole] = slots[next]
             hole = next
         }
-        keys[hole] = 0
-        values[hole] = nil
+        slots[hole] = Slot(key: 0, value: nil)
         return removed
     }
 
     private mutating func grow() {
-        let oldKeys = keys
-        let oldValues = values
-        let size = max(16, oldKeys.count * 2)
-        keys = Array(repeating: 0, count: size)
-        values = Array(repeating: nil, count: size)
+        let old = slots
+        let size = max(16, old.count * 2)
+        slots = Array(repeating: Slot(key: 0, value: nil), count: size)
         mask = size - 1
-        for (k, v) in zip(oldKeys, oldValues) where k != 0 { place(k, v) }
+        for slot in old where slot.key != 0 { place(slot.key, slot.value) }
     }
 
     /// Every entry, in no particular order.
     var all: [(id: Int32, value: Value)] {
         var out: [(id: Int32, value: Value)] = []
         out.reserveCapacity(count)
-        for i in keys.indices where keys[i] != 0 { out.append((keys[i], values[i]!)) }
+        for slot in slots where slot.key != 0 { out.append((slot.key, slot.value!)) }
         return out
     }
 

@@ -19,6 +19,9 @@ public final class HealthService: Grpc_Health_V1_HealthService, Service {
         var shuttingDown = false
     }
     private let state = Mutex(State())
+    /// The whole server's status (`""`), kept outside the lock as well (written under it):
+    /// load balancers and probes ask for it far more than for anything else.
+    private let overall = Atomic<Int32>(Status.serving.rawValue)
 
     /// Starts with every name in `services` (and `""`) SERVING.
     public init(services: [String]) {
@@ -34,6 +37,7 @@ public final class HealthService: Grpc_Health_V1_HealthService, Service {
         let targets = state.withLock { s -> [Watcher] in
             if s.shuttingDown { return [] }
             s.statuses[service] = status
+            if service.isEmpty { overall.store(status.rawValue, ordering: .releasing) }
             return s.watchers.values.filter { $0.service == service }
         }
         for w in targets { w.continuation.yield(status) }
@@ -44,6 +48,7 @@ public final class HealthService: Grpc_Health_V1_HealthService, Service {
         let targets = state.withLock { s -> [Watcher] in
             s.shuttingDown = true
             for key in s.statuses.keys { s.statuses[key] = .notServing }
+            overall.store(Status.notServing.rawValue, ordering: .releasing)
             return Array(s.watchers.values)
         }
         for w in targets { w.continuation.yield(.notServing) }
@@ -57,7 +62,8 @@ public final class HealthService: Grpc_Health_V1_HealthService, Service {
     }
 
     public func status(of service: String) -> Status? {
-        state.withLock { $0.statuses[service] }
+        if service.isEmpty { return Status(rawValue: overall.load(ordering: .acquiring)) }
+        return state.withLock { $0.statuses[service] }
     }
 
     public func check(request: Grpc_Health_V1_HealthCheckRequest, context: ServerContext) throws(RPCError) -> Grpc_Health_V1_HealthCheckResponse {

@@ -9,27 +9,30 @@ import NIOCore
 /// retained and released, at each use).
 final class CallExecutor: Sendable {
     let interceptors: [any ServerInterceptor]
+    /// The same interceptors as a chain, for the two events of every call: walked down the
+    /// links' constants, each is used in place (one called out of the array is copied first:
+    /// a retain and a release of what it holds, twice a call per interceptor).
+    private let chain: InterceptorLink?
     let logger: Logger
 
     init(interceptors: [any ServerInterceptor], logger: Logger) {
         self.interceptors = interceptors
         self.logger = logger
+        chain = interceptors.reversed().reduce(nil) { next, interceptor in InterceptorLink(interceptor, next: next) }
     }
 
     /// The request headers of a routed call arrived. Runs the interceptors' `accept`; starts a
     /// streaming-input handler at once; a single-message call waits for `inputEnded`.
     func start(_ stream: ServerStream, _ route: RPCRouter.Route, _ context: ServerContext, on connection: HTTP2Connection) {
         stream.route = route
-        // By index: each interceptor is used where it is stored, not copied out (a copy costs
-        // a retain and a release of what it holds, twice a call per interceptor).
-        for i in interceptors.indices {
-            stream.interceptorsEntered += 1
-            do throws(RPCError) {
-                try interceptors[i].accept(context)
-            } catch {
-                stream.finish(error)
-                return
-            }
+        var entered = 0
+        do throws(RPCError) {
+            try chain?.accept(context, entered: &entered)
+            stream.interceptorsEntered = entered
+        } catch {
+            stream.interceptorsEntered = entered
+            stream.finish(error)
+            return
         }
         guard !route.method.takesOneMessage, case .asynchronous(let handler) = route.handler else { return }
         let source = connection.makeRequestSource(stream)
@@ -50,8 +53,9 @@ final class CallExecutor: Sendable {
 
     /// Tells the interceptors that saw the call how it ended; before its trailers are built.
     func ended(_ stream: ServerStream, _ context: ServerContext, status: RPCError) {
-        for i in 0..<min(stream.interceptorsEntered, interceptors.count) { interceptors[i].callEnded(context, status: status) }
+        let entered = stream.interceptorsEntered
         stream.interceptorsEntered = 0
+        if entered > 0 { chain?.callEnded(context, status: status, count: entered) }
     }
 
     /// Runs an asynchronous handler in a task on the connection's event loop (its executor);
@@ -97,5 +101,30 @@ final class CallExecutor: Sendable {
             ])
             return RPCError(code: .internal, message: "internal error (request id \(id))")
         }
+    }
+}
+
+/// One interceptor and the rest of the chain after it.
+private final class InterceptorLink: Sendable {
+    let interceptor: any ServerInterceptor
+    let next: InterceptorLink?
+
+    init(_ interceptor: any ServerInterceptor, next: InterceptorLink?) {
+        self.interceptor = interceptor
+        self.next = next
+    }
+
+    /// `accept` of this interceptor and then of the rest, until one refuses; `entered` counts
+    /// those that ran (the one that refused included).
+    func accept(_ context: ServerContext, entered: inout Int) throws(RPCError) {
+        entered += 1
+        try interceptor.accept(context)
+        try next?.accept(context, entered: &entered)
+    }
+
+    /// `callEnded` of this interceptor and of the rest of the first `count`.
+    func callEnded(_ context: ServerContext, status: RPCError, count: Int) {
+        interceptor.callEnded(context, status: status)
+        if count > 1 { next?.callEnded(context, status: status, count: count - 1) }
     }
 }

@@ -492,7 +492,8 @@ final class HTTP2Connection {
         // Not gRPC: answered with a plain status once the request is in (as HTTP servers do; an
         // answer that raced the rest of the request would hide the peer's protocol errors).
         guard stream.head.method == "POST" else { return answerWhenReceived(stream, status: 405) }
-        guard let contentType = stream.head.contentType, contentType.hasPrefix(GRPCWire.contentType) else {
+        // Most requests carry the exact name, stored as our own string: equal at its first comparison.
+        guard let contentType = stream.head.contentType, contentType == GRPCWire.contentType || contentType.hasPrefix(GRPCWire.contentType) else {
             return answerWhenReceived(stream, status: 415)
         }
         if core.receiveBudget.isExhausted {
@@ -560,11 +561,13 @@ final class HTTP2Connection {
         core.executor.start(stream, route, context, on: self)
         // A call without a deadline still gets its request in bounded time: checked at the end
         // of this read (most unary requests are complete by then and need no timer).
-        if !stream.isFinished, context.deadline.map({ $0 - .now > core.configuration.receiveTimeout }) ?? true {
+        guard !stream.isFinished else { return }
+        guard context.hasDeadline else { return awaitingInput.append(stream) }
+        if context.deadline.map({ $0 - .now > core.configuration.receiveTimeout }) ?? true {
             awaitingInput.append(stream)
         }
         // The deadline as the interceptors left it.
-        if !stream.isFinished, let deadline = context.deadline {
+        if let deadline = context.deadline {
             let bound = NIOLoopBound(stream, eventLoop: eventLoop)
             stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) {
                 let s = bound.value

@@ -38,7 +38,7 @@ public struct DeadlineInterceptor: ServerInterceptor {
     }
 
     public func accept(_ context: ServerContext) throws(RPCError) {
-        guard let deadline = context.deadline else { return }
+        guard context.hasDeadline, let deadline = context.deadline else { return }
         let now = ContinuousClock.now
         if deadline <= now { throw RPCError(code: .deadlineExceeded, message: "deadline exceeded before the call started") }
         if deadline - now > maximum { context.deadline = now + maximum }

@@ -34,7 +34,6 @@ public final class ServerContext: Sendable {
 
     private struct State {
         var deadline: ContinuousClock.Instant?
-        var cancelled = false
         var cancelHandlers: [@Sendable () -> Void] = []
         var initialMetadata = Metadata()
         var trailingMetadata = Metadata()
@@ -45,12 +44,15 @@ public final class ServerContext: Sendable {
     }
     private let state: Mutex<State>
     /// Which of the locked values below have been set, read without the lock: most calls set
-    /// none of them, and the event loop then reads them all without locking.
+    /// none of them, and the event loop then reads them all without locking. Also whether
+    /// the call is cancelled, and whether anyone waits for that (`cancelHandlers`).
     private let present: Atomic<UInt8>
     private enum Present {
         static let deadline: UInt8 = 1
         static let initialMetadata: UInt8 = 2
         static let trailingMetadata: UInt8 = 4
+        static let cancelled: UInt8 = 8
+        static let cancelHandlers: UInt8 = 16
     }
 
     init(
@@ -78,6 +80,10 @@ public final class ServerContext: Sendable {
             if newValue != nil { mark(Present.deadline) }
         }
     }
+
+    /// Whether the call has a deadline, without reading it (an optional instant is read
+    /// through the clock type's value witnesses: it is not a fixed-layout type).
+    var hasDeadline: Bool { has(Present.deadline) }
 
     /// Time left before the deadline; `nil` when there is none.
     public var timeRemaining: Duration? {
@@ -125,12 +131,16 @@ public final class ServerContext: Sendable {
     }
 
     /// True once the client cancelled, the deadline passed, or the connection went away.
-    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+    public var isCancelled: Bool { has(Present.cancelled) }
 
     /// Runs `handler` when the call is cancelled (at once if it already is).
     public func onCancel(_ handler: @escaping @Sendable () -> Void) {
         let runNow = state.withLock { s -> Bool in
-            if s.cancelled { return true }
+            // Both flags are bits of one atomic, changed in one order: either `cancel` set
+            // its flag first, and this sees it, or it sees this flag, and takes the lock,
+            // which is held until the handler is stored.
+            let before = present.bitwiseOr(Present.cancelHandlers, ordering: .acquiringAndReleasing).oldValue
+            if before & Present.cancelled != 0 { return true }
             s.cancelHandlers.append(handler)
             return false
         }
@@ -192,10 +202,12 @@ public final class ServerContext: Sendable {
         return try await future.get()
     }
 
+    /// Cancels the call once: its handlers run (in the thread that cancels). Most calls have
+    /// none, and their cancellation takes no lock.
     func cancel() {
+        let before = present.bitwiseOr(Present.cancelled, ordering: .acquiringAndReleasing).oldValue
+        guard before & Present.cancelled == 0, before & Present.cancelHandlers != 0 else { return }
         let handlers = state.withLock { s -> [@Sendable () -> Void] in
-            if s.cancelled { return [] }
-            s.cancelled = true
             defer { s.cancelHandlers = [] }
             return s.cancelHandlers
         }

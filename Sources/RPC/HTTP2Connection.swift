@@ -562,18 +562,14 @@ final class HTTP2Connection {
         // A call without a deadline still gets its request in bounded time: checked at the end
         // of this read (most unary requests are complete by then and need no timer).
         guard !stream.isFinished else { return }
-        guard context.hasDeadline else { return awaitingInput.append(stream) }
-        if context.deadline.map({ $0 - .now > core.configuration.receiveTimeout }) ?? true {
-            awaitingInput.append(stream)
-        }
+        guard context.hasDeadline, let deadline = context.deadline else { return awaitingInput.append(stream) }
+        if deadline - .now > core.configuration.receiveTimeout { awaitingInput.append(stream) }
         // The deadline as the interceptors left it.
-        if let deadline = context.deadline {
-            let bound = NIOLoopBound(stream, eventLoop: eventLoop)
-            stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) {
-                let s = bound.value
-                guard !s.isFinished else { return }
-                s.abort(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
-            }
+        let bound = NIOLoopBound(stream, eventLoop: eventLoop)
+        stream.deadlineTimer = eventLoop.scheduleTask(in: TimeAmount(deadline - .now)) {
+            let s = bound.value
+            guard !s.isFinished else { return }
+            s.abort(RPCError(code: .deadlineExceeded, message: "deadline exceeded"))
         }
     }
 

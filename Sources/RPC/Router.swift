@@ -41,6 +41,10 @@ public struct MethodDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// on every call without a lookup; nil before the method's first call.
     public var metricsHandles: CallMetricsHandles? { names.metrics.load() }
 
+    /// Runs `body` with the handles stored on this method, borrowed (the method keeps them);
+    /// nil before the method's first call.
+    public func withMetricsHandles<R>(_ body: (CallMetricsHandles) -> R) -> R? { names.metrics.withLoaded(body) }
+
     /// Stores `handles` on this method unless some are stored already; returns what is stored.
     @discardableResult
     public func keepMetricsHandles(_ handles: CallMetricsHandles) -> CallMetricsHandles { names.metrics.storeIfNil(handles) }

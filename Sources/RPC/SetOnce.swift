@@ -15,6 +15,13 @@ public struct SetOnce<Object: AnyObject & Sendable>: ~Copyable, Sendable {
         return Unmanaged<Object>.fromOpaque(p).takeUnretainedValue()
     }
 
+    /// Runs `body` with the object stored, borrowed (no retain: it lives as long as this
+    /// value), or returns nil when none is.
+    @inlinable public func withLoaded<R>(_ body: (Object) -> R) -> R? {
+        guard let p = UnsafeRawPointer(bitPattern: bits.load(ordering: .acquiring)) else { return nil }
+        return Unmanaged<Object>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
     /// Stores `object` unless one is stored already; returns the one stored.
     @inlinable @discardableResult public func storeIfNil(_ object: Object) -> Object {
         let retained = Unmanaged.passRetained(object)

@@ -108,16 +108,33 @@ public final class ServerMetrics: CallMetrics {
         return h.calls[slot].storeIfNil(made)
     }
 
+    /// Runs `body` with this registry's handles for `method`: borrowed from the method when it
+    /// carries them (every call after its first, so no retain and release on the hot path),
+    /// else found or made.
+    @inline(__always)
+    private func withHandles(_ method: MethodDescriptor, _ body: (Handles) -> Void) {
+        let id = self.id
+        let done = method.withMetricsHandles { h -> Bool in
+            guard h.owner == id else { return false }
+            // Only this class makes handles with this registry's id (ids are never reused).
+            body(unsafeDowncast(h, to: Handles.self))
+            return true
+        }
+        if done != true { body(handles(method)) }
+    }
+
     public func callStarted(_ method: MethodDescriptor) {
-        handles(method).inFlight.count.add(1, ordering: .relaxed)
+        withHandles(method) { $0.inFlight.count.add(1, ordering: .relaxed) }
     }
 
     public func callEnded(_ method: MethodDescriptor, code: RPCError.Code, duration: Duration) {
-        let h = handles(method)
-        h.inFlight.count.subtract(1, ordering: .relaxed)
-        counter(h, method, code).increment()
-        let (s, a) = duration.components
-        h.duration.record(Double(s) + Double(a) * 1e-18)
+        withHandles(method) { h in
+            h.inFlight.count.subtract(1, ordering: .relaxed)
+            let slot = min(max(code.rawValue, 0), 16)
+            if h.calls[slot].withLoaded({ $0.increment() }) == nil { counter(h, method, code).increment() }
+            let (s, a) = duration.components
+            h.duration.record(Double(s) + Double(a) * 1e-18)
+        }
     }
 
     /// A gauge set from `value` at every scrape.
